@@ -340,20 +340,14 @@ def from_numpyro(
     model_name = getattr(model, "__name__", "model")
     trace = _trace_model(model, args, kwargs)
     latent = [
-        name
-        for name, site in trace.items()
-        if site["type"] == "sample" and not site["is_observed"]
+        name for name, site in trace.items() if site["type"] == "sample" and not site["is_observed"]
     ]
     if not latent:
         raise ValueError(
             f"{model_name} has no latent sample site: every numpyro.sample statement has "
             "obs= set, so there is nothing to infer. Remove obs= from the sites to infer."
         )
-    discrete = [
-        name
-        for name in latent
-        if getattr(trace[name]["fn"].support, "is_discrete", False)
-    ]
+    discrete = [name for name in latent if getattr(trace[name]["fn"].support, "is_discrete", False)]
     if discrete:
         raise ValueError(
             f"{model_name} has discrete latent site(s) {discrete}: gradient-based kernels "

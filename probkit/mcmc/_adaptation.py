@@ -1,0 +1,152 @@
+"""Stan-style window adaptation for kernels that take no mass matrix (MALA, RWM).
+
+blackjax's ``window_adaptation`` tunes kernels that accept an
+``inverse_mass_matrix`` (HMC, NUTS). blackjax's MALA and random-walk kernels take
+only a step size, so probkit preconditions them by a linear change of variables
+``x = L u`` with ``L L^T`` the estimated posterior covariance (diagonal or dense):
+the kernel runs on ``u`` with a scalar step size, which is exactly a MALA / RWM
+with preconditioner ``L L^T`` on ``x``. The schedule (fast / expanding slow /
+fast windows), the Welford covariance estimator, its regularisation and the dual
+averaging of the step size are blackjax's, as Stan uses them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import blackjax
+import jax
+import jax.numpy as jnp
+import numpy as np
+from blackjax.adaptation.mass_matrix import welford_algorithm
+from blackjax.adaptation.staged_adaptation import build_schedule
+from blackjax.adaptation.step_size import dual_averaging_adaptation
+
+__all__ = ["PreconditionedParams", "apply_scale", "preconditioned_window_adaptation"]
+
+
+class PreconditionedParams(NamedTuple):
+    """Adapted parameters: scalar ``step_size`` and scale ``L`` (vector or matrix)."""
+
+    step_size: jax.Array
+    scale: jax.Array
+
+
+def apply_scale(scale: jax.Array, u: jax.Array) -> jax.Array:
+    """``x = L u`` for a diagonal (vector) or dense (lower-triangular) ``L``."""
+    return scale @ u if scale.ndim == 2 else scale * u
+
+
+def _solve_scale(scale: jax.Array, x: jax.Array) -> jax.Array:
+    if scale.ndim == 2:
+        return jax.scipy.linalg.solve_triangular(scale, x, lower=True)
+    return x / scale
+
+
+def _regularised_scale(covariance: jax.Array, count: jax.Array, diagonal: bool) -> jax.Array:
+    # Stan's shrinkage towards 1e-3 * I for small windows.
+    weight = count / (count + 5.0)
+    shrink = 1e-3 * (5.0 / (count + 5.0))
+    if diagonal:
+        return jnp.sqrt(weight * covariance + shrink)
+    d = covariance.shape[0]
+    return jnp.linalg.cholesky(weight * covariance + shrink * jnp.eye(d, dtype=covariance.dtype))
+
+
+def _algorithm(kernel: str):
+    return {"mala": blackjax.mala, "rwm": blackjax.additive_step_random_walk}[kernel]
+
+
+def make_u_kernel(kernel: str, logdensity: Callable, params: PreconditionedParams):
+    """The blackjax algorithm on ``u`` for the given scale and step size."""
+
+    def logdensity_u(u):
+        return logdensity(apply_scale(params.scale, u))
+
+    if kernel == "mala":
+        return blackjax.mala(logdensity_u, params.step_size)
+    return blackjax.normal_random_walk(logdensity_u, params.step_size)
+
+
+def initial_step_size(kernel: str, num_dims: int) -> float:
+    """A starting step size in whitened coordinates (dual averaging refines it)."""
+    if kernel == "rwm":
+        return 2.38 / np.sqrt(num_dims)  # optimal scaling for a Gaussian target
+    return float(num_dims ** (-1.0 / 3.0))
+
+
+def preconditioned_window_adaptation(
+    kernel: str,
+    logdensity: Callable,
+    position: jax.Array,
+    key: jax.Array,
+    num_steps: int,
+    *,
+    diagonal: bool,
+    target_accept: float,
+    step_size: float | None = None,
+):
+    """Warm up a MALA / RWM chain from the flat ``position``.
+
+    Returns ``(u_state, params)``: the last state in whitened coordinates and the
+    adapted :class:`PreconditionedParams`.
+    """
+    num_dims = position.shape[0]
+    dtype = position.dtype
+    eps0 = initial_step_size(kernel, num_dims) if step_size is None else step_size
+    scale0 = jnp.ones(num_dims, dtype) if diagonal else jnp.eye(num_dims, dtype=dtype)
+    params0 = PreconditionedParams(jnp.asarray(eps0, dtype), scale0)
+    if num_steps == 0:
+        return make_u_kernel(kernel, logdensity, params0).init(position), params0
+
+    da_init, da_update, da_final = dual_averaging_adaptation(target_accept)
+    wf_init, wf_update, wf_final = welford_algorithm(diagonal)
+    schedule = jnp.asarray(build_schedule(num_steps), dtype=jnp.int32)
+
+    def init_state(params, u):
+        return make_u_kernel(kernel, logdensity, params).init(u)
+
+    class Carry(NamedTuple):
+        state: object
+        scale: jax.Array
+        da: object
+        welford: object
+
+    carry0 = Carry(init_state(params0, position), scale0, da_init(eps0), wf_init(num_dims))
+
+    def one_step(carry: Carry, xs):
+        step_key, (stage, window_end) = xs
+        eps = jnp.exp(carry.da.log_step_size)
+        params = PreconditionedParams(eps, carry.scale)
+        state, info = make_u_kernel(kernel, logdensity, params).step(step_key, carry.state)
+        acceptance = jnp.where(jnp.isfinite(info.acceptance_rate), info.acceptance_rate, 0.0)
+        da = da_update(carry.da, acceptance)
+        x = apply_scale(carry.scale, state.position)
+        welford = jax.lax.cond(stage == 1, lambda w: wf_update(w, x), lambda w: w, carry.welford)
+
+        def end_window(_):
+            covariance, count, _ = wf_final(welford)
+            new_scale = _regularised_scale(covariance, count, diagonal)
+            new_u = _solve_scale(new_scale, x)
+            new_params = PreconditionedParams(jnp.exp(da.log_step_size_avg), new_scale)
+            return Carry(
+                init_state(new_params, new_u),
+                new_scale,
+                da_init(jnp.exp(da.log_step_size_avg)),
+                wf_init(num_dims),
+            )
+
+        new_carry = jax.lax.cond(
+            window_end.astype(bool),
+            end_window,
+            lambda _: Carry(state, carry.scale, da, welford),
+            None,
+        )
+        return new_carry, None
+
+    keys = jax.random.split(key, num_steps)
+    last, _ = jax.lax.scan(one_step, carry0, (keys, (schedule[:, 0], schedule[:, 1])))
+    params = PreconditionedParams(da_final(last.da), last.scale)
+    # Re-initialise with the final step size (the state itself is independent of it).
+    return init_state(params, last.state.position), params
