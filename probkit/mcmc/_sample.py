@@ -145,7 +145,8 @@ def sample(
             adaptation; NUTS/HMC only) for the Stan-style window adaptation.
         target_accept: acceptance rate the step size is tuned to (default 0.8 for
             NUTS/HMC, 0.574 for MALA, 0.234 for RWM, 0.651 for ChEES).
-        model_args, model_kwargs: data for a NumPyro model passed as ``target``.
+        model_args: positional data for a NumPyro model passed as ``target``.
+        model_kwargs: keyword data for a NumPyro model passed as ``target``.
         **kernel_options: options of the chosen kernel (e.g. ``max_num_doublings``
             for NUTS, ``num_integration_steps`` for HMC, ``step_size`` for a fixed
             step size without adaptation).
