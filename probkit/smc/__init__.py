@@ -16,6 +16,7 @@ Example:
 """
 
 from probkit.smc._feynman_kac import FeynmanKac, SMCInfo, SMCState, init, reweight, step
+from probkit.smc._kalman import KalmanResult, LinearGaussian, kalman_filter, rts_smoother
 from probkit.smc._resampling import (
     RESAMPLING_SCHEMES,
     ResamplingFn,
@@ -31,6 +32,14 @@ from probkit.smc._resampling import (
 )
 from probkit.smc._result import SMCHistory, SMCResult, particle_dict
 from probkit.smc._run import loop, particle_axis_constraint, run
+from probkit.smc._state_space import (
+    ParticleFilterResult,
+    StateSpaceModel,
+    ffbs,
+    particle_filter,
+    particle_filter_loop,
+    state_space_feynman_kac,
+)
 
 __all__ = [
     "FeynmanKac",
@@ -56,4 +65,14 @@ __all__ = [
     "killing",
     "normalise_log_weights",
     "effective_sample_size",
+    "StateSpaceModel",
+    "ParticleFilterResult",
+    "state_space_feynman_kac",
+    "particle_filter",
+    "particle_filter_loop",
+    "ffbs",
+    "LinearGaussian",
+    "KalmanResult",
+    "kalman_filter",
+    "rts_smoother",
 ]

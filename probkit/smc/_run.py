@@ -55,11 +55,15 @@ def loop(
     store_history: bool = False,
     progress_bar: bool = False,
     mesh: Mesh | None = None,
+    summary_fn: Callable[[jax.Array, PyTree, jax.Array], PyTree] | None = None,
 ) -> SMCResult:
     """Run the Feynman-Kac model ``fk`` with ``num_particles`` particles (pure, jittable).
 
     This is :func:`run` without input checks and without ``jit``: use it under your
     own ``jax.jit`` / ``jax.vmap`` (e.g. to run many independent replicates at once).
+    ``summary_fn(t, particles, log_weights)``, if given, is evaluated after every step
+    and its outputs, stacked on a leading time axis, are returned in
+    ``result.info["summaries"]`` (online moments without storing the history).
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -78,6 +82,9 @@ def loop(
     if constrain is not None:
         state = state._replace(particles=constrain(state.particles))
 
+    def _summarise(state):
+        return summary_fn(state.t, state.particles, state.log_weights)
+
     def body(state, key):
         new_state, info = step(
             fk,
@@ -87,20 +94,29 @@ def loop(
             ess_threshold=ess_threshold,
             constrain=constrain,
         )
-        record = (info, (new_state.particles, new_state.log_weights) if store_history else None)
-        return new_state, record
+        hist = (new_state.particles, new_state.log_weights) if store_history else None
+        summary = None if summary_fn is None else _summarise(new_state)
+        return new_state, (info, hist, summary)
 
     first = state
     num_moves = fk.num_steps - 1
     if num_moves > 0:
         keys = jax.random.split(key_loop, num_moves)
-        state, (infos, hist) = progress_scan(
+        state, (infos, hist, summaries) = progress_scan(
             body, state, keys, progress_bar=progress_bar, desc="SMC"
         )
         infos = _stack_first(info0, infos)
     else:
         infos = jax.tree_util.tree_map(lambda x: x[None], info0)
         hist = jax.tree_util.tree_map(lambda x: x[:0], (state.particles, state.log_weights))
+        summaries = (
+            None
+            if summary_fn is None
+            else jax.tree_util.tree_map(lambda x: x[None][:0], _summarise(first))
+        )
+    info = None
+    if summary_fn is not None:
+        info = {"summaries": _stack_first(_summarise(first), summaries)}
     history = None
     if store_history:
         history = SMCHistory(
@@ -116,6 +132,7 @@ def loop(
         resampled=infos.resampled,
         log_evidence_increments=infos.log_evidence_increment,
         history=history,
+        info=info,
     )
 
 
@@ -170,6 +187,7 @@ def run(
     store_history: bool = False,
     progress_bar: bool = False,
     mesh: Mesh | None = None,
+    summary_fn: Callable[[jax.Array, PyTree, jax.Array], PyTree] | None = None,
 ) -> SMCResult:
     """Run a Feynman-Kac model with SMC: the one loop behind every SMC method in probkit.
 
@@ -190,6 +208,8 @@ def run(
         progress_bar: draw a progress bar.
         mesh: a 1-D device mesh (e.g. :func:`probkit.distributed.chain_mesh`) to shard
             the particle axis over; resampling then gathers across devices.
+        summary_fn: ``(t, particles, log_weights) -> pytree`` evaluated after every
+            step; stacked in ``result.info["summaries"]``.
 
     Returns:
         an :class:`SMCResult`.
@@ -221,6 +241,7 @@ def run(
         store_history=bool(store_history),
         progress_bar=bool(progress_bar),
         mesh=mesh,
+        summary_fn=summary_fn,
     )
     check_finite_log_evidence(result)
     return result
