@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["MCMCResult", "SamplingWarning", "to_inference_data"]
+__all__ = ["MCMCResult", "SamplingWarning", "to_inference_data", "smc_to_inference_data"]
 
 #: Sample statistics under the names ArviZ gives them.
 ARVIZ_STAT_NAMES = (
@@ -179,3 +179,61 @@ class MCMCResult:
             for message in messages:
                 warnings.warn(message, SamplingWarning, stacklevel=2)
         return messages
+
+
+# --------------------------------------------------------------------------------------
+# SMC (probkit.smc): weighted particles -> InferenceData. Owned by the SMC package.
+# --------------------------------------------------------------------------------------
+
+
+def smc_to_inference_data(result: Any, *, weights: str = "resample", seed: int = 0):
+    """InferenceData of a :class:`probkit.smc.SMCResult` (one chain of ``N`` draws).
+
+    ``weights="resample"``: unequal weights are resampled systematically (key from
+    ``seed``) into equally-weighted draws; ``"record"``: the particles are stored as
+    they are, with their normalised log-weights in ``sample_stats["log_weight"]``.
+    Equally-weighted results (tempered SMC's ``samples``) are stored as they are.
+    ``attrs["weights"]`` says which was done; ``attrs`` also hold the log-evidence,
+    the ESS history and the resampling flags.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> import probkit.smc as smc
+        >>> from probkit.results import smc_to_inference_data
+        >>> fk = smc.FeynmanKac(lambda k, n: jax.random.normal(k, (n,)),
+        ...                     lambda k, t, x: x, lambda t, p, x: -x, 1)
+        >>> smc_to_inference_data(smc.run(fk, num_particles=10)).attrs["weights"]
+        'resampled (systematic)'
+    """
+    import arviz as az
+    import jax
+
+    from probkit.smc import particle_dict, systematic
+
+    if weights not in ("resample", "record"):
+        raise ValueError(f"weights must be 'resample' or 'record', got {weights!r}.")
+    n = result.num_particles
+    log_w = np.asarray(result.log_weights, dtype=np.float64)
+    if result.samples is not None:
+        values, handling = {k: np.asarray(v) for k, v in result.samples.items()}, "equal"
+    else:
+        values = particle_dict(result.particles)
+        if np.allclose(log_w, -np.log(n), atol=1e-6):
+            handling = "equal"
+        elif weights == "resample":
+            idx = np.asarray(systematic(jax.random.key(seed), result.log_weights, n))
+            values = {k: v[idx] for k, v in values.items()}
+            handling = "resampled (systematic)"
+        else:
+            handling = "recorded in sample_stats.log_weight"
+    sample_stats = {"log_weight": log_w[None]} if handling.startswith("recorded") else None
+    attrs = {
+        "weights": handling,
+        "log_evidence": float(result.log_evidence),
+        "num_particles": n,
+        "ess_history": np.asarray(result.ess, dtype=np.float64),
+        "resampled": np.asarray(result.resampled, dtype=np.int8),
+        "inference_library": "probkit.smc",
+    }
+    posterior = {k: v[None] for k, v in values.items()}
+    return az.from_dict(posterior=posterior, sample_stats=sample_stats, attrs=attrs)

@@ -121,7 +121,7 @@ class SMCResult(NamedTuple):
             >>> idata.posterior["x"].shape
             (1, 100, 2)
         """
-        from probkit.smc._arviz import smc_to_inference_data
+        from probkit.results import smc_to_inference_data
 
         return smc_to_inference_data(self, weights=weights, seed=seed)
 
