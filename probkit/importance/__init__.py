@@ -1,0 +1,96 @@
+"""Importance sampling: IS, self-normalised IS, PSIS, adaptive IS with control variates
+for several expectations at once, and Sobol' sensitivity indices.
+
+- Estimators on pytrees (pure, keyed, jit/vmap-able): :func:`importance_sample`,
+  :func:`importance_expectation`, :func:`self_normalized_expectation`,
+  :func:`log_evidence`, :func:`effective_sample_size`, :func:`psis`,
+  :func:`psis_expectation` (warns in words when Pareto ``k-hat > 0.7``).
+- :func:`multiple_expectations`: the adaptive importance sampling with control
+  variates of Demange-Chryst, Bachoc & Morio (arXiv:2212.00568); its pure steps
+  are :func:`iscv_init`, :func:`iscv_propose`, :func:`iscv_update`, :func:`iscv_terms`.
+- :func:`sobol_indices`: first-order, total and second-order Sobol' indices by
+  pick-freeze, Saltelli's quasi-random design, or the adaptive IS + CV.
+"""
+
+from probkit.importance._cross_entropy import (
+    GaussianMixture,
+    component_log_densities,
+    fit_cross_entropy,
+    mixture_log_density,
+    sample_mixture,
+)
+from probkit.importance._estimators import (
+    Estimate,
+    ImportanceSamples,
+    effective_sample_size,
+    importance_expectation,
+    importance_sample,
+    log_evidence,
+    normalized_weights,
+    self_normalized_expectation,
+)
+from probkit.importance._iscv import (
+    ISCVInfo,
+    ISCVState,
+    iscv_init,
+    iscv_propose,
+    iscv_terms,
+    iscv_update,
+    log_deterministic_mixture,
+)
+from probkit.importance._mixture_weights import (
+    log_weighted_second_moment,
+    optimize_mixture_weights,
+)
+from probkit.importance._multiple_expectations import (
+    AdaptationHistory,
+    MultipleExpectationsResult,
+    multiple_expectations,
+)
+from probkit.importance._psis import (
+    PSISEstimate,
+    PSISResult,
+    psis,
+    psis_expectation,
+    warn_pareto_khat,
+)
+from probkit.importance._sobol import SobolResult, sobol_indices, sobol_integrands
+
+__all__ = [
+    # estimators
+    "ImportanceSamples",
+    "Estimate",
+    "importance_sample",
+    "normalized_weights",
+    "log_evidence",
+    "effective_sample_size",
+    "importance_expectation",
+    "self_normalized_expectation",
+    "PSISResult",
+    "PSISEstimate",
+    "psis",
+    "psis_expectation",
+    "warn_pareto_khat",
+    # adaptive IS with control variates
+    "multiple_expectations",
+    "MultipleExpectationsResult",
+    "AdaptationHistory",
+    "ISCVState",
+    "ISCVInfo",
+    "iscv_init",
+    "iscv_propose",
+    "iscv_update",
+    "iscv_terms",
+    "log_deterministic_mixture",
+    "GaussianMixture",
+    "fit_cross_entropy",
+    "component_log_densities",
+    "mixture_log_density",
+    "sample_mixture",
+    "optimize_mixture_weights",
+    "log_weighted_second_moment",
+    # sensitivity analysis
+    "sobol_indices",
+    "sobol_integrands",
+    "SobolResult",
+]
