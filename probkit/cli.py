@@ -46,7 +46,9 @@ def _load_model(spec: str):
     finally:
         sys.path.pop(0)
     if not hasattr(module, name):
-        functions = sorted(k for k, v in vars(module).items() if callable(v) and not k.startswith("_"))
+        functions = sorted(
+            k for k, v in vars(module).items() if callable(v) and not k.startswith("_")
+        )
         raise SystemExit(f"error: {path} defines no {name!r}; it defines {functions}.")
     return getattr(module, name)
 

@@ -66,6 +66,8 @@ class Target:
     model_args: tuple = ()
     model_kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     name: str = "target"
+    #: ``data -> (args, kwargs)`` of the model, rebuilt from the data pytree
+    assemble_model_args: Callable | None = None
 
     # -- convenience views with the data bound -------------------------------------
     def logdensity(self, z: PyTree) -> jax.Array:
@@ -193,13 +195,12 @@ class Target:
             return {}
         from numpyro.infer.util import log_likelihood
 
-        return log_likelihood(
-            self.model,
-            dict(samples),
-            *self.model_args,
-            batch_ndims=batch_ndims,
-            **dict(self.model_kwargs),
-        )
+        def pointwise(samples, data):
+            args, kwargs = self.assemble_model_args(data)
+            return log_likelihood(self.model, samples, *args, batch_ndims=batch_ndims, **kwargs)
+
+        samples = {k: jnp.asarray(v) for k, v in samples.items()}
+        return jax.jit(pointwise)(samples, self.data)
 
 
 def _trace_model(model, args, kwargs, seed: int = 0):
@@ -261,7 +262,8 @@ def _nonfinite_sites(model, args, kwargs, key) -> list[str]:
     from numpyro.infer import init_to_uniform
 
     bad = []
-    seeded = handlers.seed(handlers.substitute(model, substitute_fn=init_to_uniform), rng_seed=key)
+    # seed innermost, so that the init strategy finds the site's rng_key
+    seeded = handlers.substitute(handlers.seed(model, rng_seed=key), substitute_fn=init_to_uniform)
     try:
         trace = handlers.trace(seeded).get_trace(*args, **kwargs)
     except Exception as err:  # the model itself fails: report that instead
@@ -410,4 +412,5 @@ def from_numpyro(
         model_args=tuple(args),
         model_kwargs=dict(kwargs),
         name=model_name,
+        assemble_model_args=assemble,
     )

@@ -125,10 +125,9 @@ def extract_stats(kernel: str, state: Any, info: Any, step_size: jax.Array) -> d
         stats["nonfinite"] = ~jnp.isfinite(info.proposal.logdensity)
     elif kernel == "meads":
         stats["nonfinite"] = ~jnp.isfinite(info.proposal.logdensity)
-    elif kernel == "rwm":
-        stats["nonfinite"] = ~jnp.isfinite(info.proposal.logdensity)
-    # blackjax's MALAInfo carries no proposal: its non-finite proposals show only as
-    # rejections (acceptance_rate), so MALA reports no ``nonfinite`` statistic.
+    # blackjax's MALAInfo carries no proposal, and RWInfo.proposal holds the state
+    # after the accept/reject step: their non-finite proposals show only as
+    # rejections, so MALA and RWM report no ``nonfinite`` statistic.
     return stats
 
 

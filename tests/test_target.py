@@ -1,0 +1,107 @@
+"""probkit.Target and probkit.from_numpyro against NumPyro's own machinery."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+import numpyro.distributions as dist
+import pytest
+from numpyro.infer.util import initialize_model
+
+import probkit as pk
+
+
+def eight_schools(y, sigma):
+    mu = numpyro.sample("mu", dist.Normal(0, 5))
+    tau = numpyro.sample("tau", dist.HalfCauchy(5))
+    theta_trans = numpyro.sample("theta_trans", dist.Normal(0, 1).expand([8]))
+    theta = numpyro.deterministic("theta", mu + tau * theta_trans)
+    numpyro.sample("y", dist.Normal(theta, sigma), obs=y)
+
+
+Y = jnp.array([28.0, 8, -3, 7, -1, 1, 18, 12])
+SIGMA = jnp.array([15.0, 10, 16, 11, 9, 11, 10, 18])
+
+
+def test_logdensity_is_numpyros_negative_potential():
+    target = pk.from_numpyro(eight_schools, Y, SIGMA)
+    info = initialize_model(jax.random.PRNGKey(3), eight_schools, model_args=(Y, SIGMA))
+    z = info.param_info.z
+    assert np.isclose(target.logdensity(z), -info.potential_fn(z), rtol=1e-6)
+    # data travel as arguments: the same function evaluated with other data
+    other = target.logdensity_with_data((Y + 1.0, SIGMA), z)
+    info2 = initialize_model(jax.random.PRNGKey(3), eight_schools, model_args=(Y + 1.0, SIGMA))
+    assert np.isclose(other, -info2.potential_fn(z), rtol=1e-6)
+
+
+def test_constrain_includes_deterministic_sites_and_support():
+    target = pk.from_numpyro(eight_schools, Y, SIGMA)
+    z = target.init(jax.random.PRNGKey(0), 5)
+    values = jax.vmap(target.constrain)(z)
+    assert set(values) == {"mu", "tau", "theta_trans", "theta"}
+    assert values["theta"].shape == (5, 8)
+    assert np.all(values["tau"] > 0)
+    np.testing.assert_allclose(
+        values["theta"],
+        values["mu"][:, None] + values["tau"][:, None] * values["theta_trans"],
+        rtol=1e-5,
+    )
+
+
+def test_uniform_init_lies_in_minus_two_two():
+    target = pk.from_numpyro(eight_schools, Y, SIGMA)
+    z = target.init(jax.random.PRNGKey(1), 64)
+    flat = np.concatenate([np.asarray(v).reshape(64, -1) for v in z.values()], axis=1)
+    assert flat.min() >= -2 and flat.max() <= 2
+    assert flat.std() > 0.5  # spread out, not all at one point
+
+
+def test_prior_and_value_init():
+    prior = pk.from_numpyro(eight_schools, Y, SIGMA, init="prior")
+    z = prior.init(jax.random.PRNGKey(1), 256)
+    # prior draws of mu ~ N(0, 5): the unconstrained mu is mu itself
+    assert 3.5 < float(jnp.std(z["mu"])) < 6.5
+    fixed = pk.from_numpyro(eight_schools, Y, SIGMA, init={"mu": 1.5, "tau": 2.0})
+    z = fixed.init(jax.random.PRNGKey(1), 3)
+    values = jax.vmap(fixed.constrain)(z)
+    np.testing.assert_allclose(values["mu"], 1.5, rtol=1e-6)
+    np.testing.assert_allclose(values["tau"], 2.0, rtol=1e-5)
+
+
+def test_no_latent_site_is_an_error():
+    def observed_only(y):
+        numpyro.sample("y", dist.Normal(0, 1), obs=y)
+
+    with pytest.raises(ValueError, match="no latent sample site"):
+        pk.from_numpyro(observed_only, Y)
+
+
+def test_unknown_keyword_argument_names_it():
+    with pytest.raises(TypeError, match="'sigmas'.*accepts \\['y', 'sigma'\\]"):
+        pk.from_numpyro(eight_schools, y=Y, sigmas=SIGMA)
+
+
+def test_nonfinite_everywhere_names_the_site():
+    def bad(y):
+        mu = numpyro.sample("mu", dist.Normal(0, 1))
+        numpyro.sample("y", dist.LogNormal(mu, 1.0), obs=y)  # y < 0 is outside the support
+
+    with pytest.raises(ValueError, match="Non-finite log-probability at site\\(s\\): y"):
+        pk.from_numpyro(bad, -jnp.ones(3))
+
+
+def test_bad_init_strategy():
+    with pytest.raises(ValueError, match="init must be one of"):
+        pk.from_numpyro(eight_schools, Y, SIGMA, init="random")
+
+
+def test_from_logdensity_checks_its_input():
+    with pytest.raises(ValueError, match="must return a scalar"):
+        pk.Target.from_logdensity(lambda x: -0.5 * x**2, jnp.zeros(3))
+    with pytest.raises(ValueError, match="not finite|is -inf|is nan"):
+        pk.Target.from_logdensity(lambda x: jnp.log(x).sum(), -jnp.ones(2))
+    with pytest.raises(TypeError, match="must be a function"):
+        pk.Target.from_logdensity(3.0, jnp.zeros(2))
+    target = pk.Target.from_logdensity(lambda p: -jnp.sum(p["a"] ** 2), {"a": jnp.zeros(4)})
+    assert target.num_dims == 4
+    assert jax.tree.map(jnp.shape, target.init(jax.random.PRNGKey(0), 3)) == {"a": (3, 4)}
