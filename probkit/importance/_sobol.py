@@ -90,7 +90,8 @@ def sobol_integrands(f_a: Array, f_b: Array, f_ab: Array, f_ba: Array | None = N
     """Per-row integrands ``(V_i.., VT_i.., D, Vc_ij..)`` from evaluations on the design.
 
     Args:
-        f_a, f_b: ``(n,)`` values ``f(A)``, ``f(B)``.
+        f_a: ``(n,)`` values ``f(A)``.
+        f_b: ``(n,)`` values ``f(B)``.
         f_ab: ``(n, d)`` values ``f(AB_i)``.
         f_ba: ``(n, d)`` values ``f(BA_i)`` (second order), or ``None``.
 
@@ -196,7 +197,8 @@ def sobol_indices(
             ``"pick-freeze"`` (i.i.d. Monte Carlo) or ``"saltelli"`` (randomised
             quasi-Monte Carlo, Sobol' points).
         second_order: also estimate the second-order indices ``S_ij``.
-        family, num_batches: options of :func:`multiple_expectations` for ``"iscv"``.
+        family: option of :func:`multiple_expectations` for ``"iscv"``.
+        num_batches: option of :func:`multiple_expectations` for ``"iscv"``.
 
     Returns:
         A :class:`SobolResult`.
