@@ -7,6 +7,8 @@
   render as Python code.
 * Sphinx roles (``:func:`name```, ``:class:`~pkg.Name```) mean nothing in Markdown;
   they are rendered as inline code (``~`` keeps the last component, as in Sphinx).
+* reStructuredText simple tables (columns under ``====  ====`` rules) would run
+  together into one paragraph; they are shown as preformatted text instead.
 """
 
 from __future__ import annotations
@@ -18,6 +20,24 @@ import griffe
 
 _EXAMPLE_HEADING = re.compile(r"^(\s*)Example:[ \t]*$", re.MULTILINE)
 _SPHINX_ROLE = re.compile(r":(?:py:)?(?:func|class|meth|mod|attr|data|exc|obj):`(~?)([^`]+)`")
+_TABLE_RULE = re.compile(r"^\s*=+(?: +=+)+\s*$")
+
+
+def _fence_simple_tables(text: str) -> str:
+    """Wrap each RST simple table (top rule, header rule, bottom rule) in a text fence."""
+    lines = text.split("\n")
+    out: list[str] = []
+    i = 0
+    while i < len(lines):
+        rules = [j for j in range(i, len(lines)) if _TABLE_RULE.match(lines[j])][:3]
+        if len(rules) < 3 or rules[0] != i:
+            out.append(lines[i])
+            i += 1
+            continue
+        indent = lines[i][: len(lines[i]) - len(lines[i].lstrip())]
+        out += [f"{indent}```text", *lines[i : rules[2] + 1], f"{indent}```"]
+        i = rules[2] + 1
+    return "\n".join(out)
 
 
 def _role_to_code(match: re.Match) -> str:
@@ -26,9 +46,10 @@ def _role_to_code(match: re.Match) -> str:
 
 
 class ExampleSections(griffe.Extension):
-    """Rename ``Example:`` headings to ``Examples:``; turn Sphinx roles into code."""
+    """Adapt a docstring before griffe parses it (see the module docstring)."""
 
     def on_instance(self, *, obj: griffe.Object, **kwargs: Any) -> None:
         if obj.docstring is not None:
             value = _EXAMPLE_HEADING.sub(r"\1Examples:", obj.docstring.value)
-            obj.docstring.value = _SPHINX_ROLE.sub(_role_to_code, value)
+            value = _SPHINX_ROLE.sub(_role_to_code, value)
+            obj.docstring.value = _fence_simple_tables(value)
