@@ -17,6 +17,7 @@ Example:
 
 from probkit.smc._feynman_kac import FeynmanKac, SMCInfo, SMCState, init, reweight, step
 from probkit.smc._kalman import KalmanResult, LinearGaussian, kalman_filter, rts_smoother
+from probkit.smc._mcmc_moves import KERNELS, MoveInfo, adapt_scale, mcmc_move, whitening
 from probkit.smc._resampling import (
     RESAMPLING_SCHEMES,
     ResamplingFn,
@@ -40,6 +41,8 @@ from probkit.smc._state_space import (
     particle_filter_loop,
     state_space_feynman_kac,
 )
+from probkit.smc._tempered import TemperedState, tempered, tempered_loop
+from probkit.smc._tempering import TemperedPath, next_temperature, tempered_path
 
 __all__ = [
     "FeynmanKac",
@@ -75,4 +78,15 @@ __all__ = [
     "KalmanResult",
     "kalman_filter",
     "rts_smoother",
+    "TemperedPath",
+    "tempered_path",
+    "next_temperature",
+    "TemperedState",
+    "tempered",
+    "tempered_loop",
+    "KERNELS",
+    "MoveInfo",
+    "whitening",
+    "mcmc_move",
+    "adapt_scale",
 ]
