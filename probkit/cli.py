@@ -117,6 +117,7 @@ def demo(args: argparse.Namespace) -> int:
         seed=args.seed,
         target_accept=0.95,
         progress_bar=not args.no_progress,
+        diagnose=False,  # the demo prints the diagnostics itself
     )
     print(f"\n{args.chains} chains x {args.draws} draws with NUTS in {result.seconds:.1f} s\n")
     _print_summary(result)
@@ -159,6 +160,7 @@ def sample(args: argparse.Namespace) -> int:
             num_samples=args.draws,
             seed=args.seed,
             progress_bar=not args.no_progress,
+            diagnose=False,  # printed below, after the summary
         )
     except (TypeError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)

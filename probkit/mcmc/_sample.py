@@ -118,6 +118,7 @@ def sample(
     target_accept: float | None = None,
     model_args: tuple = (),
     model_kwargs: Mapping[str, Any] | None = None,
+    diagnose: bool = True,
     **kernel_options: Any,
 ) -> MCMCResult:
     """Run ``num_chains`` MCMC chains on a target with a blackjax kernel.
@@ -132,8 +133,11 @@ def sample(
         num_warmup: warm-up (adaptation) iterations per chain, discarded.
         num_samples: draws kept per chain (after thinning).
         seed: the only source of randomness; chain ``c`` uses
-            ``fold_in(PRNGKey(seed), c)``, so draws do not depend on ``chain_method``
-            or on the number of devices.
+            ``fold_in(PRNGKey(seed), c)`` whatever ``chain_method`` and the number of
+            devices. Without adaptation the draws are then identical; after warm-up
+            they can differ by floating-point rounding (XLA on CPU rounds some
+            functions differently for different batch sizes, and chaotic kernels such
+            as NUTS amplify an ulp), while following the same distribution.
         chain_method: ``"vectorized"`` (``vmap`` on one device), ``"sequential"`` (one
             chain after another, compiled once), ``"sharded"`` (chains split over every
             device; ``num_chains`` must be a multiple of the device count).
@@ -147,6 +151,9 @@ def sample(
             NUTS/HMC, 0.574 for MALA, 0.234 for RWM, 0.651 for ChEES).
         model_args: positional data for a NumPyro model passed as ``target``.
         model_kwargs: keyword data for a NumPyro model passed as ``target``.
+        diagnose: warn (:class:`~probkit.results.SamplingWarning`), in words, about
+            divergences, R-hat above 1.01, low bulk ESS and non-finite log densities
+            (see :meth:`MCMCResult.diagnose`).
         **kernel_options: options of the chosen kernel (e.g. ``max_num_doublings``
             for NUTS, ``num_integration_steps`` for HMC, ``step_size`` for a fixed
             step size without adaptation).
@@ -255,7 +262,7 @@ def sample(
         )
     )
     samples = constrain(data, draws)
-    return MCMCResult(
+    result = MCMCResult(
         samples={k: np.asarray(v) for k, v in samples.items()},
         stats={k: np.asarray(v) for k, v in stats.items()},
         target=target,
@@ -264,6 +271,9 @@ def sample(
         unconstrained=np.asarray(draws, dtype=dtype),
         seconds=sampling_seconds,
     )
+    if diagnose:
+        result.diagnose()
+    return result
 
 
 def _sampling_loop(algorithm, state, key, num_samples, thinning, kernel, step_size, progress, desc):
@@ -415,11 +425,9 @@ def _sharded_call(batched, mesh, chain_args, shared_args):
 
 def _run_per_chain(chain_keys, flat, data, chain_method, mesh, **kw):
     if chain_method == "sequential":
-        outputs = []
-        for c in range(kw["num_chains"]):
-            run_chain = _per_chain_fn(**kw, desc=f"chain {c}")
-            fn = jax.jit(run_chain) if c == 0 else fn  # noqa: F821 - compiled once
-            outputs.append(fn(chain_keys[c], flat[c], data))
+        # One compiled function for every chain; each chain draws its own bar.
+        fn = jax.jit(_per_chain_fn(**kw, desc="sampling (one chain at a time)"))
+        outputs = [fn(chain_keys[c], flat[c], data) for c in range(kw["num_chains"])]
         return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *outputs)
 
     batched = jax.vmap(_per_chain_fn(**kw), in_axes=(0, 0, None))
