@@ -1,0 +1,222 @@
+"""``minimize`` / ``maximize``: the Bayesian-optimisation loop over an :class:`Optimizer`."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from probkit.bayesopt._optimizer import Optimizer, _check_int
+from probkit.bayesopt._result import BOResult
+
+__all__ = ["maximize", "minimize"]
+
+
+def _evaluate(
+    objective: Callable, x: np.ndarray, num_outputs: int
+) -> tuple[np.ndarray, str | None]:
+    """Call the objective; an exception or a non-finite value is a failed evaluation."""
+    try:
+        raw = objective(x.copy())
+    except Exception as err:  # noqa: BLE001 - recorded as a failed evaluation, by design
+        return np.full(num_outputs, np.nan), f"{type(err).__name__}: {err}"
+    try:
+        value = np.asarray(raw, dtype=float).reshape(-1)
+    except (TypeError, ValueError):
+        return np.full(num_outputs, np.nan), f"objective returned {raw!r}, not a number"
+    if value.shape != (num_outputs,):
+        expected = "a number" if num_outputs == 1 else f"{num_outputs} numbers [f, c_1, ...]"
+        raise ValueError(
+            f"objective must return {expected}, but returned shape {np.shape(raw)} "
+            f"at x={x.tolist()}."
+        )
+    if not np.all(np.isfinite(value)):
+        return np.where(np.isfinite(value), value, np.nan), f"non-finite value {value.tolist()}"
+    return value, None
+
+
+def _run(
+    objective: Callable[[np.ndarray], Any],
+    bounds: Sequence[Sequence[float]] | np.ndarray,
+    *,
+    maximize: bool,
+    budget: int,
+    initial_design: int,
+    batch_size: int,
+    callback: Callable[[BOResult], Any] | None,
+    progress_bar: bool,
+    **optimizer_kwargs: Any,
+) -> BOResult:
+    if not callable(objective):
+        raise TypeError(f"objective must be a function x -> value, got {type(objective).__name__}.")
+    budget = _check_int("budget", budget, 1)
+    initial_design = _check_int("initial_design", initial_design, 1)
+    batch_size = _check_int("batch_size", batch_size, 1)
+    if budget < initial_design:
+        raise ValueError(
+            f"budget={budget} is below initial_design={initial_design}: the budget counts "
+            "every evaluation, the initial design included. Raise budget or lower "
+            "initial_design."
+        )
+    optimizer = Optimizer(
+        bounds, initial_design=initial_design, maximize=maximize, **optimizer_kwargs
+    )
+    with tqdm(total=budget, disable=not progress_bar, desc="bayesopt") as bar:
+        while optimizer.num_evaluations < budget:
+            remaining = budget - optimizer.num_evaluations
+            first = optimizer.num_evaluations == 0
+            q = min(initial_design if first else batch_size, remaining)
+            X = optimizer.ask(q)
+            evaluated = [_evaluate(objective, x, optimizer.num_outputs) for x in X]
+            optimizer._tell(X, np.stack([v for v, _ in evaluated]), [e for _, e in evaluated])
+            bar.update(q)
+            result = optimizer.result()
+            if np.isfinite(result.y_best):
+                bar.set_postfix(best=f"{result.y_best:.6g}")
+            if callback is not None and callback(result) is True:
+                break
+    result = optimizer.result()
+    if result.x_best is None:
+        first_error = next((e for e in result.errors if e), "no feasible point")
+        warnings.warn(
+            f"no evaluation succeeded with every constraint satisfied in {result.num_evaluations} "
+            f"evaluations (first failure: {first_error}); x_best is None.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    return result
+
+
+def minimize(
+    objective: Callable[[np.ndarray], Any],
+    bounds: Sequence[Sequence[float]] | np.ndarray,
+    *,
+    budget: int,
+    initial_design: int = 10,
+    batch_size: int = 1,
+    surrogate: str = "gp",
+    acquisition: str = "logei",
+    noise: str | float = "infer",
+    seed: int = 0,
+    callback: Callable[[BOResult], Any] | None = None,
+    progress_bar: bool = True,
+    integer_dims: Sequence[int] = (),
+    categorical_dims: Sequence[int] = (),
+    num_constraints: int = 0,
+    fidelities: Mapping[int, float] | None = None,
+    surrogate_options: Mapping[str, Any] | None = None,
+    acquisition_options: Mapping[str, Any] | None = None,
+) -> BOResult:
+    """Minimise an expensive black-box function by Bayesian optimisation.
+
+    ``initial_design`` scrambled-Sobol points, then batches of ``batch_size`` points
+    chosen by the acquisition function on the fitted surrogate, until ``budget``
+    evaluations have been made. Inputs are normalised to the unit cube and outputs
+    standardised inside the surrogates. An objective that raises or returns NaN/inf
+    is recorded as a failed evaluation (see ``BOResult.errors``) and left out of
+    the surrogate's data.
+
+    Args:
+        objective: ``x -> value`` for ``x`` a ``(d,)`` numpy array; with
+            ``num_constraints = k`` it returns ``[f, c_1, ..., c_k]``.
+        bounds: one ``(lower, upper)`` pair per input, shape ``(d, 2)``.
+        budget: total number of evaluations (initial design included).
+        initial_design: number of quasi-random initial points.
+        batch_size: points proposed (and evaluated) per iteration.
+        surrogate, acquisition, noise, seed, integer_dims, categorical_dims,
+        num_constraints, fidelities, surrogate_options, acquisition_options:
+            see :class:`Optimizer`.
+        callback: called with the :class:`BOResult` so far after every batch;
+            returning ``True`` stops the run.
+        progress_bar: show a progress bar.
+
+    Returns:
+        A :class:`BOResult` (``x_best``, ``y_best``, the history, the surrogate).
+
+    Raises:
+        ValueError: bad bounds, a budget below the initial design, an unknown
+            surrogate or acquisition, or a combination they do not support.
+
+    Example:
+        >>> import numpy as np
+        >>> from probkit.bayesopt import minimize
+        >>> result = minimize(lambda x: float(np.sum((x - 0.3) ** 2)), [(-1, 1), (-1, 1)],
+        ...                   budget=12, initial_design=6, progress_bar=False)
+        >>> result.num_evaluations
+        12
+    """
+    return _run(
+        objective,
+        bounds,
+        maximize=False,
+        budget=budget,
+        initial_design=initial_design,
+        batch_size=batch_size,
+        callback=callback,
+        progress_bar=progress_bar,
+        surrogate=surrogate,
+        acquisition=acquisition,
+        noise=noise,
+        seed=seed,
+        integer_dims=integer_dims,
+        categorical_dims=categorical_dims,
+        num_constraints=num_constraints,
+        fidelities=fidelities,
+        surrogate_options=surrogate_options,
+        acquisition_options=acquisition_options,
+    )
+
+
+def maximize(
+    objective: Callable[[np.ndarray], Any],
+    bounds: Sequence[Sequence[float]] | np.ndarray,
+    *,
+    budget: int,
+    initial_design: int = 10,
+    batch_size: int = 1,
+    surrogate: str = "gp",
+    acquisition: str = "logei",
+    noise: str | float = "infer",
+    seed: int = 0,
+    callback: Callable[[BOResult], Any] | None = None,
+    progress_bar: bool = True,
+    integer_dims: Sequence[int] = (),
+    categorical_dims: Sequence[int] = (),
+    num_constraints: int = 0,
+    fidelities: Mapping[int, float] | None = None,
+    surrogate_options: Mapping[str, Any] | None = None,
+    acquisition_options: Mapping[str, Any] | None = None,
+) -> BOResult:
+    """Maximise an expensive black-box function; the arguments are those of :func:`minimize`.
+
+    Example:
+        >>> import numpy as np
+        >>> from probkit.bayesopt import maximize
+        >>> result = maximize(lambda x: float(-np.sum(x**2)), [(-1, 1)], budget=8,
+        ...                   initial_design=4, progress_bar=False)
+        >>> result.y_best <= 0.0
+        True
+    """
+    return _run(
+        objective,
+        bounds,
+        maximize=True,
+        budget=budget,
+        initial_design=initial_design,
+        batch_size=batch_size,
+        callback=callback,
+        progress_bar=progress_bar,
+        surrogate=surrogate,
+        acquisition=acquisition,
+        noise=noise,
+        seed=seed,
+        integer_dims=integer_dims,
+        categorical_dims=categorical_dims,
+        num_constraints=num_constraints,
+        fidelities=fidelities,
+        surrogate_options=surrogate_options,
+        acquisition_options=acquisition_options,
+    )
