@@ -19,6 +19,7 @@ from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import numpyro.distributions as dist
 from jax import Array
 from numpyro.distributions.transforms import IdentityTransform, IndependentTransform, biject_to
@@ -32,8 +33,9 @@ def _strip_independent(transform):
     return transform
 
 
+@jax.tree_util.register_pytree_node_class
 class FlatLaw:
-    """One NumPyro distribution on flat vectors of size ``dim``.
+    """One NumPyro distribution on flat vectors of size ``dim`` (a pytree: jit can take it).
 
     Args:
         distribution: a NumPyro distribution with ``batch_shape + event_shape``
@@ -55,6 +57,10 @@ class FlatLaw:
                 f"{distribution.event_shape}; only scalar laws and laws on vectors (d,) are "
                 "supported. Flatten the input or use .to_event(1) on a batch of scalar laws."
             )
+        self._setup(distribution)
+
+    def _setup(self, distribution: dist.Distribution) -> None:
+        shape = tuple(distribution.batch_shape) + tuple(distribution.event_shape)
         self.distribution = distribution
         self.dim = shape[0] if shape else 1
         self.input_shape = shape
@@ -63,6 +69,15 @@ class FlatLaw:
         if isinstance(base, dist.Independent):
             base = base.base_dist
         self._marginal = base if tuple(base.event_shape) == () else None
+
+    def tree_flatten(self):
+        return (self.distribution,), None
+
+    @classmethod
+    def tree_unflatten(cls, aux, children):
+        law = cls.__new__(cls)
+        law._setup(children[0])
+        return law
 
     # -- sampling and scoring --------------------------------------------------------------------
     def sample(self, key: Array, num_samples: int) -> Array:
@@ -139,15 +154,28 @@ class FlatLaw:
         return jnp.reshape(xi, z.shape), jnp.reshape(logdet, (z.shape[0], -1)).sum(-1)
 
 
+@jax.tree_util.register_pytree_node_class
 class ProductLaw:
-    """Independent flat laws side by side: ``x = (x_1, ..., x_m)``."""
+    """Independent flat laws side by side: ``x = (x_1, ..., x_m)`` (a pytree)."""
 
     def __init__(self, parts: Sequence[FlatLaw]):
-        self.parts = list(parts)
+        self._setup(list(parts))
+
+    def tree_flatten(self):
+        return (self.parts,), None
+
+    @classmethod
+    def tree_unflatten(cls, aux, children):
+        law = cls.__new__(cls)
+        law._setup(list(children[0]))
+        return law
+
+    def _setup(self, parts: list[FlatLaw]) -> None:
+        self.parts = parts
         self.sizes = [p.dim for p in self.parts]
         self.dim = sum(self.sizes)
         self.input_shape = (self.dim,)
-        self._splits = list(jnp.cumsum(jnp.array(self.sizes))[:-1].tolist())
+        self._splits = [int(i) for i in np.cumsum(self.sizes)[:-1]]
 
     def _split(self, x: Array) -> list[Array]:
         return jnp.split(x, self._splits, axis=-1)

@@ -31,7 +31,13 @@ from jax import Array
 from probkit.importance._cross_entropy import GaussianMixture, sample_mixture
 from probkit.importance._iscv import iscv_init, iscv_propose, iscv_terms, iscv_update
 from probkit.importance._laws import FlatLaw
-from probkit.importance._space import TRANSFORMS, WorkingSpace
+from probkit.importance._space import (
+    TRANSFORMS,
+    WorkingSpace,
+    space_log_densities,
+    space_sample,
+    space_to_input,
+)
 
 __all__ = ["AdaptationHistory", "MultipleExpectationsResult", "multiple_expectations"]
 
@@ -93,6 +99,7 @@ class MultipleExpectationsResult(NamedTuple):
 _propose = jax.jit(
     iscv_propose, static_argnames=("num_components", "diagonal", "num_em_steps", "num_alpha_steps")
 )
+_init = jax.jit(iscv_init, static_argnames=("num_batches", "num_components"))
 _update = jax.jit(iscv_update)
 _sample = jax.jit(sample_mixture, static_argnames="num_samples")
 _terms = jax.jit(iscv_terms)
@@ -111,7 +118,7 @@ def _make_evaluator(phis, space: WorkingSpace, num_expected: int | None):
         )
 
     def evaluate(z: Array) -> Array:
-        x = space.to_input(z)
+        x = space_to_input(space, z)
         n = z.shape[0]
         if functions is None:
             out = jnp.asarray(phis(x))
@@ -201,7 +208,7 @@ def run_multiple_expectations(
     law_of = None
 
     key_init, key_adapt, key_final = jax.random.split(key, 3)
-    z = space.sample_initial(key_init, batch_size)
+    z = space_sample(space, key_init, num_samples=batch_size)
     values = evaluate(z)
     num_j = values.shape[-1]
     if space.num_laws > 1:
@@ -221,19 +228,19 @@ def run_multiple_expectations(
                 f"one weight per expectation, shape ({num_j},)."
             )
 
-    def log_input_of(z):
-        logs = space.log_densities(z)
-        return (
-            logs[:, law_of]
-            if law_of is not None
-            else jnp.broadcast_to(logs, z.shape[:1] + (num_j,))
-        )
+    def densities(z):
+        """``(log f_j for each expectation, log q_0)`` at the points."""
+        logs, log_initial = space_log_densities(space, z)
+        if law_of is not None:
+            return logs[:, law_of], log_initial
+        return jnp.broadcast_to(logs, z.shape[:1] + (num_j,)), log_initial
 
-    state = iscv_init(
+    log_input, log_initial = densities(z)
+    state = _init(
         z,
         values,
-        log_input_of(z),
-        space.log_initial_density(z),
+        log_input,
+        log_initial,
         num_batches=num_batches,
         num_components=num_components,
         weights=omega,
@@ -255,9 +262,7 @@ def run_multiple_expectations(
         )
         z = _sample(step_key, mixture, alpha, num_samples=batch_size)
         values = evaluate(z)
-        state, info = _update(
-            state, mixture, alpha, z, values, log_input_of(z), space.log_initial_density(z)
-        )
+        state, info = _update(state, mixture, alpha, z, values, *densities(z))
         num_evaluated += batch_size
         alphas.append(np.asarray(alpha))
         betas.append(np.asarray(info.beta))
@@ -283,7 +288,7 @@ def run_multiple_expectations(
     for c, size in enumerate(sizes):
         z = _sample(jax.random.fold_in(key_final, c), mixture, alpha, num_samples=size)
         values = evaluate(z)
-        chunks.append(np.asarray(_terms(mixture, alpha, state.beta, z, values, log_input_of(z))))
+        chunks.append(np.asarray(_terms(mixture, alpha, state.beta, z, values, densities(z)[0])))
     terms = np.concatenate(chunks, 0).astype(np.float64)
     estimates_final = jnp.asarray(terms.mean(0), z.dtype)
     covariance = jnp.asarray(np.atleast_2d(np.cov(terms, rowvar=False)) / final_size, z.dtype)

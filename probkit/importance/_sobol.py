@@ -43,7 +43,7 @@ from probkit.importance._multiple_expectations import (
     MultipleExpectationsResult,
     run_multiple_expectations,
 )
-from probkit.importance._space import WorkingSpace
+from probkit.importance._space import WorkingSpace, space_to_input
 
 __all__ = ["SobolResult", "sobol_indices", "sobol_integrands"]
 
@@ -114,6 +114,9 @@ def sobol_integrands(f_a: Array, f_b: Array, f_ab: Array, f_ba: Array | None = N
     return jnp.concatenate(cols, axis=-1)
 
 
+_integrands = jax.jit(sobol_integrands)
+
+
 def _indices_from_expectations(means: Array, d: int, second_order: bool) -> Array:
     first, total, variance = means[:d], means[d : 2 * d], means[2 * d]
     s = first / variance
@@ -124,6 +127,7 @@ def _indices_from_expectations(means: Array, d: int, second_order: bool) -> Arra
     return jnp.concatenate(out)
 
 
+@jax.jit(static_argnames="second_order")
 def _design(a: Array, b: Array, second_order: bool) -> Array:
     """Rows ``A, B, AB_1..AB_d[, BA_1..BA_d]`` stacked, shape ``(m * n, d)``."""
     d = a.shape[-1]
@@ -138,7 +142,7 @@ def _design(a: Array, b: Array, second_order: bool) -> Array:
 def _make_integrand_evaluator(f: Callable, d: int, second_order: bool):
     def evaluate_rows(a: Array, b: Array) -> Array:
         n = a.shape[0]
-        rows = _design(a, b, second_order)
+        rows = _design(a, b, second_order=second_order)
         out = jnp.asarray(f(rows))
         if out.size != rows.shape[0]:
             raise ValueError(
@@ -152,7 +156,7 @@ def _make_integrand_evaluator(f: Callable, d: int, second_order: bool):
                 "support of input_dist."
             )
         f_ba = out[2 + d :].T if second_order else None
-        return sobol_integrands(out[0], out[1], out[2 : 2 + d].T, f_ba)
+        return _integrands(out[0], out[1], out[2 : 2 + d].T, f_ba)
 
     return evaluate_rows
 
@@ -248,7 +252,7 @@ def sobol_indices(
         covariance = jnp.atleast_2d(jnp.cov(terms, rowvar=False)) / num_rows
     else:
         space = WorkingSpace([ProductLaw([law, law])], "auto")
-        evaluate = lambda z: evaluate_rows(*jnp.split(space.to_input(z), 2, axis=-1))
+        evaluate = lambda z: evaluate_rows(*jnp.split(space_to_input(space, z), 2, axis=-1))
         iscv = run_multiple_expectations(
             key, evaluate, space, num_rows, family=family, num_batches=num_batches
         )

@@ -30,7 +30,7 @@ from jax.scipy.stats import norm
 
 from probkit.importance._laws import FlatLaw, ProductLaw
 
-__all__ = ["WorkingSpace", "TRANSFORMS"]
+__all__ = ["WorkingSpace", "TRANSFORMS", "space_to_input", "space_log_densities", "space_sample"]
 
 TRANSFORMS = ("auto", "identity", "gaussian", "unconstrained")
 
@@ -41,8 +41,12 @@ def _clip_unit(u: Array) -> Array:
     return jnp.clip(u, jnp.finfo(u.dtype).tiny, 1.0 - eps / 2)
 
 
+@jax.tree_util.register_pytree_node_class
 class WorkingSpace:
     """Maps ``z`` in ``R^d`` to the inputs of one or several laws on the same space.
+
+    A pytree (its leaves are the laws' parameters), so jitted functions take it as an
+    argument and compile once per kind of law.
 
     Args:
         laws: the input laws (flat), one per law; the first is the reference.
@@ -53,17 +57,14 @@ class WorkingSpace:
     def __init__(self, laws: Sequence[FlatLaw | ProductLaw], transform: str = "auto"):
         if transform not in TRANSFORMS:
             raise ValueError(f"transform must be one of {TRANSFORMS}, got {transform!r}.")
-        self.laws = list(laws)
-        ref = self.laws[0]
+        self._setup(list(laws), "identity")
+        ref = self.reference
         for i, law in enumerate(self.laws[1:], start=1):
             if law.dim != ref.dim:
                 raise ValueError(
                     f"input_dist[{i}] has dimension {law.dim} but input_dist[0] has {ref.dim}; "
                     "all input laws must live on the same space."
                 )
-        self.dim = ref.dim
-        self.reference = ref
-        self._unconstrain = None
         if transform == "auto":
             if ref.is_real:
                 transform = "identity"
@@ -82,8 +83,7 @@ class WorkingSpace:
                 "transform='unconstrained'."
             )
         if transform == "unconstrained":
-            self._unconstrain = ref.unconstrain_transform()
-            if self._unconstrain is None:
+            if ref.unconstrain_transform() is None:
                 raise ValueError(
                     "the support of input_dist has no shape-preserving bijection from R^d "
                     "(e.g. a simplex); reparametrise the inputs."
@@ -91,6 +91,25 @@ class WorkingSpace:
         self.transform = transform
         if self.num_laws > 1 and transform != "identity":
             self._check_round_trip()
+
+    def _setup(self, laws: list, transform: str) -> None:
+        self.laws = laws
+        self.reference = laws[0]
+        self.dim = laws[0].dim
+        self.transform = transform
+
+    def tree_flatten(self):
+        return (self.laws,), self.transform
+
+    @classmethod
+    def tree_unflatten(cls, transform, children):
+        space = cls.__new__(cls)
+        space._setup(list(children[0]), transform)
+        return space
+
+    @property
+    def _unconstrain(self):
+        return self.reference.unconstrain_transform() if self.transform == "unconstrained" else None
 
     def _check_round_trip(self, num_samples: int = 256) -> None:
         """Every law must live inside the reference law's support, or ``T`` cannot reach it."""
@@ -177,3 +196,24 @@ class WorkingSpace:
         keys = jax.random.split(key_draws, self.num_laws)
         draws = jnp.stack([self.sample_law(k, i, num_samples) for i, k in enumerate(keys)])
         return draws[which, jnp.arange(num_samples)]
+
+
+# Compiled entry points for the drivers: the space is a pytree argument, so each kind of
+# law compiles once per shape, instead of dispatching its many small operations eagerly.
+@jax.jit
+def space_to_input(space: WorkingSpace, z: Array) -> Array:
+    """``T(z)`` shaped for the user's function."""
+    return space.to_input(z)
+
+
+@jax.jit
+def space_log_densities(space: WorkingSpace, z: Array) -> tuple[Array, Array]:
+    """``(log f_l(z) for every law, log q_0(z))``, shapes ``(n, L)`` and ``(n,)``."""
+    logs = space.log_densities(z)
+    return logs, jax.nn.logsumexp(logs, axis=-1) - jnp.log(space.num_laws)
+
+
+@jax.jit(static_argnames="num_samples")
+def space_sample(space: WorkingSpace, key: Array, num_samples: int) -> Array:
+    """Points of the first proposal (the equal mixture of the laws), working space."""
+    return space.sample_initial(key, num_samples)
