@@ -21,9 +21,11 @@ name                                        dims  what it tests
 
 Each model follows the Stan program of posteriordb parameter by parameter: the same
 parameters on the same supports (so the same unconstrained space), the same priors,
-flat ones included (``dist.ImproperUniform``), and the same likelihood. Site names are
-posteriordb's, so that a site ``beta`` of shape ``(2,)`` compares with the reference
-columns ``beta[1]`` and ``beta[2]`` (:func:`to_posteriordb_names` does the renaming).
+flat ones included (``dist.ImproperUniform``), and the same likelihood; the one
+rewrite, garch's dependent bound on ``beta1``, is explained in :func:`garch11`. Site
+names are posteriordb's, so that a site ``beta`` of shape ``(2,)`` compares with the
+reference columns ``beta[1]`` and ``beta[2]`` (:func:`to_posteriordb_names` does the
+renaming).
 
 Files. ``models/data/posteriordb/<name>/`` holds, for each posterior, the files of
 posteriordb's release as they were copied to this project's shared folder

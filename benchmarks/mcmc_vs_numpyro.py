@@ -1,0 +1,254 @@
+"""probkit NUTS against NumPyro NUTS on the six posteriordb reference posteriors.
+
+Both samplers run the same NumPyro model (``probkit.models.posteriordb``) with the same
+number of chains, warm-up and draws, chains vectorised with ``vmap`` on one device
+(``chain_method="vectorized"``), in one process. For each run the script records
+
+* compile time: the seconds JAX reports spending on tracing, lowering and XLA
+  compilation during the call (``jax.monitoring`` events), and
+* sampling time: the call's wall time minus its compile time;
+* the minimum bulk ESS (ArviZ) over the posterior's reference parameters, and ESS per
+  second of sampling time; the ratio probkit / NumPyro of ESS per second;
+* the largest |z| of a mean against the posteriordb reference draws (z = difference
+  over the combined MCSE), as a check that the fast sampler is also right.
+
+probkit uses a dense mass matrix on diamonds (the point of the comparison: its
+posterior is strongly correlated) and NumPyro its default diagonal one; every other
+posterior uses diagonal mass matrices on both sides. Run with
+
+    JAX_PLATFORMS=cpu python benchmarks/mcmc_vs_numpyro.py
+
+(``--names`` picks posteriors, ``--chains/--warmup/--samples`` the run length); it
+prints a Markdown table and writes it to ``benchmarks/results/mcmc.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import platform
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import arviz as az
+import jax
+import jax.monitoring
+import numpy as np
+from numpyro.infer import MCMC, NUTS
+from probkit.models import posteriordb
+
+import probkit as pk
+
+# The compile phases JAX reports (jax._src.dispatch / pxla / compiler).
+_COMPILE_EVENTS = (
+    "/jax/core/compile/jaxpr_trace_duration",
+    "/jax/core/compile/jaxpr_to_mlir_module_duration",
+    "/jax/core/compile/backend_compile_duration",
+)
+_compile_seconds: collections.Counter = collections.Counter()
+
+
+def _record(event: str, duration_secs: float, **_: Any) -> None:
+    if event in _COMPILE_EVENTS:
+        _compile_seconds[event] += duration_secs
+
+
+jax.monitoring.register_event_duration_secs_listener(_record)
+
+
+class Run(NamedTuple):
+    compile_seconds: float
+    sampling_seconds: float
+    min_ess_bulk: float
+    leapfrog_per_draw: float
+    divergences: int
+    max_abs_z: float
+
+    @property
+    def ess_per_second(self) -> float:
+        return self.min_ess_bulk / self.sampling_seconds
+
+
+_STABLE_SECONDS = 60.0
+
+
+def _timed(fn: Callable[[], tuple[dict, np.ndarray, np.ndarray]], repeats: int):
+    """Call ``fn`` ``repeats`` times: compile seconds of the first call, best run time."""
+    compile_seconds, run_seconds = [], []
+    for _ in range(repeats):
+        _compile_seconds.clear()
+        start = time.perf_counter()
+        samples, steps, diverging = fn()
+        wall = time.perf_counter() - start
+        compile_seconds.append(sum(_compile_seconds.values()))
+        run_seconds.append(wall - compile_seconds[-1])
+        if run_seconds[-1] > _STABLE_SECONDS:  # long runs time themselves reliably
+            break
+    return samples, steps, diverging, compile_seconds[0], min(run_seconds)
+
+
+def _evaluate(posterior, samples, steps, diverging, compile_s, sampling_s) -> Run:
+    reference = posterior.reference_draws()
+    ours = posteriordb.to_posteriordb_names({k: np.asarray(samples[k]) for k in reference})
+    theirs = posteriordb.to_posteriordb_names(reference)
+    ess = [
+        float(np.squeeze(az.ess(np.asarray(v, np.float64), method="bulk"))) for v in ours.values()
+    ]
+    zs = []
+    for column, ref in theirs.items():
+        draws = np.asarray(ours[column], np.float64)
+        mcse = np.hypot(
+            float(np.squeeze(az.mcse(draws, method="mean"))),
+            float(np.squeeze(az.mcse(ref, method="mean"))),
+        )
+        zs.append(abs(draws.mean() - ref.mean()) / mcse)
+    return Run(
+        compile_seconds=compile_s,
+        sampling_seconds=sampling_s,
+        min_ess_bulk=min(ess),
+        leapfrog_per_draw=float(np.mean(steps)),
+        divergences=int(np.sum(diverging)),
+        max_abs_z=float(max(zs)),
+    )
+
+
+def run_probkit(
+    posterior, *, chains: int, warmup: int, samples: int, seed: int, repeats: int, mass_matrix: str
+):
+    def call():
+        result = pk.mcmc.sample(
+            posterior.model,
+            model_kwargs=posterior.data,
+            kernel="nuts",
+            num_chains=chains,
+            num_warmup=warmup,
+            num_samples=samples,
+            seed=seed,
+            chain_method="vectorized",
+            mass_matrix=mass_matrix,
+        )
+        return result.samples, result.stats["n_steps"], result.stats["diverging"]
+
+    return _evaluate(posterior, *_timed(call, repeats))
+
+
+def run_numpyro(
+    posterior, *, chains: int, warmup: int, samples: int, seed: int, repeats: int, dense: bool
+):
+    def call():
+        mcmc = MCMC(
+            NUTS(posterior.model, dense_mass=dense),
+            num_warmup=warmup,
+            num_samples=samples,
+            num_chains=chains,
+            chain_method="vectorized",
+            progress_bar=False,
+        )
+        mcmc.run(
+            jax.random.PRNGKey(seed), **posterior.data, extra_fields=("num_steps", "diverging")
+        )
+        draws = jax.block_until_ready(mcmc.get_samples(group_by_chain=True))
+        extra = mcmc.get_extra_fields(group_by_chain=True)
+        return draws, np.asarray(extra["num_steps"]), np.asarray(extra["diverging"])
+
+    return _evaluate(posterior, *_timed(call, repeats))
+
+
+def _row(name: str, label: str, pk_run: Run, np_run: Run) -> str:
+    ratio = pk_run.ess_per_second / np_run.ess_per_second
+
+    def cells(run: Run) -> str:
+        return (
+            f"{run.compile_seconds:.1f} | {run.sampling_seconds:.2f} | "
+            f"{run.leapfrog_per_draw:.0f} | {run.divergences} | {run.min_ess_bulk:.0f} | "
+            f"{run.ess_per_second:.0f} | "
+            f"{run.max_abs_z:.1f}"
+        )
+
+    return f"| {name} | {label} | {cells(pk_run)} | {cells(np_run)} | **{ratio:.2f}** |"
+
+
+HEADER = (
+    "| posterior | mass matrix (probkit / NumPyro) "
+    "| pk compile s | pk sampling s | pk leapfrog/draw | pk div | pk min ESS | pk ESS/s "
+    "| pk max abs z | np compile s | np sampling s | np leapfrog/draw | np div | np min ESS "
+    "| np ESS/s | np max abs z | ESS/s ratio pk/np |\n|" + "---|" * 17
+)
+
+
+_NOTES = "## Notes"
+
+
+def main(argv: list[str] | None = None) -> str:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--names", nargs="*", default=posteriordb.names())
+    parser.add_argument("--chains", type=int, default=4)
+    parser.add_argument("--warmup", type=int, default=1000)
+    parser.add_argument("--samples", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="runs per sampler (one for runs longer than a minute); the table shows the first "
+        "run's compile time and the best run time (later runs load the executable from a "
+        "temporary compilation cache)",
+    )
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "mcmc.md")
+    args = parser.parse_args(argv)
+
+    if args.repeats > 1:
+        # Same seed, same executable: the repeats give identical draws, and their best
+        # run time is the least disturbed by other work on the machine.
+        jax.config.update("jax_compilation_cache_dir", tempfile.mkdtemp(prefix="pk-bench-"))
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+
+    rows = []
+    for name in args.names:
+        posterior = posteriordb.load(name)
+        dense = name == "diamonds-diamonds"
+        common = dict(
+            chains=args.chains,
+            warmup=args.warmup,
+            samples=args.samples,
+            seed=args.seed,
+            repeats=args.repeats,
+        )
+        pk_run = run_probkit(posterior, mass_matrix="dense" if dense else "diag", **common)
+        np_run = run_numpyro(posterior, dense=False, **common)
+        rows.append(_row(name, "dense / diag" if dense else "diag / diag", pk_run, np_run))
+        print(rows[-1], flush=True)
+        if dense:  # the same mass matrix on both sides, for reference
+            np_dense = run_numpyro(posterior, dense=True, **common)
+            rows.append(_row(name, "dense / dense", pk_run, np_dense))
+            print(rows[-1], flush=True)
+
+    cpu = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores"
+    table = "\n".join([HEADER, *rows])
+    text = (
+        "# MCMC: probkit NUTS vs NumPyro NUTS on posteriordb\n\n"
+        f"`python benchmarks/mcmc_vs_numpyro.py`: {args.chains} chains (vectorized), "
+        f"{args.warmup} warm-up + {args.samples} draws each, seed {args.seed}; "
+        f"jax {jax.__version__} on {jax.default_backend()} ({cpu}). "
+        "Compile time is JAX's reported tracing + lowering + XLA compile time during the "
+        f"first call; sampling time is the rest of the wall time, best of {args.repeats} "
+        "calls (warm-up + sampling + conversion of the draws). ESS is ArviZ's minimum bulk "
+        "ESS over the posteriordb parameters; max abs z compares each mean with the "
+        "reference draws (difference / combined MCSE).\n\n"
+        f"{table}\n"
+    )
+    print(table)
+    # Hand-written notes below a "## Notes" heading survive a re-run.
+    if args.out.exists() and _NOTES in (previous := args.out.read_text()):
+        text += "\n" + previous[previous.index(_NOTES) :]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text)
+    return table
+
+
+if __name__ == "__main__":
+    main()
