@@ -204,9 +204,14 @@ class Target:
 
 
 def _trace_model(model, args, kwargs, seed: int = 0):
+    """One execution trace of ``model``; latent values come from NumPyro's uniform
+    initialisation, which also covers improper priors (``ImproperUniform`` has no
+    sampler)."""
     from numpyro import handlers
+    from numpyro.infer import init_to_uniform
 
-    return handlers.trace(handlers.seed(model, rng_seed=seed)).get_trace(*args, **dict(kwargs))
+    seeded = handlers.substitute(handlers.seed(model, rng_seed=seed), substitute_fn=init_to_uniform)
+    return handlers.trace(seeded).get_trace(*args, **dict(kwargs))
 
 
 def _check_model_kwargs(model: Callable, args: tuple, kwargs: Mapping[str, Any]) -> None:

@@ -41,12 +41,10 @@ def _as_target(target, model_args, model_kwargs) -> Target:
             )
         return target
     if callable(target):
-        from numpyro import handlers
+        from probkit.target import _trace_model
 
         try:
-            trace = handlers.trace(handlers.seed(target, 0)).get_trace(
-                *model_args, **dict(model_kwargs or {})
-            )
+            trace = _trace_model(target, model_args, model_kwargs or {})
         except Exception as err:  # noqa: BLE001 - re-raised with the fix named
             if not model_args and not model_kwargs:
                 raise TypeError(
