@@ -170,11 +170,19 @@ def fit_saas(
     return model.eval()
 
 
-def fit_ibnn(data: TrainingData, *, seed: int = 0, depth: int = 3) -> Model:
+def fit_ibnn(
+    data: TrainingData,
+    *,
+    seed: int = 0,
+    depth: int = 3,
+    weight_var: float = 10.0,
+    bias_var: float = 5.0,
+) -> Model:
     """Fit a GP with BoTorch's infinite-width BNN kernel (I-BNN; Lee et al., 2018).
 
     The kernel of an infinitely wide ``depth``-layer ReLU network; its weight and
-    bias variances and the noise are fitted by maximum likelihood.
+    bias variances (started at ``weight_var``, ``bias_var``, the values of BoTorch's
+    I-BNN tutorial) and the noise are fitted by maximum likelihood.
 
     Example:
         >>> import torch
@@ -185,11 +193,17 @@ def fit_ibnn(data: TrainingData, *, seed: int = 0, depth: int = 3) -> Model:
         torch.Size([8, 1])
     """
     del seed
+    kernel = InfiniteWidthBNNKernel(depth=depth, batch_shape=_batch_shape(data))
+    # Start where BoTorch's I-BNN tutorial starts: from GPyTorch's default values the
+    # marginal likelihood climbs to a degenerate optimum (weight and bias variances
+    # -> 0, a constant mean, all signal explained as noise).
+    kernel.weight_var = weight_var
+    kernel.bias_var = bias_var
     model = SingleTaskGP(
         data.X,
         data.Y,
         train_Yvar=data.Yvar,
-        covar_module=InfiniteWidthBNNKernel(depth=depth, batch_shape=_batch_shape(data)),
+        covar_module=kernel,
         input_transform=_normalize(data),
         outcome_transform=Standardize(m=data.num_outputs),
     )
