@@ -361,7 +361,11 @@ def multiple_expectations(
         budget: total number of points at which ``phis`` is evaluated.
         weights: ``(J,)`` non-negative ``omega_j`` of the criterion
             ``sum_j omega_j Var_j`` (default ones; ``1 / I_j^2`` balances relative errors).
-        family: ``"SG"`` (one Gaussian per ``g_j``) or ``"GM"`` (two-component mixture, EM).
+        family: ``"SG"`` (one Gaussian per ``g_j``) or ``"GM"`` (two-component mixture,
+            weighted EM) for multimodal ``|phi_j| f``. Fitted on few points, mixture
+            components can be narrower than ``|phi_j| f`` in its tails, which makes the
+            weights heavy-tailed (estimates and standard errors too small): "SG", whose
+            fit is wider than ``f`` for growing ``|phi_j|``, is the safer default.
         num_batches: batches of the adaptive phase at most, the first one included;
             each has ``(budget // 2) // num_batches`` points.
         diagonal_covariance: diagonal covariances for the Gaussian densities.
