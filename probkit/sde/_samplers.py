@@ -8,8 +8,9 @@ Predictors move one sample from ``t`` to ``t - h`` (Song et al., ICLR 2021, App.
   discretisation ``(f_h, G_h)`` (ancestral DDPM / SMLD steps for VP / VE).
 
 :func:`langevin_corrector` takes Langevin steps on ``p_t`` at fixed ``t`` with the
-signal-to-noise step size ``eps = 2 (snr |z| / |s|)^2``. Every step function acts on
-ONE sample; :func:`sample` vectorises over particles and scans over the time grid.
+signal-to-noise step size ``eps = 2 (snr |z| / |s|)^2`` (norms averaged over the batch).
+The predictors act on ONE sample, the corrector on a batch; :func:`sample` vectorises
+over particles and scans over the time grid.
 """
 
 from __future__ import annotations
@@ -106,23 +107,36 @@ def langevin_corrector(
     snr: float = 0.16,
     num_steps: int = 1,
 ) -> jax.Array:
-    """``num_steps`` Langevin steps ``x + eps s + sqrt(2 eps) z`` at fixed ``t``.
+    """``num_steps`` Langevin steps ``x + eps s + sqrt(2 eps) z`` on a BATCH ``x`` at fixed ``t``.
 
-    The step size ``eps = 2 (snr |z| / |s|)^2`` sets the ratio of the drift's norm to
-    the noise's norm to ``snr`` (Song et al., Alg. 4 and 5, with ``alpha = 1``).
+    The step size ``eps = 2 (snr ||z|| / ||s||)^2`` sets the ratio of the drift's norm
+    to the noise's norm to ``snr``; the norms are averaged over the batch (Song et al.,
+    Alg. 4 and 5, with ``alpha = 1``), since per-sample norms give huge steps wherever
+    one sample's score nearly vanishes.
+
+    Args:
+        key: a ``jax.random`` key.
+        score: ``(x, t) -> grad log p_t(x)`` for one sample.
+        x: samples, shape ``(n, *event_shape)``.
+        t: the time.
+        snr: signal-to-noise ratio.
+        num_steps: number of Langevin steps.
 
     Example:
         >>> import jax, jax.numpy as jnp
         >>> from probkit.sde import langevin_corrector
-        >>> langevin_corrector(jax.random.key(0), lambda x, t: -x, jnp.ones(3), 0.5).shape
-        (3,)
+        >>> langevin_corrector(jax.random.key(0), lambda x, t: -x, jnp.ones((5, 3)), 0.5).shape
+        (5, 3)
     """
+    batch_score = jax.vmap(score, in_axes=(0, None))
+
+    def norm(a):
+        return jnp.mean(jnp.linalg.norm(a.reshape(a.shape[0], -1), axis=-1))
 
     def body(x, key):
-        grad = score(x, t)
+        grad = batch_score(x, t)
         noise = jax.random.normal(key, x.shape, x.dtype)
-        grad_norm = jnp.maximum(jnp.linalg.norm(grad), 1e-12)
-        step = 2.0 * (snr * jnp.linalg.norm(noise) / grad_norm) ** 2
+        step = 2.0 * (snr * norm(noise) / jnp.maximum(norm(grad), 1e-12)) ** 2
         return x + step * grad + jnp.sqrt(2.0 * step) * noise, None
 
     x, _ = jax.lax.scan(body, x, jax.random.split(key, num_steps))
@@ -196,20 +210,20 @@ def sample(
     if x.shape != shape:
         raise ValueError(f"x_init must have shape {shape}, got {x.shape}.")
 
-    def one(key, x, t, t_next):
-        key_p, key_c = jax.random.split(key)
+    def predict(key, x, t, t_next):
         if predictor == "euler_maruyama":
-            x = euler_maruyama_predictor(key_p, sde, score, x, t, t_next, noise_scale)
-        elif predictor == "reverse_diffusion":
-            x = reverse_diffusion_predictor(key_p, sde, score, x, t, t_next)
-        if corrector == "langevin":
-            x = langevin_corrector(key_c, score, x, t_next, snr, num_corrector_steps)
-        return x
+            return euler_maruyama_predictor(key, sde, score, x, t, t_next, noise_scale)
+        return reverse_diffusion_predictor(key, sde, score, x, t, t_next)
 
     def body(x, inputs):
         key, t, t_next = inputs
-        keys = jax.random.split(key, num_samples)
-        return jax.vmap(one, in_axes=(0, 0, None, None))(keys, x, t, t_next), None
+        key_p, key_c = jax.random.split(key)
+        if predictor != "none":
+            keys = jax.random.split(key_p, num_samples)
+            x = jax.vmap(predict, in_axes=(0, 0, None, None))(keys, x, t, t_next)
+        if corrector == "langevin":
+            x = langevin_corrector(key_c, score, x, t_next, snr, num_corrector_steps)
+        return x, None
 
     keys = jax.random.split(key_loop, num_steps)
     x, _ = progress_scan(
