@@ -7,7 +7,8 @@ Given experts ``p^i_t`` (the noised marginals of one forward SDE
     q_t(x) ∝ prod_i p^i_t(x)^{a_i},        A = sum_i a_i,   S = sum_i a_i s_i,
 
 which covers annealing (one expert, ``a = beta``), products of experts (``a_i = 1``)
-and classifier-free guidance (``a = (1 - w, w)``). In generation time
+and classifier-free guidance (``a = (1 - w, w)``, negative for ``w > 1``; only
+``A > 0`` is needed). In generation time
 ``tau = t_max - t`` the particles follow
 
     dx = [-f + (1 + kappa) / 2 g^2 S] dtau + sqrt(kappa) g dW,
@@ -285,6 +286,17 @@ def anneal(
     ``variant="tempered_noise"``: ``dx = [-f + (1 + beta)/2 g^2 s] dtau + g / sqrt(beta) dW``.
     Both carry ``d log w = [(beta - 1) div f + g^2/2 beta (beta - 1) |s|^2] dtau``
     (generation time ``tau = t_max - t``); the initial law is ``N(0, s(t_max)^2 / beta)``.
+
+    Stability: both are exact in continuous time, but the weighted flow need not pull
+    errors back to the target. For N(0, I) data under VP (rate ``b(t)``) the variance
+    ``v`` of the particle law follows
+    ``dv/dtau = b [beta (beta - 1) v^2 - ((1 + kappa) beta - 1) v + kappa]``
+    (``kappa`` the noise scale), whose root ``1 / beta`` (the target) is attracting iff
+    ``kappa > 1 - 1 / beta``. So ``target_score`` (``kappa = 1``) is stable for every
+    beta, while ``tempered_noise`` (``kappa = 1 / beta``) is stable only for
+    ``beta < 2``: for larger beta, small errors (time steps, the prior's misfit) grow by
+    ``exp(int b)`` and the particles settle on the other root ``kappa / (beta - 1)``
+    (observed: variance 1/6 instead of 1/3 at beta = 3). Prefer ``target_score``.
 
     Args:
         score: ``(x, t) -> grad log p_t(x)`` for one sample.
