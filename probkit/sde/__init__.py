@@ -5,7 +5,9 @@ The forward SDEs (VP, sub-VP, VE, Ornstein-Uhlenbeck, any linear one) expose
 reverse-time process for a score function ``score(x, t)`` of ONE sample. Samplers
 (Euler-Maruyama, reverse-diffusion predictor, Langevin corrector) vectorise over
 particles; the probability-flow ODE is solved with diffrax and gives log-likelihoods.
-Gaussian-mixture data give exact scores, the oracle for all of them.
+Gaussian-mixture data give exact scores, the oracle for all of them. Stochastic
+interpolants (linear and trigonometric paths) come with their velocity and denoiser
+losses and the generative SDE ``dX = (b + eps s) dt + sqrt(2 eps) dW``.
 
 Example:
     >>> import jax, jax.numpy as jnp
@@ -24,6 +26,16 @@ from probkit.sde._gaussian_mixture import (
     gaussian_mixture,
     noised,
     product,
+)
+from probkit.sde._interpolants import (
+    Interpolant,
+    denoiser_loss,
+    interpolant_sample,
+    interpolate,
+    linear_interpolant,
+    score_from_denoiser,
+    trig_interpolant,
+    velocity_loss,
 )
 from probkit.sde._linear import (
     OUSDE,
@@ -68,4 +80,12 @@ __all__ = [
     "noised",
     "exact_score",
     "product",
+    "Interpolant",
+    "linear_interpolant",
+    "trig_interpolant",
+    "interpolate",
+    "velocity_loss",
+    "denoiser_loss",
+    "score_from_denoiser",
+    "interpolant_sample",
 ]
