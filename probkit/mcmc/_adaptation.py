@@ -54,10 +54,6 @@ def _regularised_scale(covariance: jax.Array, count: jax.Array, diagonal: bool) 
     return jnp.linalg.cholesky(weight * covariance + shrink * jnp.eye(d, dtype=covariance.dtype))
 
 
-def _algorithm(kernel: str):
-    return {"mala": blackjax.mala, "rwm": blackjax.additive_step_random_walk}[kernel]
-
-
 def make_u_kernel(kernel: str, logdensity: Callable, params: PreconditionedParams):
     """The blackjax algorithm on ``u`` for the given scale and step size."""
 

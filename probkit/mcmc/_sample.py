@@ -153,8 +153,9 @@ def sample(
             divergences, R-hat above 1.01, low bulk ESS and non-finite log densities
             (see :meth:`MCMCResult.diagnose`).
         **kernel_options: options of the chosen kernel (e.g. ``max_num_doublings``
-            for NUTS, ``num_integration_steps`` for HMC, ``step_size`` for a fixed
-            step size without adaptation).
+            for NUTS, ``num_integration_steps`` for HMC; ``step_size`` is where the
+            step-size adaptation starts, or the fixed step size with ``num_warmup=0``
+            (then with an identity mass matrix; default 0.1 for NUTS/HMC)).
 
     Returns:
         An :class:`~probkit.results.MCMCResult`.
@@ -323,7 +324,7 @@ def _per_chain_fn(
                 if kernel == "nuts"
                 else {"num_integration_steps": options["num_integration_steps"]}
             )
-            if num_warmup == 0 or options.get("step_size") is not None and num_warmup == 0:
+            if num_warmup == 0:
                 step = options["step_size"] or 0.1
                 params = {
                     "step_size": jnp.asarray(step, x0.dtype),
