@@ -492,7 +492,11 @@ def fit_bnn_hmc(
         for i in range(_num_layers(flat))
     ]
     model = MLPEnsembleModel(
-        layers, activation="tanh", input_transform=normalize, outcome_transform=standardize
+        layers,
+        activation="tanh",
+        train_X=data.X,
+        input_transform=normalize,
+        outcome_transform=standardize,
     )
     model.hyperparameters = hyper
     model.sampler_stats = {

@@ -95,6 +95,7 @@ def fit_deep_ensemble(
     return MLPEnsembleModel(
         layers,
         activation=activation,
+        train_X=data.X,
         input_transform=normalize,
         outcome_transform=standardize,
     )

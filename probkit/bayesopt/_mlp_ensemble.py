@@ -78,10 +78,15 @@ class MLPEnsembleModel(EnsembleModel):
         layers: Sequence[tuple[Tensor, Tensor]],
         *,
         activation: str = "tanh",
+        train_X: Tensor | None = None,
         input_transform: InputTransform | None = None,
         outcome_transform: OutcomeTransform | None = None,
     ) -> None:
         super().__init__()
+        if train_X is not None:
+            # Kept like a GP's ``train_inputs``: BoTorch's ``Model.eval`` swaps in the
+            # transformed inputs, and callers can see what the model was fitted to.
+            self.train_inputs = (train_X.detach(),)
         if activation not in ACTIVATIONS:
             raise ValueError(
                 f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}."
@@ -93,6 +98,12 @@ class MLPEnsembleModel(EnsembleModel):
             self.input_transform = input_transform
         if outcome_transform is not None:
             self.outcome_transform = outcome_transform
+
+    def set_train_data(self, inputs: Tensor | None = None, targets=None, strict: bool = False):
+        """Replace the stored training inputs (BoTorch calls this around ``eval``)."""
+        del targets, strict
+        if inputs is not None:
+            self.train_inputs = (inputs,)
 
     @property
     def num_members(self) -> int:

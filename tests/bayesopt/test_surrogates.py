@@ -1,7 +1,5 @@
 """Every surrogate on a 1-D function: interpolation, growing uncertainty, BoTorch shapes."""
 
-import functools
-
 import numpy as np
 import pytest
 import torch
@@ -41,23 +39,6 @@ SURROGATE_OPTIONS = {
 }
 
 
-@functools.cache
-def _fit(name: str):
-    return bo.fit_surrogate(name, _data(), seed=0, options=SURROGATE_OPTIONS[name])
-
-
-@pytest.fixture(scope="module")
-def data():
-    return _data()
-
-
-@pytest.fixture(params=sorted(SURROGATE_OPTIONS))
-def fitted(request):
-    name = request.param
-    assert name != "saas" or bo.saas_available()  # numpyro is a probkit dependency
-    return name, _fit(name)
-
-
 def _mean_and_variance(model, X):
     with torch.no_grad():
         posterior = model.posterior(X)
@@ -66,25 +47,27 @@ def _mean_and_variance(model, X):
     return mean.squeeze(-1).numpy(), variance.squeeze(-1).numpy()
 
 
-def test_posterior_mean_interpolates_the_data_within_noise(fitted, data):
-    name, model = fitted
-    mean, _ = _mean_and_variance(model, data.X)
+# One test per surrogate, checking everything on one fit: fits are the expensive part
+# (NUTS for SAAS and BNN-HMC), and pytest-xdist would repeat a shared fit per worker.
+@pytest.mark.parametrize("name", sorted(SURROGATE_OPTIONS))
+def test_surrogate_on_a_1d_function(name):
+    assert name != "saas" or bo.saas_available()  # numpyro is a probkit dependency
+    data = _data()
+    model = bo.fit_surrogate(name, data, seed=0, options=SURROGATE_OPTIONS[name])
+
+    # The posterior mean interpolates the data within noise. A fit that follows the
+    # data leaves residuals of about the noise (RMS ~ NOISE_SD for 10 points; RMS >
+    # 2 NOISE_SD has chi-square_10 probability < 1e-4 when the fit error is zero), so
+    # 2 NOISE_SD separates "interpolates" from "misses the data".
+    mean, at_data = _mean_and_variance(model, data.X)
     residual = mean - data.Y.squeeze(-1).numpy()
-    # A fit that follows the data leaves residuals of about the noise (RMS ~ NOISE_SD
-    # for 10 points; RMS > 2 NOISE_SD has chi-square_10 probability < 1e-4 when the fit
-    # error is zero), so 2 NOISE_SD separates "interpolates" from "misses the data".
-    assert np.sqrt(np.mean(residual**2)) < 2 * NOISE_SD, (name, residual)
+    assert np.sqrt(np.mean(residual**2)) < 2 * NOISE_SD, residual
 
-
-def test_predictive_variance_grows_away_from_the_data(fitted, data):
-    name, model = fitted
-    _, at_data = _mean_and_variance(model, data.X)
+    # The predictive variance grows away from the data (nothing observed in (0.5, 1]).
     _, far = _mean_and_variance(model, torch.tensor([[0.9], [1.0]], dtype=torch.float64))
-    assert np.all(far > 4 * at_data.mean()), (name, far, at_data.mean())
+    assert np.all(far > 4 * at_data.mean()), (far, at_data.mean())
 
-
-def test_rsample_shapes_are_what_botorch_expects(fitted, data):
-    name, model = fitted
+    # rsample has the shape BoTorch expects: sample x batch (x MCMC) x q x m.
     X = torch.rand(3, 4, 1, dtype=torch.float64)  # batch 3, q 4, d 1
     posterior = model.posterior(X)
     samples = posterior.rsample(torch.Size([5]))
@@ -95,20 +78,17 @@ def test_rsample_shapes_are_what_botorch_expects(fitted, data):
         assert samples.shape == (5, 3, 4, 1)
     assert isinstance(model, EnsembleModel) == (name in ("ensemble", "bnn-hmc"))
     # A Monte Carlo acquisition reduces the samples to one value per t-batch.
-    acquisition = qLogNoisyExpectedImprovement(model, X_baseline=data.X)
-    values = acquisition(X)
+    values = qLogNoisyExpectedImprovement(model, X_baseline=data.X)(X)
     assert values.shape == (3,) and torch.isfinite(values).all()
 
-
-def test_bnn_hmc_picks_its_scales_by_held_out_likelihood():
-    # The noise is 0.05 / sd(y) ~ 0.08 in standardised units, so of {0.1, 1.0} the
-    # held-out likelihood must choose 0.1 (1.0 calls the signal noise). sin(6x) needs
-    # first-layer weights ~6 on inputs in [0, 1]: prior scale 1 shrinks the network
-    # towards straight lines and misses the held-out points, prior scale 4 does not.
-    model = _fit("bnn-hmc")
-    assert model.hyperparameters == bo.BNNHyperparameters(prior_scale=4.0, noise_scale=0.1)
-    assert model.num_members == 50
-    assert np.all(model.sampler_stats["acceptance_rate"] > 0.5)
+    if name == "bnn-hmc":
+        # The noise is 0.05 / sd(y) ~ 0.08 in standardised units, so of {0.1, 1.0} the
+        # held-out likelihood must choose 0.1 (1.0 calls the signal noise). sin(6x)
+        # needs first-layer weights ~6 on inputs in [0, 1]: prior scale 1 shrinks the
+        # network towards straight lines and misses the held-out points, 4 does not.
+        assert model.hyperparameters == bo.BNNHyperparameters(prior_scale=4.0, noise_scale=0.1)
+        assert model.num_members == 50
+        assert np.all(model.sampler_stats["acceptance_rate"] > 0.5)
 
 
 def test_bnn_torch_forward_matches_the_jax_network():
