@@ -208,12 +208,13 @@ def resample_if_needed(
         ancestors = resampling_fn(key, log_weights, n)
         return _gather(particles, ancestors), uniform, jnp.asarray(True), ancestors
     do_resample = effective_sample_size(log_weights) < ess_threshold * n
-    ancestors = jax.lax.cond(
-        do_resample, lambda: resampling_fn(key, log_weights, n).astype(jnp.int32), lambda: identity
-    )
-    # Under vmap the cond becomes a select and both branches run; the gather by
-    # identity indices is then a copy.
-    particles = jax.lax.cond(do_resample, lambda: _gather(particles, ancestors), lambda: particles)
+
+    def resample():
+        ancestors = resampling_fn(key, log_weights, n).astype(jnp.int32)
+        return _gather(particles, ancestors), ancestors
+
+    # Under vmap the cond becomes a select and both branches run.
+    particles, ancestors = jax.lax.cond(do_resample, resample, lambda: (particles, identity))
     log_weights = jnp.where(do_resample, uniform, log_weights)
     return particles, log_weights, do_resample, ancestors
 

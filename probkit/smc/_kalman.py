@@ -141,13 +141,15 @@ class LinearGaussian(NamedTuple):
         gain_prev, gain_y, mean0, gain0_y = map(f32, (gain_prev, gain_y, mean0, gain0_y))
         mvn = lambda loc, key: dist.MultivariateNormal(loc, scale_tril=chol[key])
 
+        # Vectorised: x holds a batch of states (N, d), so matrices act from the right.
         return StateSpaceModel(
             initial=mvn(m0_, "P0"),
-            transition=lambda t, x: mvn(A_ @ x, "Q"),
-            observation=lambda t, x: mvn(C_ @ x, "R"),
+            transition=lambda t, x: mvn(x @ A_.T, "Q"),
+            observation=lambda t, x: mvn(x @ C_.T, "R"),
             proposal_initial=lambda y: mvn(mean0 + gain0_y @ y, "S0"),
-            proposal=lambda t, x, y: mvn(gain_prev @ x + gain_y @ y, "S"),
-            log_eta=lambda t, x, y: mvn(C_ @ (A_ @ x), "pred").log_prob(y),
+            proposal=lambda t, x, y: mvn(x @ gain_prev.T + gain_y @ y, "S"),
+            log_eta=lambda t, x, y: mvn(x @ (C_ @ A_).T, "pred").log_prob(y),
+            vectorized=True,
         )
 
 

@@ -8,7 +8,9 @@ with unit scale, and positions map back as ``x = m + L u`` (an affine map: the
 Jacobian is constant, so every kernel stays exact). Step sizes are set in whitened
 units from the dimension (``2.38 / sqrt(d)`` for RWM, Roberts & Rosenthal 2001;
 ``d^{-1/3}`` for MALA; ``1.5 / num_integration_steps`` for HMC) times a factor
-``scale`` that each move adapts from the previous move's mean acceptance rate.
+``scale`` that each move adapts from the previous move's mean acceptance rate. For
+HMC the factor is capped so that a trajectory is at most half a period (``pi``) of
+a unit Gaussian: longer ones are accepted as often but mix worse (they turn back).
 """
 
 from __future__ import annotations
@@ -34,9 +36,12 @@ class MoveInfo(NamedTuple):
     acceptance_rate: jax.Array
 
 
-def whitening(particles: jax.Array, jitter: float = 1e-6) -> tuple[jax.Array, jax.Array]:
-    """Mean ``m`` and Cholesky factor ``L`` of the particles' covariance (``(n, d)``).
+def whitening(
+    particles: jax.Array, log_weights: jax.Array | None = None, jitter: float = 1e-6
+) -> tuple[jax.Array, jax.Array]:
+    """Mean ``m`` and Cholesky factor ``L`` of the (weighted) particles' covariance.
 
+    ``particles`` is ``(n, d)``; ``log_weights`` (unnormalised, optional) weight them.
     A relative ``jitter`` on the diagonal keeps ``L`` invertible when particles are
     few or degenerate.
 
@@ -47,9 +52,13 @@ def whitening(particles: jax.Array, jitter: float = 1e-6) -> tuple[jax.Array, ja
         >>> L.shape
         (2, 2)
     """
-    mean = jnp.mean(particles, axis=0)
+    if log_weights is None:
+        weights = jnp.full(particles.shape[:1], 1.0 / particles.shape[0], particles.dtype)
+    else:
+        weights = jnp.exp(log_weights - jax.scipy.special.logsumexp(log_weights))
+    mean = weights @ particles
     centred = particles - mean
-    cov = centred.T @ centred / particles.shape[0]
+    cov = (centred * weights[:, None]).T @ centred
     level = jnp.maximum(jnp.mean(jnp.diag(cov)), 1e-12)
     cov = cov + jitter * level * jnp.eye(cov.shape[0], dtype=cov.dtype)
     return mean, jnp.linalg.cholesky(cov)
@@ -77,7 +86,7 @@ def mcmc_move(
     num_mcmc_steps: int,
     num_integration_steps: int = 10,
     keep_path: bool = False,
-    whiten_from: jax.Array | None = None,
+    whiten_from: tuple[jax.Array, jax.Array | None] | None = None,
 ) -> tuple[jax.Array, MoveInfo]:
     """Move every particle ``num_mcmc_steps`` times with a whitened blackjax kernel.
 
@@ -91,7 +100,13 @@ def mcmc_move(
         num_integration_steps: leapfrog steps of HMC.
         keep_path: return every state, ``(num_mcmc_steps + 1, n, d)`` with the start
             first (waste-free SMC), instead of the last one.
-        whiten_from: particles to estimate the whitening from (default: ``particles``).
+        whiten_from: ``(particles, log_weights)`` to estimate the whitening from
+            (default: the particles being moved, equally weighted). SMC samplers pass
+            the previous population, before reweighting and resampling: estimating
+            the whitening from the resampled particles themselves (with their
+            duplicates), or from the reweighted population, makes each particle's
+            kernel depend on its own copies; in a 10-d regression at N = 1000 that
+            biased tempered-SMC log-evidence by +0.2 and +0.1 nats respectively.
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -103,7 +118,7 @@ def mcmc_move(
         (100, 2)
     """
     n, num_dims = particles.shape
-    mean, chol = whitening(particles if whiten_from is None else whiten_from)
+    mean, chol = whitening(*((particles, None) if whiten_from is None else whiten_from))
     to_x = lambda u: mean + chol @ u
     logdensity_u = lambda u: logdensity(to_x(u))
     u0 = jax.scipy.linalg.solve_triangular(chol, (particles - mean).T, lower=True).T
@@ -124,8 +139,14 @@ def mcmc_move(
     return back(states.position), info
 
 
+#: Largest step-size factor per kernel (HMC: trajectory length 1.5 * scale <= pi).
+MAX_SCALE = {"rwm": jnp.inf, "mala": jnp.inf, "hmc": float(jnp.pi / 1.5)}
+
+
 def adapt_scale(scale: jax.Array, acceptance_rate: jax.Array, kernel: str) -> jax.Array:
-    """Multiply the step-size factor by ``exp(acceptance - target)`` (clipped to [0.5, 2]).
+    """Multiply the step-size factor by ``exp(2 (acceptance - target))``, within [0.5, 2].
+
+    The factor is capped at ``MAX_SCALE[kernel]``.
 
     Example:
         >>> from probkit.smc import adapt_scale
@@ -134,4 +155,4 @@ def adapt_scale(scale: jax.Array, acceptance_rate: jax.Array, kernel: str) -> ja
     """
     factor = jnp.exp(2.0 * (acceptance_rate - TARGET_ACCEPTANCE[kernel]))
     factor = jnp.where(jnp.isfinite(factor), factor, 0.5)
-    return scale * jnp.clip(factor, 0.5, 2.0)
+    return jnp.minimum(scale * jnp.clip(factor, 0.5, 2.0), MAX_SCALE[kernel])

@@ -77,10 +77,20 @@ def _weights(log_weights: jax.Array) -> jax.Array:
     return jnp.exp(normalise_log_weights(log_weights))
 
 
+def _cumsum(x: jax.Array) -> jax.Array:
+    # A parallel-prefix sum: O(N) work, ~log2(N) ulps of error, and on CPU several
+    # times faster than jnp.cumsum (which XLA lowers to a reduce-window).
+    return jax.lax.associative_scan(jnp.add, x)
+
+
+def _cdf(log_weights: jax.Array) -> jax.Array:
+    cdf = _cumsum(_weights(log_weights))
+    return cdf / cdf[-1]
+
+
 def _inverse_cdf(uniforms: jax.Array, log_weights: jax.Array) -> jax.Array:
     """Indices ``i`` with ``cdf[i-1] <= u < cdf[i]`` for each uniform ``u`` in [0, 1)."""
-    cdf = jnp.cumsum(_weights(log_weights))
-    cdf = cdf / cdf[-1]
+    cdf = _cdf(log_weights)
     idx = jnp.searchsorted(cdf, uniforms, side="right")
     return jnp.clip(idx, 0, log_weights.shape[0] - 1).astype(jnp.int32)
 
@@ -123,13 +133,25 @@ def systematic(key: jax.Array, log_weights: jax.Array, n: int) -> jax.Array:
         >>> systematic(jax.random.key(0), jnp.log(jnp.array([0.25, 0.75])), 4).tolist()
         [0, 1, 1, 1]
     """
-    uniforms = (jnp.arange(n) + jax.random.uniform(key, ())) / n
-    return _inverse_cdf(uniforms, log_weights)
+    # Point k = (k + U) / n lies below cdf_i for k < ceil(n cdf_i - U): the counts
+    # follow from the CDF in O(N), with no search.
+    below = jnp.ceil(n * _cdf(log_weights) - jax.random.uniform(key, ()))
+    return _indices_from_cumulative_counts(below, n)
+
+
+def _indices_from_cumulative_counts(below: jax.Array, n: int) -> jax.Array:
+    """Ancestor indices from ``below[i]`` = number of offspring of particles ``0..i``.
+
+    Offspring ``k`` belongs to the first ``i`` with ``below[i] > k``, so its index is
+    ``#{i : below[i] <= k}``: a histogram and a prefix sum, O(N) with no search.
+    """
+    below = jnp.clip(below, 0, n).astype(jnp.int32)
+    hist = jnp.bincount(below, length=n + 1)
+    return _cumsum(hist)[:n].astype(jnp.int32)
 
 
 def _counts_to_indices(counts: jax.Array, n: int) -> jax.Array:
-    num = counts.shape[0]
-    return jnp.repeat(jnp.arange(num, dtype=jnp.int32), counts, total_repeat_length=n)
+    return _indices_from_cumulative_counts(_cumsum(counts.astype(jnp.int32)), n)
 
 
 def residual(key: jax.Array, log_weights: jax.Array, n: int) -> jax.Array:

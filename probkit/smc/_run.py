@@ -96,6 +96,8 @@ def loop(
         )
         hist = (new_state.particles, new_state.log_weights) if store_history else None
         summary = None if summary_fn is None else _summarise(new_state)
+        if not store_history:  # (T, N) ancestors are only kept with the history
+            info = info._replace(ancestors=None)
         return new_state, (info, hist, summary)
 
     first = state
@@ -105,6 +107,8 @@ def loop(
         state, (infos, hist, summaries) = progress_scan(
             body, state, keys, progress_bar=progress_bar, desc="SMC"
         )
+        if not store_history:
+            info0 = info0._replace(ancestors=None)
         infos = _stack_first(info0, infos)
     else:
         infos = jax.tree_util.tree_map(lambda x: x[None], info0)

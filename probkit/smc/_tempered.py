@@ -11,7 +11,9 @@ MCMC move invariant for ``pi_{lambda_t}``, in the order reweight, resample, move
 2. reweight by ``L^delta`` and add ``log sum_i W_i L_i^delta`` to the log-evidence;
 3. resample ``N`` particles (resample-move) or ``M = N / P`` particles
    (waste-free, Dau & Chopin 2022);
-4. move with a whitened blackjax kernel (:func:`probkit.smc.mcmc_move`):
+4. move with a whitened blackjax kernel (:func:`probkit.smc.mcmc_move`), the
+   whitening estimated from the previous population (before reweighting and
+   resampling, so that each particle's kernel does not depend on its own copies):
    ``num_mcmc_steps`` steps per particle, or, waste-free, ``P - 1`` steps of each
    of the ``M`` chains, all ``N = M P`` visited states kept as the new particles.
 
@@ -161,7 +163,7 @@ def tempered_loop(
                 num_mcmc_steps=chain_length - 1,
                 num_integration_steps=num_integration_steps,
                 keep_path=True,
-                whiten_from=resampled,
+                whiten_from=(state.particles, None),
             )
             particles = chains.reshape(n, -1)
         else:
@@ -173,6 +175,7 @@ def tempered_loop(
                 scale=state.scale,
                 num_mcmc_steps=num_mcmc_steps,
                 num_integration_steps=num_integration_steps,
+                whiten_from=(state.particles, None),
             )
         log_lik = jax.vmap(lambda x: path.log_likelihood(data, x))(particles)
         step = state.step + 1
