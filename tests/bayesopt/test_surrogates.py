@@ -106,3 +106,26 @@ def test_bnn_torch_forward_matches_the_jax_network():
     ]
     actual = bo.mlp_ensemble_forward(layers, torch.as_tensor(X), "tanh")[0].numpy()
     np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_bnn_hmc_through_probkit_mcmc_sample():
+    # The same posterior sampled by probkit.mcmc.sample (compiled per call) instead of
+    # the cached blackjax runner: the members fit the data as well (the RMS criterion
+    # of test_surrogate_on_a_1d_function) and have the same layout.
+    data = _data()
+    model = bo.fit_bnn_hmc(
+        data,
+        engine="probkit",
+        hidden=(32,),
+        prior_scale=4.0,
+        noise_scale=0.1,
+        num_chains=2,
+        num_warmup=200,
+        num_samples=50,
+        num_members=40,
+    )
+    mean, _ = _mean_and_variance(model, data.X)
+    residual = mean - data.Y.squeeze(-1).numpy()
+    assert np.sqrt(np.mean(residual**2)) < 2 * NOISE_SD, residual
+    assert model.posterior(data.X).values.shape == (40, 10, 1)
+    assert model.sampler_stats["acceptance_rate"].shape == (2,)
