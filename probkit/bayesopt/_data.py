@@ -48,11 +48,12 @@ def fitted_transforms(data: TrainingData) -> tuple[Normalize, Standardize, Tenso
         >>> import torch
         >>> from probkit.bayesopt import TrainingData, make_search_space
         >>> from probkit.bayesopt._data import fitted_transforms
-        >>> data = TrainingData(torch.tensor([[0.0], [2.0]]), torch.tensor([[1.0], [3.0]]),
-        ...                     None, make_search_space([(0, 2)]))
-        >>> _, _, X, Y = fitted_transforms(data)
-        >>> X.squeeze(-1).tolist(), Y.squeeze(-1).tolist()
-        ([0.0, 1.0], [-0.7071067811865475, 0.7071067811865475])
+        >>> X = torch.tensor([[0.0], [2.0]], dtype=torch.float64)
+        >>> Y = torch.tensor([[1.0], [3.0]], dtype=torch.float64)
+        >>> data = TrainingData(X, Y, None, make_search_space([(0, 2)]))
+        >>> _, _, X01, Ystd = fitted_transforms(data)
+        >>> X01.squeeze(-1).tolist(), [round(v, 4) for v in Ystd.squeeze(-1).tolist()]
+        ([0.0, 1.0], [-0.7071, 0.7071])
     """
     space = data.space
     normalize = Normalize(d=space.num_dims, bounds=space.torch_bounds().to(data.X))
