@@ -150,7 +150,7 @@ def tempered_loop(
         resampled = jnp.take(state.particles, resampling_fn(key_resample, log_w, n), axis=0)
 
         def logdensity(x):
-            return path.log_prior(data, x) + new_temperature * path.log_likelihood(data, x)
+            return path.log_density(data, x, new_temperature)
 
         if waste_free:
             starts = jnp.take(state.particles, resampling_fn(key_start, log_w, num_chains), axis=0)

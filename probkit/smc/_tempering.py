@@ -3,7 +3,8 @@
 A tempered SMC sampler moves particles along ``pi_lambda(x) ∝ p_0(x) L(x)^lambda``
 from ``lambda = 0`` (a distribution we can sample) to ``lambda = 1`` (the target).
 For a NumPyro model, ``p_0`` is the prior and ``L`` the likelihood of the observed
-sites, both on NumPyro's unconstrained space (Jacobians in ``p_0``). For any other
+sites (``numpyro.factor`` terms included), both on NumPyro's unconstrained space
+(Jacobians in ``p_0``), computed from one trace of the model. For any other
 target, ``p_0`` is a user-given reference distribution and
 ``L = target / reference`` (a geometric path).
 
@@ -33,37 +34,84 @@ class TemperedPath(NamedTuple):
     ``jit`` as an argument.
 
     Attributes:
-        log_prior: ``(data, x) -> log p_0(x)``.
-        log_likelihood: ``(data, x) -> log L(x)``.
+        log_prior_and_likelihood: ``(data, x) -> (log p_0(x), log L(x))``, both from
+            one evaluation of the model.
         sample_prior: ``(key, n, data) -> (n, d)`` draws from ``p_0``.
         constrain: ``(data, x) -> dict`` of model values at the flat position ``x``.
         num_dims: ``d``.
     """
 
-    log_prior: Callable[[PyTree, jax.Array], jax.Array]
-    log_likelihood: Callable[[PyTree, jax.Array], jax.Array]
+    log_prior_and_likelihood: Callable[[PyTree, jax.Array], tuple[jax.Array, jax.Array]]
     sample_prior: Callable[[jax.Array, int, PyTree], jax.Array]
     constrain: Callable[[PyTree, jax.Array], dict]
     num_dims: int
 
+    def log_prior(self, data: PyTree, x: jax.Array) -> jax.Array:
+        """``log p_0(x)``."""
+        return self.log_prior_and_likelihood(data, x)[0]
 
-def _observed_log_likelihood(model, assemble, constrain_with_data):
+    def log_likelihood(self, data: PyTree, x: jax.Array) -> jax.Array:
+        """``log L(x)``."""
+        return self.log_prior_and_likelihood(data, x)[1]
+
+    def log_density(self, data: PyTree, x: jax.Array, temperature: jax.Array) -> jax.Array:
+        """``log p_0(x) + temperature * log L(x)``, the tempered log density."""
+        log_prior, log_likelihood = self.log_prior_and_likelihood(data, x)
+        return log_prior + temperature * log_likelihood
+
+
+def _unconstrain_site(params: dict, site: dict):
+    """Substitute the unconstrained value of a latent site, adding its log-Jacobian.
+
+    Mirrors what NumPyro's ``potential_energy`` does, so that one trace of the
+    model yields every term of the log density: latent sites and their Jacobians
+    (``_<name>_log_det`` factors) form the prior, observed sites the likelihood.
+    """
+    import numpyro
+    from numpyro.distributions import biject_to, constraints
+    from numpyro.distributions.util import sum_rightmost
+
+    name = site["name"]
+    if name not in params or site["type"] != "sample":
+        return None
+    value_u = params[name]
+    support = site["fn"].support
+    if support is constraints.real or (
+        isinstance(support, constraints.independent) and support.base_constraint is constraints.real
+    ):
+        return value_u
+    transform = biject_to(support)
+    value = transform(value_u)
+    log_det = transform.log_abs_det_jacobian(value_u, value)
+    log_det = sum_rightmost(
+        log_det, jnp.ndim(log_det) - jnp.ndim(value) + len(site["fn"].event_shape)
+    )
+    numpyro.factor(f"_{name}_log_det", log_det)
+    return value
+
+
+def _numpyro_prior_and_likelihood(model, assemble):
+    from functools import partial
+
     from numpyro import handlers
+    from numpyro.infer.util import compute_log_probs
 
-    def log_likelihood(data, z):
+    def log_prior_and_likelihood(data, z):
         args, kwargs = assemble(data)
-        values = constrain_with_data(data, z)
-        trace = handlers.trace(handlers.substitute(model, data=values)).get_trace(*args, **kwargs)
-        total = jnp.zeros(())
-        for site in trace.values():
-            if site["type"] == "sample" and site["is_observed"]:
-                log_prob = site["fn"].log_prob(site["value"])
-                if site.get("scale") is not None:
-                    log_prob = site["scale"] * log_prob
-                total = total + jnp.sum(log_prob)
-        return total
+        reparam = handlers.substitute(model, substitute_fn=partial(_unconstrain_site, z))
+        log_probs, trace = compute_log_probs(reparam, args, kwargs, {})
+        log_prior = jnp.zeros(())
+        log_likelihood = jnp.zeros(())
+        for name, value in log_probs.items():
+            site = trace[name]
+            jacobian = name.startswith("_") and name.endswith("_log_det") and name[1:-8] in z
+            if site["is_observed"] and not jacobian:
+                log_likelihood = log_likelihood + value
+            else:
+                log_prior = log_prior + value
+        return log_prior, log_likelihood
 
-    return log_likelihood
+    return log_prior_and_likelihood
 
 
 def _improper_sites(target) -> list[str]:
@@ -124,9 +172,13 @@ def tempered_path(target, reference=None) -> TemperedPath:
                 "the flat unconstrained position (e.g. dist.Normal(jnp.zeros(d), 5.0)"
                 f".to_event(1)); got event shape {event_shape} and batch shape {batch_shape}."
             )
+
+        def reference_and_ratio(data, x):
+            log_ref = reference.log_prob(x)
+            return log_ref, logdensity(data, x) - log_ref
+
         return TemperedPath(
-            log_prior=lambda data, x: reference.log_prob(x),
-            log_likelihood=lambda data, x: logdensity(data, x) - reference.log_prob(x),
+            log_prior_and_likelihood=reference_and_ratio,
             sample_prior=lambda key, n, data: reference.sample(key, (n,)),
             constrain=constrain,
             num_dims=num_dims,
@@ -155,15 +207,10 @@ def tempered_path(target, reference=None) -> TemperedPath:
     model = target.model
     _, assemble = _split_data(target.model_args, target.model_kwargs)
     latent = list(target.example_position)
-    log_likelihood_z = _observed_log_likelihood(model, assemble, target.constrain_with_data)
+    split = _numpyro_prior_and_likelihood(model, assemble)
 
-    def log_likelihood(data, x):
-        return log_likelihood_z(data, unravel(x))
-
-    def log_prior(data, x):
-        # The model's log density minus its likelihood: the prior on the
-        # unconstrained space, Jacobians included.
-        return logdensity(data, x) - log_likelihood(data, x)
+    def log_prior_and_likelihood(data, x):
+        return split(data, unravel(x))
 
     def sample_prior(key, n, data):
         args, kwargs = assemble(data)
@@ -171,7 +218,7 @@ def tempered_path(target, reference=None) -> TemperedPath:
         unconstrained = jax.vmap(lambda p: unconstrain_fn(model, args, kwargs, p))(draws)
         return jax.vmap(lambda z: ravel_pytree(z)[0])(unconstrained)
 
-    return TemperedPath(log_prior, log_likelihood, sample_prior, constrain, num_dims)
+    return TemperedPath(log_prior_and_likelihood, sample_prior, constrain, num_dims)
 
 
 def next_temperature(
