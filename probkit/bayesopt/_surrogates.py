@@ -10,7 +10,7 @@ from botorch.models.model import Model
 from probkit.bayesopt._bnn_hmc import fit_bnn_hmc
 from probkit.bayesopt._data import TrainingData
 from probkit.bayesopt._deep_ensemble import fit_deep_ensemble
-from probkit.bayesopt._gp import fit_dkl, fit_gp, fit_ibnn, fit_saas
+from probkit.bayesopt._gp import fit_dkl, fit_gp, fit_ibnn, fit_saas, saas_available
 from probkit.bayesopt._space import SearchSpace
 
 __all__ = ["SURROGATES", "check_surrogate", "fit_surrogate"]
@@ -49,6 +49,11 @@ def check_surrogate(
         )
     if space.fidelities and name != "gp":
         raise ValueError(f"fidelity inputs need surrogate='gp', not {name!r}.")
+    if name == "saas" and not saas_available():
+        raise ImportError(
+            "surrogate='saas' needs BoTorch's optional JAX/NumPyro support, which did not "
+            "import. Install numpyro (pip install numpyro) or use surrogate='gp'."
+        )
     if name == "saas" and num_constraints:
         raise ValueError("surrogate='saas' models one output: outcome constraints need 'gp'.")
     if noise_is_fixed and name in ("bnn-hmc", "ensemble"):
