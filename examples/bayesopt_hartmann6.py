@@ -11,7 +11,7 @@ budget.
 ``--bnn`` adds the BNN surrogate whose weights are sampled by NUTS in JAX
 (``surrogate="bnn-hmc"``): its first fit compiles the sampler (about 20 s on a CPU).
 
-Run: ``python examples/bayesopt_hartmann6.py [--out FILE] [--batches 6] [--bnn]``
+Run: ``python examples/bayesopt_hartmann6.py [--out FILE] [--batches 8] [--bnn]``
 (about a minute of CPU time for the GP run).
 """
 
@@ -82,7 +82,7 @@ def random_search(budget: int, seed: int) -> np.ndarray:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="bayesopt_hartmann6_regret.png", help="the plot")
-    parser.add_argument("--batches", type=int, default=6, help="batches of 5 after 10 initial")
+    parser.add_argument("--batches", type=int, default=8, help="batches of 5 after 10 initial")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--bnn", action="store_true", help="also run the HMC BNN surrogate")
     args = parser.parse_args()
