@@ -167,3 +167,6 @@ def test_fixed_schedule_and_bad_input():
         smc.tempered(_mixture_target())
     with pytest.raises(ValueError, match="event shape"):
         smc.tempered(_mixture_target(), reference=dist.Normal(0.0, 1.0))
+    kidiq = posteriordb.load("kidiq-kidscore_momiq")  # flat prior on beta
+    with pytest.raises(ValueError, match=r"\['beta'\] is improper"):
+        smc.tempered(pk.from_numpyro(kidiq.model, **kidiq.data))
