@@ -100,8 +100,8 @@ def check_acquisition(
     if name in _NEEDS_GP and not is_gp:
         raise ValueError(
             f"acquisition={name!r} conditions the surrogate on fantasy observations, which "
-            f"needs a GP; surrogate={surrogate!r} is an ensemble. Use 'logei', 'qlognei' or "
-            "'ucb' with it, or surrogate='gp'."
+            f"needs a single exact GP ('gp', 'dkl', 'ibnn'); surrogate={surrogate!r} is not "
+            "one. Use 'logei', 'qlognei' or 'ucb' with it, or surrogate='gp'."
         )
     if num_constraints and name not in _CONSTRAINED:
         raise ValueError(
