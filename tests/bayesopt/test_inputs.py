@@ -47,7 +47,7 @@ def test_budget_below_initial_design():
     [
         ({"surrogate": "rf"}, "surrogate must be one of"),
         ({"acquisition": "ei"}, "acquisition must be one of"),
-        ({"surrogate": "ensemble", "acquisition": "qkg"}, "needs a GP"),
+        ({"surrogate": "ensemble", "acquisition": "qkg"}, "needs a single exact GP"),
         ({"num_constraints": 1, "acquisition": "ucb"}, "outcome constraints"),
         ({"noise": -1.0}, "noise must be"),
         ({"noise": 0.1, "surrogate": "bnn-hmc"}, "noise='infer'"),
