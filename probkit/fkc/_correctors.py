@@ -234,11 +234,12 @@ def geometric_mixture(
         >>> from probkit.fkc import geometric_mixture
         >>> from probkit.sde import VPSDE
         >>> fk = geometric_mixture([lambda x, t: -x], [2.0], VPSDE(), event_shape=(1,),
-        ...                        num_steps=100)
+        ...                        num_steps=500)
         >>> res = smc.run(fk, num_particles=4000, seed=0)
         >>> w = jnp.exp(res.log_weights)
-        >>> round(float(w @ res.particles.x[:, 0] ** 2), 1)  # N(0, 1)^2 ∝ N(0, 1/2)
-        0.5
+        >>> second_moment = float(w @ res.particles.x[:, 0] ** 2)  # N(0, 1)^2 ∝ N(0, 1/2)
+        >>> abs(second_moment - 0.5) < 0.05
+        True
     """
     scores = tuple(scores)
     exponents = tuple(float(a) for a in exponents)
@@ -315,11 +316,12 @@ def anneal(
         >>> import probkit.smc as smc
         >>> from probkit.fkc import anneal
         >>> from probkit.sde import VPSDE
-        >>> fk = anneal(lambda x, t: -x, VPSDE(), 4.0, event_shape=(1,), num_steps=100)
+        >>> fk = anneal(lambda x, t: -x, VPSDE(), 4.0, event_shape=(1,), num_steps=500)
         >>> res = smc.run(fk, num_particles=4000, seed=0)
         >>> w = jnp.exp(res.log_weights)
-        >>> round(float(w @ res.particles.x[:, 0] ** 2), 2)  # N(0, 1)^4 ∝ N(0, 1/4)
-        0.25
+        >>> second_moment = float(w @ res.particles.x[:, 0] ** 2)  # N(0, 1)^4 ∝ N(0, 1/4)
+        >>> abs(second_moment - 0.25) < 0.025
+        True
     """
     if variant not in ("target_score", "tempered_noise"):
         raise ValueError(f"variant must be 'target_score' or 'tempered_noise', got {variant!r}.")
@@ -375,11 +377,12 @@ def product(
         >>> sde = VPSDE()
         >>> def expert(mu):  # data N(mu, 1): p_t = N(m(t) mu, 1)
         ...     return lambda x, t: -(x - sde.marginal(t)[0] * mu)
-        >>> fk = product([expert(1.0), expert(-1.0)], sde, event_shape=(1,), num_steps=100)
+        >>> fk = product([expert(1.0), expert(-1.0)], sde, event_shape=(1,), num_steps=500)
         >>> res = smc.run(fk, num_particles=4000, seed=0)
         >>> w = jnp.exp(res.log_weights)
-        >>> round(float(w @ res.particles.x[:, 0] ** 2), 1)  # N(1, 1) N(-1, 1) ∝ N(0, 1/2)
-        0.5
+        >>> second_moment = float(w @ res.particles.x[:, 0] ** 2)  # N(1,1) N(-1,1) ∝ N(0, 1/2)
+        >>> abs(second_moment - 0.5) < 0.1  # one run's standard deviation: about 0.03
+        True
     """
     scores = tuple(scores)
     if len(scores) < 2:
