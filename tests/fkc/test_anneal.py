@@ -6,7 +6,7 @@ errors; the unweighted sampler must miss by > 10 of its standard errors.
 
 import jax.numpy as jnp
 import numpy as np
-from conftest import mixture_log_pdf, nearest, run_replicates, z_score
+from fkc_oracles import mixture_log_pdf, nearest, run_replicates, z_score
 
 import probkit.fkc as fkc
 from probkit.sde import VESDE, VPSDE, exact_score, gaussian_mixture

@@ -6,7 +6,7 @@ errors; plain classifier-free guidance (no weights) must miss by > 10 standard e
 
 import jax.numpy as jnp
 import numpy as np
-from conftest import mixture_log_pdf, nearest, run_replicates, z_score
+from fkc_oracles import mixture_log_pdf, nearest, run_replicates, z_score
 
 import probkit.fkc as fkc
 from probkit.sde import VPSDE, exact_score, gaussian_mixture

@@ -1,14 +1,14 @@
 """Products of experts: FKC against the closed-form product, and the biased drift-only sampler.
 
 Tolerances: every statistic is estimated in R = 16 independent SMC runs; the check is
-|mean - truth| < 4 standard errors of that mean (conftest.z_score). The unweighted
+|mean - truth| < 4 standard errors of that mean (fkc_oracles.z_score). The unweighted
 sampler (same SDE, same steps, no weights) must miss by more than 10 of its own
 standard errors, so the checks can fail.
 """
 
 import jax.numpy as jnp
 import numpy as np
-from conftest import (
+from fkc_oracles import (
     mixture_draws,
     mixture_moments,
     nearest,

@@ -1,4 +1,7 @@
-"""Helpers for the Feynman-Kac corrector tests: independent replicates and MC-error checks.
+"""Helpers for the Feynman-Kac corrector tests: replicates, MC-error checks, closed forms.
+
+(A plain module with a unique name, not a conftest.py: test modules import it
+directly, and a second module named ``conftest`` elsewhere in tests/ cannot shadow it.)
 
 Monte Carlo error is measured, not guessed: every statistic is estimated in R
 independent SMC runs (``jax.vmap`` over keys of :func:`probkit.smc.loop`) and its
@@ -12,7 +15,6 @@ from typing import NamedTuple
 import equinox as eqx
 import jax
 import numpy as np
-import pytest
 from scipy.stats import multivariate_normal
 
 import probkit.smc as smc
@@ -68,11 +70,6 @@ def z_score(estimates, truth):
     estimates = np.asarray(estimates, np.float64)
     se = estimates.std(axis=0, ddof=1) / np.sqrt(estimates.shape[0])
     return (estimates.mean(axis=0) - truth) / se
-
-
-@pytest.fixture
-def replicates():
-    return run_replicates
 
 
 # Closed forms in NumPy (float64), written independently of probkit.sde.
