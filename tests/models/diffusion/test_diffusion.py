@@ -61,7 +61,7 @@ def test_dsm_loss_is_minimised_by_the_exact_score(weighting):
 def test_training_learns_the_score_of_a_mixture():
     sde = VPSDE()
     data = DATA.sample(jax.random.key(1), 8000)
-    net = diffusion.ScoreNetwork((2,), key=jax.random.key(2), width=64, depth=2)
+    net = diffusion.ScoreNetwork((2,), key=jax.random.key(2), width=32, depth=2)
     result = diffusion.fit(net, sde, data, num_steps=1500, batch_size=256, learning_rate=3e-3)
     assert result.losses[-100:].mean() < result.losses[:100].mean()
 
@@ -76,9 +76,9 @@ def test_training_learns_the_score_of_a_mixture():
             errors.append(jnp.sqrt(jnp.sum((got - want) ** 2) / jnp.sum(want**2)))
         return np.array(errors)
 
-    # A learned model, so no Monte Carlo bound: 1500 steps reach relative L2 errors of
-    # 0.04 (t = 0.3) and 0.03 (t = 0.6) (measured; small t, where the score is large
-    # and sharp, needs far longer training); the untrained network is off by ~1.
+    # A learned model, so no Monte Carlo bound: 1500 steps of a 2 x 32 MLP reach
+    # relative L2 errors of 0.07 (t = 0.3) and 0.035 (t = 0.6) (measured; small t, where
+    # the score is large and sharp, needs far longer training); untrained: ~1.
     trained, untrained = relative_error(result.model), relative_error(net)
     assert np.all(trained < 0.15), trained
     assert np.all(untrained > 0.5), untrained
@@ -97,14 +97,16 @@ def test_label_dropout_trains_only_the_null_label():
         )
         return jnp.abs(grads.label_embedding.weight).sum(axis=1)
 
-    all_dropped = np.asarray(embedding_gradient(1.0))
-    none_dropped = np.asarray(embedding_gradient(0.0))
+    # dropout as an array: one compilation for both values
+    all_dropped = np.asarray(embedding_gradient(jnp.asarray(1.0)))
+    none_dropped = np.asarray(embedding_gradient(jnp.asarray(0.0)))
     assert np.all(all_dropped[:3] == 0) and all_dropped[3] > 0
     assert np.all(none_dropped[:3] > 0) and none_dropped[3] == 0
     x = jnp.array([0.3, -0.2])
-    outputs = [diffusion.score_fn(net, sde, label)(x, 0.4) for label in (0, 1, None)]
+    evaluate = eqx.filter_jit(lambda score: score(x, 0.4))
+    outputs = [evaluate(diffusion.score_fn(net, sde, label)) for label in (0, 1, None, 3)]
     assert not np.allclose(outputs[0], outputs[1])
-    np.testing.assert_allclose(outputs[2], diffusion.score_fn(net, sde, 3)(x, 0.4))
+    np.testing.assert_allclose(outputs[2], outputs[3])  # None is the null label, 3
 
 
 def test_save_and_load_round_trip(tmp_path):
