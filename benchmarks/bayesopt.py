@@ -64,6 +64,15 @@ PROBLEMS = {
     "hartmann6": (Hartmann(dim=6), [(0.0, 1.0)] * 6, 10, 10, 19),
     "ackley10": (Ackley(dim=10), [(-32.768, 32.768)] * 10, 10, 1, 40),
 }
+COLORS = {
+    "random": "tab:blue",
+    "gp-logei": "tab:orange",
+    "gp-qkg": "tab:green",
+    "bnn-hmc": "tab:red",
+    "ibnn": "tab:purple",
+    "dkl": "tab:brown",
+    "botorch tutorial loop": "tab:pink",
+}
 METHODS = {
     "random": None,
     "gp-logei": {"surrogate": "gp", "acquisition": "logei"},
@@ -204,6 +213,7 @@ def main() -> None:
     args = parser.parse_args()
 
     print(f"botorch {botorch.__version__}, torch {torch.__version__}, {platform.processor()}")
+    load_start = os.getloadavg()[0]
     curves: dict[str, dict[str, list]] = {}
     lines = []
     for problem_name in args.problems:
@@ -263,7 +273,8 @@ def main() -> None:
         for method, regret in methods.items():
             regret = np.maximum(np.asarray(regret), 1e-8)
             mean = np.exp(np.mean(np.log(regret), axis=0))  # geometric mean over seeds
-            ax.semilogy(np.arange(1, regret.shape[1] + 1), mean, label=method)
+            label = f"{method} ({regret.shape[0]} seeds)"
+            ax.semilogy(np.arange(1, regret.shape[1] + 1), mean, label=label, color=COLORS[method])
         ax.set_title(problem_name)
         ax.set_xlabel("evaluations")
         ax.set_ylabel("simple regret (geometric mean over seeds)")
@@ -278,7 +289,9 @@ def main() -> None:
         "",
         f"botorch {botorch.__version__}, torch {torch.__version__} (1 thread), CPU: "
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores shared with "
-        "other jobs (wall times are noisy; ratios come from interleaved runs).",
+        f"other jobs (1-minute load average {load_start:.1f} at the start, "
+        f"{os.getloadavg()[0]:.1f} at the end): wall times of different rows are not "
+        "comparable; the overhead ratio comes from paired, interleaved steps.",
         "",
         "## Simple regret (best value - minimum) against evaluations",
         "",
