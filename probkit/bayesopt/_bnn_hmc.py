@@ -218,7 +218,9 @@ def sample_bnn_posterior(
         hyperparameters: the scales of each chain (repeat one pair for several
             chains of the same posterior).
         hidden: hidden-layer widths.
-        num_warmup, num_samples, max_num_doublings: NUTS settings.
+        num_warmup: NUTS warm-up steps per chain.
+        num_samples: NUTS draws kept per chain.
+        max_num_doublings: NUTS maximum tree depth.
         seed: chain ``c`` uses ``fold_in(PRNGKey(seed), c)``.
         engine: ``"cached"`` or ``"probkit"`` (see the module docstring).
 
@@ -426,9 +428,14 @@ def fit_bnn_hmc(
             with BoTorch's ``Normalize`` / ``Standardize``, like the GP).
         seed: seeds the sampler.
         hidden: hidden-layer widths of the tanh MLP.
-        prior_scale, noise_scale: fix the scales (both given: no grid search).
-        prior_scales, noise_scales: the grid searched by held-out likelihood.
-        num_chains, num_warmup, num_samples, max_num_doublings: NUTS settings.
+        prior_scale: fixes the prior scale (with ``noise_scale``: no grid search).
+        noise_scale: fixes the noise scale (with ``prior_scale``: no grid search).
+        prior_scales: prior scales of the grid searched by held-out likelihood.
+        noise_scales: noise scales of the grid searched by held-out likelihood.
+        num_chains: NUTS chains.
+        num_warmup: NUTS warm-up steps per chain.
+        num_samples: NUTS draws kept per chain.
+        max_num_doublings: NUTS maximum tree depth.
         num_members: draws kept as ensemble members (spread evenly over all chains).
         engine: ``"cached"`` or ``"probkit"`` (see the module docstring).
 

@@ -126,9 +126,17 @@ def minimize(
         budget: total number of evaluations (initial design included).
         initial_design: number of quasi-random initial points.
         batch_size: points proposed (and evaluated) per iteration.
-        surrogate, acquisition, noise, seed, integer_dims, categorical_dims,
-        num_constraints, fidelities, surrogate_options, acquisition_options:
-            see :class:`Optimizer`.
+        surrogate: ``"gp"``, ``"saas"``, ``"bnn-hmc"``, ``"ensemble"``, ``"dkl"`` or
+            ``"ibnn"`` (see :class:`Optimizer`).
+        acquisition: an acquisition name of ``ACQUISITIONS`` (see :class:`Optimizer`).
+        noise: ``"infer"`` or a known observation noise standard deviation.
+        seed: seeds the initial design, the surrogate fits and the acquisition.
+        integer_dims: indices of integer inputs (bounds must be integers).
+        categorical_dims: indices of categorical inputs.
+        num_constraints: number of outcome constraints returned after the objective.
+        fidelities: ``{dim: target_fidelity}`` for multi-fidelity optimisation.
+        surrogate_options: keyword arguments of the surrogate's fitting function.
+        acquisition_options: overrides of ``ACQUISITION_DEFAULTS``.
         callback: called with the :class:`BOResult` so far after every batch;
             returning ``True`` stops the run.
         progress_bar: show a progress bar.
