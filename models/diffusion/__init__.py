@@ -15,10 +15,10 @@ Example:
     (2,)
 """
 
-from probkit.models.diffusion._io import load, save
-from probkit.models.diffusion._network import ScoreNetwork, score_fn
-from probkit.models.diffusion._toy import checkerboard, in_checkerboard, rings
-from probkit.models.diffusion._training import FitResult, dsm_loss, fit, train_step
+from ._io import load, save
+from ._network import ScoreNetwork, score_fn
+from ._toy import checkerboard, in_checkerboard, rings
+from ._training import FitResult, dsm_loss, fit, train_step
 
 __all__ = [
     "ScoreNetwork",
