@@ -31,7 +31,7 @@ test-fast: setup
 	$(BIN)/python -m pytest -q -n 2 -m "not slow"
 
 bench: setup
-	for script in benchmarks/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+	for script in benchmarks/[!_]*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
 docs: setup
 	$(BIN)/mkdocs build --strict

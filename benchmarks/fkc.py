@@ -35,49 +35,22 @@ no trained toy); writes ``benchmarks/results/fkc.md``.
 from __future__ import annotations
 
 import argparse
-import collections
 import os
 import platform
 import time
 from pathlib import Path
-from typing import Any
 
 import jax
 import jax.monitoring
 import jax.numpy as jnp
 import numpy as np
 import probkit.models.diffusion as diffusion
+from _timing import timed
 from scipy.special import i0e, logsumexp
 
 import probkit.fkc as fkc
 import probkit.smc as smc
 from probkit.sde import VESDE, VPSDE, exact_score, gaussian_mixture, noised, product
-
-_COMPILE_EVENTS = (
-    "/jax/core/compile/jaxpr_trace_duration",
-    "/jax/core/compile/jaxpr_to_mlir_module_duration",
-    "/jax/core/compile/backend_compile_duration",
-)
-_compile_seconds: collections.Counter = collections.Counter()
-
-
-def _record(event: str, duration_secs: float, **_: Any) -> None:
-    if event in _COMPILE_EVENTS:
-        _compile_seconds[event] += duration_secs
-
-
-jax.monitoring.register_event_duration_secs_listener(_record)
-
-
-def timed(fn):
-    """(result, compile seconds, run seconds) of one call."""
-    _compile_seconds.clear()
-    start = time.perf_counter()
-    out = jax.block_until_ready(fn())
-    wall = time.perf_counter() - start
-    compile_s = sum(_compile_seconds.values())
-    return out, compile_s, wall - compile_s
-
 
 # --------------------------------------------------------------------------- targets
 

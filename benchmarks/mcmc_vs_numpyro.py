@@ -25,39 +25,21 @@ prints a Markdown table and writes it to ``benchmarks/results/mcmc.md``.
 from __future__ import annotations
 
 import argparse
-import collections
 import os
 import platform
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import arviz as az
 import jax
 import jax.monitoring
 import numpy as np
+from _timing import timed_repeats
 from numpyro.infer import MCMC, NUTS
 from probkit.models import posteriordb
 
 import probkit as pk
-
-# The compile phases JAX reports (jax._src.dispatch / pxla / compiler).
-_COMPILE_EVENTS = (
-    "/jax/core/compile/jaxpr_trace_duration",
-    "/jax/core/compile/jaxpr_to_mlir_module_duration",
-    "/jax/core/compile/backend_compile_duration",
-)
-_compile_seconds: collections.Counter = collections.Counter()
-
-
-def _record(event: str, duration_secs: float, **_: Any) -> None:
-    if event in _COMPILE_EVENTS:
-        _compile_seconds[event] += duration_secs
-
-
-jax.monitoring.register_event_duration_secs_listener(_record)
 
 
 class Run(NamedTuple):
@@ -71,24 +53,6 @@ class Run(NamedTuple):
     @property
     def ess_per_second(self) -> float:
         return self.min_ess_bulk / self.sampling_seconds
-
-
-_STABLE_SECONDS = 60.0
-
-
-def _timed(fn: Callable[[], tuple[dict, np.ndarray, np.ndarray]], repeats: int):
-    """Call ``fn`` ``repeats`` times: compile seconds of the first call, best run time."""
-    compile_seconds, run_seconds = [], []
-    for _ in range(repeats):
-        _compile_seconds.clear()
-        start = time.perf_counter()
-        samples, steps, diverging = fn()
-        wall = time.perf_counter() - start
-        compile_seconds.append(sum(_compile_seconds.values()))
-        run_seconds.append(wall - compile_seconds[-1])
-        if run_seconds[-1] > _STABLE_SECONDS:  # long runs time themselves reliably
-            break
-    return samples, steps, diverging, compile_seconds[0], min(run_seconds)
 
 
 def _evaluate(posterior, samples, steps, diverging, compile_s, sampling_s) -> Run:
@@ -133,7 +97,8 @@ def run_probkit(
         )
         return result.samples, result.stats["n_steps"], result.stats["diverging"]
 
-    return _evaluate(posterior, *_timed(call, repeats))
+    samples, compile_s, run_s = timed_repeats(call, repeats)
+    return _evaluate(posterior, *samples, compile_s, run_s)
 
 
 def run_numpyro(
@@ -155,7 +120,8 @@ def run_numpyro(
         extra = mcmc.get_extra_fields(group_by_chain=True)
         return draws, np.asarray(extra["num_steps"]), np.asarray(extra["diverging"])
 
-    return _evaluate(posterior, *_timed(call, repeats))
+    samples, compile_s, run_s = timed_repeats(call, repeats)
+    return _evaluate(posterior, *samples, compile_s, run_s)
 
 
 def _row(name: str, label: str, pk_run: Run, np_run: Run) -> str:
