@@ -1,0 +1,98 @@
+"""GFlowNets: amortised samplers of unnormalised distributions over discrete objects.
+
+A GFlowNet learns a forward policy that builds an object ``x`` step by step so that
+``x`` is drawn with probability ``R(x) / Z``. Environments implement
+:class:`Environment` (:class:`HyperGrid`, :class:`SetBuilding`, or your own);
+:func:`train` fits the networks with trajectory balance, detailed balance, sub-trajectory
+balance, flow matching or forward-looking detailed balance (equinox MLPs, optax Adam,
+one jitted ``lax.scan``). Environments that enumerate their states are evaluated
+exactly (:func:`terminal_distribution`, :func:`evaluate_policy`); samples are debiased
+with :mod:`probkit.importance` (:func:`importance_samples`, :func:`reweighted_expectation`).
+
+Example:
+    >>> import jax
+    >>> import probkit.models.gflownet as gflownet
+    >>> env = gflownet.HyperGrid(ndim=2, height=4)
+    >>> gfn = gflownet.train(env, num_trajectories=256, batch_size=64, width=32)
+    >>> metrics = gflownet.evaluate_policy(gfn.policy, env, gfn.log_partition)
+    >>> bool(metrics.l1_sum < 2.0)
+    True
+"""
+
+from probkit.models.gflownet._environment import Environment, check_environment
+from probkit.models.gflownet._evaluation import (
+    Metrics,
+    evaluate_policy,
+    exact_target,
+    importance_samples,
+    jensen_shannon,
+    l1_distance,
+    modes,
+    reweighted_expectation,
+    terminal_distribution,
+)
+from probkit.models.gflownet._hypergrid import HyperGrid
+from probkit.models.gflownet._losses import (
+    detailed_balance_loss,
+    flow_matching_loss,
+    forward_looking_loss,
+    subtrajectory_balance_loss,
+    trajectory_balance_loss,
+)
+from probkit.models.gflownet._policy import (
+    Policy,
+    backward_log_probs,
+    forward_log_probs,
+    masked_log_softmax,
+)
+from probkit.models.gflownet._set_building import SetBuilding
+from probkit.models.gflownet._training import (
+    GFlowNet,
+    TrainingHistory,
+    log_partition_estimate,
+    loss_fn,
+    train,
+)
+from probkit.models.gflownet._trajectories import (
+    Trajectories,
+    sample_trajectories,
+    trajectory_log_probs,
+)
+
+__all__ = [
+    # environments
+    "Environment",
+    "check_environment",
+    "HyperGrid",
+    "SetBuilding",
+    # networks and trajectories
+    "Policy",
+    "masked_log_softmax",
+    "forward_log_probs",
+    "backward_log_probs",
+    "Trajectories",
+    "sample_trajectories",
+    "trajectory_log_probs",
+    # losses
+    "trajectory_balance_loss",
+    "detailed_balance_loss",
+    "subtrajectory_balance_loss",
+    "flow_matching_loss",
+    "forward_looking_loss",
+    "loss_fn",
+    # training
+    "train",
+    "GFlowNet",
+    "TrainingHistory",
+    "log_partition_estimate",
+    # evaluation
+    "exact_target",
+    "terminal_distribution",
+    "modes",
+    "l1_distance",
+    "jensen_shannon",
+    "Metrics",
+    "evaluate_policy",
+    "importance_samples",
+    "reweighted_expectation",
+]
