@@ -1,0 +1,101 @@
+"""Distribution Transformers: amortised prior-to-posterior maps on Gaussian mixtures.
+
+A Distribution Transformer (Whittle, Ziomek, Rawling & Osborne, arXiv 2502.02463) maps a
+prior given as a Gaussian mixture (:class:`GMM`), together with a data set, to a GMM
+approximation of the posterior in one forward pass; the prior can change between
+queries without retraining, and the posterior can be fed back as the next prior
+(:func:`sequential_posterior`). Shipped networks cover linear-Gaussian observations in
+1-D and 2-D (whose exact posterior, :func:`linear_gaussian_posterior`, is the oracle) and
+Bayesian logistic regression in 2-D; :func:`train` fits new tasks by amortised forward KL.
+``python -m probkit.models.distribution_transformer.train_tasks`` retrains the shipped ones.
+
+Example:
+    >>> import jax.numpy as jnp
+    >>> import probkit.models.distribution_transformer as dt
+    >>> prior = dt.GMM(jnp.array([0.5, 0.5]), jnp.array([[-2.0], [2.0]]),
+    ...                jnp.array([[[1.0]], [[1.0]]]))
+    >>> y = jnp.array([[1.5], [2.5], [2.2]])
+    >>> approx = dt.posterior(prior, y, obs_matrix=jnp.eye(1), noise_std=1.0)
+    >>> exact = dt.linear_gaussian_posterior(prior, y, jnp.eye(1), 1.0)
+    >>> approx.num_components, exact.num_components
+    (2, 2)
+"""
+
+from probkit.models.distribution_transformer._exact import (
+    check_linear_gaussian,
+    linear_gaussian_log_evidence,
+    linear_gaussian_posterior,
+)
+from probkit.models.distribution_transformer._gmm import (
+    GMM,
+    gaussian,
+    gmm_log_prob_cholesky,
+    kl_divergence_mc,
+)
+from probkit.models.distribution_transformer._inference import (
+    apply_model,
+    check_prior_range,
+    posterior,
+    prepare_query,
+    sequential_posterior,
+)
+from probkit.models.distribution_transformer._io import WEIGHTS_DIR, load, load_pretrained, save
+from probkit.models.distribution_transformer._network import (
+    DistributionTransformer,
+    component_features,
+    num_token_features,
+)
+from probkit.models.distribution_transformer._tasks import (
+    TASKS,
+    Query,
+    Task,
+    TaskRanges,
+    linear_gaussian_features,
+    linear_gaussian_task,
+    logistic_regression_features,
+    logistic_regression_task,
+    sample_prior,
+)
+from probkit.models.distribution_transformer._training import (
+    TrainResult,
+    forward_kl_loss,
+    init_model,
+    train,
+    train_step,
+)
+
+__all__ = [
+    "GMM",
+    "gaussian",
+    "gmm_log_prob_cholesky",
+    "kl_divergence_mc",
+    "linear_gaussian_posterior",
+    "linear_gaussian_log_evidence",
+    "check_linear_gaussian",
+    "DistributionTransformer",
+    "component_features",
+    "num_token_features",
+    "Task",
+    "TaskRanges",
+    "Query",
+    "TASKS",
+    "sample_prior",
+    "linear_gaussian_task",
+    "logistic_regression_task",
+    "linear_gaussian_features",
+    "logistic_regression_features",
+    "forward_kl_loss",
+    "train_step",
+    "train",
+    "init_model",
+    "TrainResult",
+    "posterior",
+    "sequential_posterior",
+    "prepare_query",
+    "apply_model",
+    "check_prior_range",
+    "save",
+    "load",
+    "load_pretrained",
+    "WEIGHTS_DIR",
+]

@@ -1,0 +1,87 @@
+"""Save and load Distribution Transformers: a JSON line of hyperparameters, then equinox leaves."""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+
+import equinox as eqx
+import jax
+from probkit.models.distribution_transformer._network import DistributionTransformer
+
+__all__ = ["save", "load", "load_pretrained", "WEIGHTS_DIR"]
+
+#: Folder of the shipped weights, one ``<task name>.eqx`` file per task.
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "data" / "distribution_transformer"
+
+_FIELDS = ("latent_dim", "data_feature_dim", "max_components", "width", "depth", "num_heads")
+
+
+def save(path: str | Path, model: DistributionTransformer) -> None:
+    """Write ``model`` to ``path`` (hyperparameters as JSON, weights by equinox).
+
+    Args:
+        path: destination file.
+        model: the network.
+
+    Example:
+        >>> import jax, os, tempfile
+        >>> from probkit.models.distribution_transformer import DistributionTransformer, load, save
+        >>> net = DistributionTransformer(1, 8, key=jax.random.key(0), width=16)
+        >>> path = os.path.join(tempfile.mkdtemp(), "net.eqx")
+        >>> save(path, net); load(path).width
+        16
+    """
+    hyper = {name: getattr(model, name) for name in _FIELDS}
+    with open(path, "wb") as f:
+        f.write((json.dumps(hyper) + "\n").encode())
+        eqx.tree_serialise_leaves(f, model)
+
+
+def load(path: str | Path) -> DistributionTransformer:
+    """Read a network written by :func:`save`.
+
+    Args:
+        path: the file.
+
+    Returns:
+        The network.
+
+    Example:
+        >>> from probkit.models.distribution_transformer import WEIGHTS_DIR, load
+        >>> load(WEIGHTS_DIR / "linear_gaussian_1d.eqx").latent_dim
+        1
+    """
+    with open(path, "rb") as f:
+        hyper = json.loads(f.readline().decode())
+        like = DistributionTransformer(key=jax.random.key(0), **hyper)
+        return eqx.tree_deserialise_leaves(f, like)
+
+
+@functools.cache
+def load_pretrained(task_name: str) -> DistributionTransformer:
+    """The shipped network of a task (cached after the first call).
+
+    Args:
+        task_name: e.g. ``"linear_gaussian_2d"`` (see ``TASKS``).
+
+    Returns:
+        The network.
+
+    Raises:
+        ValueError: if no weights are shipped for ``task_name``.
+
+    Example:
+        >>> from probkit.models.distribution_transformer import load_pretrained
+        >>> load_pretrained("linear_gaussian_2d").latent_dim
+        2
+    """
+    path = WEIGHTS_DIR / f"{task_name}.eqx"
+    if not path.exists():
+        shipped = sorted(p.stem for p in WEIGHTS_DIR.glob("*.eqx"))
+        raise ValueError(
+            f"no shipped weights for task {task_name!r}; shipped: {shipped}. Train your own "
+            "with probkit.models.distribution_transformer.train and pass model=."
+        )
+    return load(path)

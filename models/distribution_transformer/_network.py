@@ -1,0 +1,241 @@
+"""The Distribution Transformer network (Whittle, Ziomek, Rawling & Osborne, arXiv 2502.02463).
+
+One token per prior mixture component — ``(log-weight, mean, log-diagonal and
+off-diagonal of the Cholesky factor)`` — embedded by an MLP; one token per data point,
+embedded by its own MLP, plus one learned "null" data token (so that a query with no
+data, or a fully masked one, still has something to attend to). Each layer applies
+pre-norm self-attention among the component tokens, cross-attention from components
+to data tokens and a feed-forward MLP, all residual. There is no positional encoding,
+so the map is invariant to permuting the data and equivariant to permuting the
+components. A final layer norm and a linear head, both of whose weight and bias are
+initialised at **zero**, give per-component residuals
+
+    log w'_k = log_softmax(log w_k + a_k),
+    mu'_k = mu_k + L_k b_k,
+    L'_k = L_k T_k,  T_k lower triangular with diagonal exp(c_k) and off-diagonal e_k,
+
+so ``L'_k`` is again a Cholesky factor (positive diagonal) and the untrained network
+returns the prior. A parametric prior (one Gaussian) is fed as ``K`` identical tokens
+with weights ``1/K`` and ``parametric=True``, which adds a learned per-slot embedding
+so that the identical tokens can split into different posterior components.
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+
+__all__ = ["DistributionTransformer", "component_features", "num_token_features"]
+
+
+def num_token_features(latent_dim: int) -> int:
+    """Size of a component token: ``1 + d + d + d (d - 1) / 2``.
+
+    Args:
+        latent_dim: dimension ``d`` of the latent variable.
+
+    Returns:
+        The number of features per component token.
+
+    Example:
+        >>> from probkit.models.distribution_transformer import num_token_features
+        >>> num_token_features(2)
+        6
+    """
+    return 1 + 2 * latent_dim + latent_dim * (latent_dim - 1) // 2
+
+
+def component_features(log_weights: jax.Array, means: jax.Array, cholesky: jax.Array) -> jax.Array:
+    """Component tokens ``(log w, mean, log diag L, strictly-lower L)``, shape ``(K, F)``.
+
+    Args:
+        log_weights: ``(K,)`` normalised log weights (``-inf`` for padding is allowed).
+        means: ``(K, d)``.
+        cholesky: ``(K, d, d)`` lower Cholesky factors.
+
+    Returns:
+        The raw token features (``-inf`` log weights are replaced by 0).
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from probkit.models.distribution_transformer import component_features
+        >>> component_features(jnp.zeros(1), jnp.zeros((1, 2)), jnp.eye(2)[None]).shape
+        (1, 6)
+    """
+    d = means.shape[-1]
+    rows, cols = jnp.tril_indices(d, -1)
+    log_diag = jnp.log(jnp.diagonal(cholesky, axis1=-2, axis2=-1))
+    off = cholesky[:, rows, cols]
+    log_w = jnp.where(jnp.isfinite(log_weights), log_weights, 0.0)
+    return jnp.concatenate([log_w[:, None], means, log_diag, off], axis=-1)
+
+
+class _Block(eqx.Module):
+    self_norm: eqx.nn.LayerNorm
+    self_attention: eqx.nn.MultiheadAttention
+    cross_norm: eqx.nn.LayerNorm
+    cross_attention: eqx.nn.MultiheadAttention
+    mlp_norm: eqx.nn.LayerNorm
+    mlp: eqx.nn.MLP
+
+    def __init__(self, width: int, num_heads: int, *, key: jax.Array):
+        k1, k2, k3 = jax.random.split(key, 3)
+        self.self_norm = eqx.nn.LayerNorm(width)
+        self.self_attention = eqx.nn.MultiheadAttention(num_heads, width, key=k1)
+        self.cross_norm = eqx.nn.LayerNorm(width)
+        self.cross_attention = eqx.nn.MultiheadAttention(num_heads, width, key=k2)
+        self.mlp_norm = eqx.nn.LayerNorm(width)
+        self.mlp = eqx.nn.MLP(width, width, 2 * width, 1, activation=jax.nn.gelu, key=k3)
+
+    def __call__(self, tokens, data, self_mask, cross_mask):
+        x = jax.vmap(self.self_norm)(tokens)
+        tokens = tokens + self.self_attention(x, x, x, mask=self_mask)
+        x = jax.vmap(self.cross_norm)(tokens)
+        tokens = tokens + self.cross_attention(x, data, data, mask=cross_mask)
+        x = jax.vmap(self.mlp_norm)(tokens)
+        return tokens + jax.vmap(self.mlp)(x)
+
+
+class DistributionTransformer(eqx.Module):
+    """Maps a (padded) GMM prior and a (padded) data set to a GMM posterior.
+
+    Attributes:
+        latent_dim: dimension ``d`` of the latent variable.
+        data_feature_dim: number of features per data token.
+        max_components: number of learned slot embeddings (the largest ``K``).
+        width: token width.
+        depth: number of self/cross-attention layers.
+        num_heads: attention heads.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from probkit.models.distribution_transformer import DistributionTransformer
+        >>> net = DistributionTransformer(1, 3, key=jax.random.key(0), width=16, depth=1)
+        >>> log_w, means, chol = net(jnp.log(jnp.array([0.5, 0.5])), jnp.array([[0.0], [1.0]]),
+        ...                          jnp.ones((2, 1, 1)), jnp.ones(2, bool),
+        ...                          jnp.zeros((4, 3)), jnp.ones(4, bool))
+        >>> means.shape
+        (2, 1)
+    """
+
+    latent_dim: int = eqx.field(static=True)
+    data_feature_dim: int = eqx.field(static=True)
+    max_components: int = eqx.field(static=True)
+    width: int = eqx.field(static=True)
+    depth: int = eqx.field(static=True)
+    num_heads: int = eqx.field(static=True)
+    component_embedding: eqx.nn.MLP
+    data_embedding: eqx.nn.MLP
+    null_data_token: jax.Array
+    slot_embedding: jax.Array
+    blocks: list
+    out_norm: eqx.nn.LayerNorm
+    head: eqx.nn.Linear
+
+    def __init__(
+        self,
+        latent_dim: int,
+        data_feature_dim: int,
+        *,
+        key: jax.Array,
+        max_components: int = 4,
+        width: int = 64,
+        depth: int = 2,
+        num_heads: int = 4,
+    ):
+        for name, value in (
+            ("latent_dim", latent_dim),
+            ("data_feature_dim", data_feature_dim),
+            ("max_components", max_components),
+            ("width", width),
+            ("depth", depth),
+            ("num_heads", num_heads),
+        ):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}.")
+        if width % num_heads:
+            raise ValueError(f"width ({width}) must be divisible by num_heads ({num_heads}).")
+        self.latent_dim = latent_dim
+        self.data_feature_dim = data_feature_dim
+        self.max_components = max_components
+        self.width = width
+        self.depth = depth
+        self.num_heads = num_heads
+        keys = jax.random.split(key, depth + 4)
+        token_size = num_token_features(latent_dim)
+        self.component_embedding = eqx.nn.MLP(
+            token_size, width, width, 2, activation=jax.nn.gelu, key=keys[0]
+        )
+        self.data_embedding = eqx.nn.MLP(
+            data_feature_dim, width, width, 2, activation=jax.nn.gelu, key=keys[1]
+        )
+        self.null_data_token = 0.02 * jax.random.normal(keys[2], (width,))
+        self.slot_embedding = 0.02 * jax.random.normal(keys[3], (max_components, width))
+        self.blocks = [_Block(width, num_heads, key=k) for k in keys[4:]]
+        self.out_norm = eqx.nn.LayerNorm(width)
+        head = eqx.nn.Linear(width, token_size, key=keys[0])
+        # Zero residual head: the untrained network returns the prior exactly.
+        self.head = eqx.tree_at(
+            lambda lin: (lin.weight, lin.bias),
+            head,
+            (jnp.zeros_like(head.weight), jnp.zeros_like(head.bias)),
+        )
+
+    def __call__(
+        self,
+        log_weights: jax.Array,
+        means: jax.Array,
+        cholesky: jax.Array,
+        component_mask: jax.Array,
+        data_features: jax.Array,
+        data_mask: jax.Array,
+        parametric: bool | jax.Array = False,
+    ) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """Posterior ``(log_weights, means, cholesky)`` for one padded query.
+
+        Args:
+            log_weights: ``(K,)`` prior log weights (padded entries are ignored).
+            means: ``(K, d)`` prior means.
+            cholesky: ``(K, d, d)`` prior Cholesky factors (padding: identity).
+            component_mask: ``(K,)`` booleans, True for real components (at least one).
+            data_features: ``(N, F)`` data tokens.
+            data_mask: ``(N,)`` booleans, True for real data points.
+            parametric: True when the tokens are copies of one parametric prior
+                (adds the learned slot embeddings).
+
+        Returns:
+            Normalised posterior log weights ``(K,)`` (``-inf`` on padding), means
+            ``(K, d)`` and Cholesky factors ``(K, d, d)``.
+        """
+        d = self.latent_dim
+        num_components = log_weights.shape[0]
+        features = component_features(log_weights, means, cholesky)
+        features = jnp.where(component_mask[:, None], features, 0.0)
+        tokens = jax.vmap(self.component_embedding)(features)
+        tokens = (
+            tokens + jnp.asarray(parametric, tokens.dtype) * self.slot_embedding[:num_components]
+        )
+        data = jax.vmap(self.data_embedding)(data_features)
+        data = jnp.concatenate([self.null_data_token[None], data], axis=0)
+        data_valid = jnp.concatenate([jnp.ones((1,), bool), data_mask])
+        self_mask = jnp.broadcast_to(component_mask[None, :], (num_components, num_components))
+        cross_mask = jnp.broadcast_to(data_valid[None, :], (num_components, data.shape[0]))
+        for block in self.blocks:
+            tokens = block(tokens, data, self_mask, cross_mask)
+        delta = jax.vmap(self.head)(jax.vmap(self.out_norm)(tokens))
+
+        shift_w = delta[:, 0]
+        shift_mean = delta[:, 1 : 1 + d]
+        log_scale = delta[:, 1 + d : 1 + 2 * d]
+        off = delta[:, 1 + 2 * d :]
+        rows, cols = jnp.tril_indices(d, -1)
+        transform = jnp.zeros((num_components, d, d), delta.dtype)
+        transform = transform.at[:, jnp.arange(d), jnp.arange(d)].set(jnp.exp(log_scale))
+        transform = transform.at[:, rows, cols].set(off)
+
+        new_log_w = jnp.where(component_mask, log_weights + shift_w, -jnp.inf)
+        new_log_w = jax.nn.log_softmax(new_log_w)
+        new_means = means + jnp.einsum("kij,kj->ki", cholesky, shift_mean)
+        new_chol = jnp.einsum("kij,kjl->kil", cholesky, transform)
+        return new_log_w, new_means, new_chol
