@@ -21,6 +21,7 @@ import abc
 
 import equinox as eqx
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
@@ -97,10 +98,10 @@ def check_environment(env: Environment) -> None:
     """Checks an environment eagerly (before any compilation of a training loop).
 
     Checks that ``num_actions >= 2`` and ``max_length >= 1`` are ints, that the initial
-    state has a valid action, and, when the environment enumerates its states, that every
-    state has a valid forward action, that the valid backward actions of every non-root
-    state lead to states that exist, and that every terminal state has a finite log-reward
-    (a positive reward).
+    state has a valid action, and, when the environment enumerates its states, that
+    ``state_index`` numbers them, that every state reachable from the root has a valid
+    forward action, and that every reachable terminal state has a finite log-reward (a
+    positive reward).
 
     Args:
         env: the environment.
@@ -132,18 +133,35 @@ def check_environment(env: Environment) -> None:
     if states is None:
         return
     forward = np.asarray(jax.vmap(env.forward_mask)(states))
-    if not forward.any(axis=1).all():
-        bad = np.asarray(states)[~forward.any(axis=1)][0]
-        raise ValueError(
-            f"forward_mask allows no action at state {bad.tolist()}: every state needs a "
-            "valid action (let the stop action be valid at terminal states)."
-        )
     backward = np.asarray(jax.vmap(env.backward_mask)(states))
     if backward.shape != (len(forward), env.num_actions - 1) or backward.dtype != bool:
         raise ValueError(
             f"backward_mask must return a boolean array of shape ({env.num_actions - 1},)."
         )
-    terminal = forward[:, -1]
+    index = np.asarray(jax.vmap(env.state_index)(states))
+    if not np.array_equal(index, np.arange(len(forward))):
+        raise ValueError("state_index must give the row of each state in all_states().")
+    # Reachable states: a state is reached when a valid backward action leads to a reached
+    # parent at which the matching forward action is valid.
+    actions = jnp.arange(env.num_actions - 1)
+    parents = jax.vmap(
+        lambda s: jax.vmap(env.state_index)(jax.vmap(env.backward_step, (None, 0))(s, actions))
+    )(states)
+    parents = np.where(backward, np.asarray(parents), 0)
+    edge = backward & forward[parents, np.arange(env.num_actions - 1)[None, :]]
+    reachable = np.zeros(len(forward), bool)
+    reachable[int(env.state_index(env.initial_state()))] = True
+    for _ in range(env.max_length):
+        reachable = reachable | (edge & reachable[parents]).any(axis=1)
+    stuck = reachable & ~forward.any(axis=1)
+    if stuck.any():
+        bad = np.asarray(states)[stuck][0]
+        raise ValueError(
+            f"forward_mask allows no action at the reachable state {bad.tolist()}: every "
+            "reachable state needs a valid action (let the stop action be valid at terminal "
+            "states)."
+        )
+    terminal = reachable & forward[:, -1]
     log_rewards = np.asarray(jax.vmap(env.log_reward)(states))
     bad = terminal & ~np.isfinite(log_rewards)
     if bad.any():
@@ -151,16 +169,4 @@ def check_environment(env: Environment) -> None:
         raise ValueError(
             f"log_reward is not finite at the terminal state {state.tolist()}: rewards must "
             "be > 0 (add a small positive floor to the reward)."
-        )
-    root = int(env.state_index(s0))
-    index = jax.vmap(env.state_index)(states)
-    if not np.array_equal(np.asarray(index), np.arange(len(forward))):
-        raise ValueError("state_index must give the row of each state in all_states().")
-    has_parent = backward.any(axis=1)
-    has_parent[root] = True
-    if not has_parent.all():
-        state = np.asarray(states)[~has_parent][0]
-        raise ValueError(
-            f"backward_mask allows no action at the non-root state {state.tolist()}: every "
-            "state but the root needs a parent."
         )

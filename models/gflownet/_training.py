@@ -123,6 +123,12 @@ class TrainingHistory(NamedTuple):
     modes_found: Array
 
 
+@eqx.filter_jit
+def _sample(key, policy, env, num_samples):
+    traj, log_pf = sample_trajectories(key, policy, env, num_samples)
+    return traj.terminal_states, log_pf
+
+
 class GFlowNet(eqx.Module):
     """A trained GFlowNet: environment, networks, the loss it was trained with, history.
 
@@ -150,10 +156,10 @@ class GFlowNet(eqx.Module):
 
         Returns:
             ``(states, log_probs)``: ``(num_samples, *state_shape)`` terminal states and
-            the ``(num_samples,)`` log-probabilities of the trajectories that built them.
+            the ``(num_samples,)`` log-probabilities of the trajectories that built them
+            (compiled once per ``num_samples``: this is a top-level driver).
         """
-        traj, log_pf = sample_trajectories(key, self.policy, self.env, num_samples)
-        return traj.terminal_states, log_pf
+        return _sample(key, self.policy, self.env, num_samples)
 
     @property
     def log_partition(self) -> Array:
@@ -241,9 +247,10 @@ def _train_loop(policy, env, key, target, mode_mask, optimizer, config, progress
                     found
                 )
 
-            l1, modes_found = jax.lax.cond(
-                (step + 1) % eval_every == 0, evaluate, lambda a, b: (a, b), l1, modes_found
-            )
+            if num_evals:
+                l1, modes_found = jax.lax.cond(
+                    (step + 1) % eval_every == 0, evaluate, lambda a, b: (a, b), l1, modes_found
+                )
         log_z = log_partition_estimate(eqx.combine(params, static), env, loss_name)
         new = _Carry(params, opt_state, buffer, count, visited, l1, modes_found)
         return new, (value, log_z)
