@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
 import jax
@@ -48,6 +48,10 @@ class Target:
         example_position: one unconstrained position (no leading axis).
         model: the NumPyro model, when the target came from one.
         model_args / model_kwargs: the arguments the model was bound to.
+        compile_key: a hashable identity of the functions above apart from ``data``
+            (the model and its static arguments, or the log-density function), or
+            ``None``. Samplers memoise their compiled code on it, so that sampling the
+            same model again, with new data of the same shapes, does not recompile.
 
     Example:
         >>> import jax.numpy as jnp
@@ -68,6 +72,7 @@ class Target:
     name: str = "target"
     #: ``data -> (args, kwargs)`` of the model, rebuilt from the data pytree
     assemble_model_args: Callable | None = None
+    compile_key: Hashable | None = None
 
     # -- convenience views with the data bound -------------------------------------
     def logdensity(self, z: PyTree) -> jax.Array:
@@ -175,6 +180,7 @@ class Target:
             data=(),
             example_position=initial_position,
             name=name,
+            compile_key=("logdensity", logdensity_fn),
         )
 
     # -- model-specific helpers used by results --------------------------------------
@@ -242,12 +248,22 @@ def _check_model_kwargs(model: Callable, args: tuple, kwargs: Mapping[str, Any])
         ) from None
 
 
+def _hashable_or_none(key: Any) -> Hashable | None:
+    """``key`` when it can key a cache (static arguments may be unhashable), else None."""
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
 def _is_dynamic(leaf: Any) -> bool:
     """Arrays travel as jit arguments; Python scalars and strings stay static."""
     return isinstance(leaf, np.ndarray | jax.Array) and not isinstance(leaf, bool)
 
 
 def _split_data(args: tuple, kwargs: Mapping[str, Any]):
+    """``(dynamic arrays, assemble, signature)``: ``signature`` is what stays static."""
     leaves, treedef = jax.tree_util.tree_flatten((tuple(args), dict(kwargs)))
     dynamic_mask = [_is_dynamic(leaf) for leaf in leaves]
     dynamic = tuple(leaf for leaf, d in zip(leaves, dynamic_mask, strict=True) if d)
@@ -258,7 +274,7 @@ def _split_data(args: tuple, kwargs: Mapping[str, Any]):
         full = [next(it) if d else s for s, d in zip(static, dynamic_mask, strict=True)]
         return jax.tree_util.tree_unflatten(treedef, full)
 
-    return dynamic, assemble
+    return dynamic, assemble, (treedef, tuple(dynamic_mask), tuple(static))
 
 
 def _nonfinite_sites(model, args, kwargs, key) -> list[str]:
@@ -362,7 +378,7 @@ def from_numpyro(
             "numpyro.contrib.funsor's enumeration) or use an SMC sampler."
         )
 
-    dynamic, assemble = _split_data(args, kwargs)
+    dynamic, assemble, signature = _split_data(args, kwargs)
 
     def _initialize(key):
         a, kw = assemble(dynamic)
@@ -418,4 +434,5 @@ def from_numpyro(
         model_kwargs=dict(kwargs),
         name=model_name,
         assemble_model_args=assemble,
+        compile_key=_hashable_or_none(("numpyro", model, signature)),
     )

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import collections
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
 import blackjax
@@ -30,6 +31,40 @@ __all__ = ["sample"]
 
 _CHAIN_METHODS = ("vectorized", "sequential", "sharded")
 _MASS_MATRICES = ("diag", "dense", "low_rank")
+
+# Compiled samplers, memoised on the target's compile_key and every setting that is
+# baked into the compiled code: sampling the same model again (new data of the same
+# shapes, a new seed) reuses the compilation, as re-running one NumPyro MCMC object
+# does. Data, keys and initial positions are arguments of the compiled functions.
+_COMPILED: collections.OrderedDict = collections.OrderedDict()
+_COMPILED_MAX_ENTRIES = 32
+
+
+def _memoised(key: Hashable | None, build: Callable[[], Callable]) -> Callable:
+    """``build()``, cached under ``key`` (``None`` or an unhashable key: not cached)."""
+    try:
+        hash(key)
+    except TypeError:
+        key = None
+    if key is None:
+        return build()
+    fn = _COMPILED.get(key)
+    if fn is None:
+        fn = _COMPILED[key] = build()
+        if len(_COMPILED) > _COMPILED_MAX_ENTRIES:
+            _COMPILED.popitem(last=False)
+    else:
+        _COMPILED.move_to_end(key)
+    return fn
+
+
+def _target_key(target: Target) -> Hashable | None:
+    """The target's compile key plus the layout of a position (``unravel`` depends on it)."""
+    if target.compile_key is None:
+        return None
+    leaves, treedef = jax.tree_util.tree_flatten(target.example_position)
+    layout = tuple((jnp.shape(x), jnp.result_type(x).name) for x in leaves)
+    return (target.compile_key, treedef, layout)
 
 
 def _as_target(target, model_args, model_kwargs) -> Target:
@@ -75,7 +110,12 @@ def _check_positive_int(name: str, value: Any, minimum: int) -> int:
 def _initial_positions(target: Target, init, key, num_chains: int):
     """Unconstrained initial positions with a leading chain axis."""
     if init is None:
-        return target.init(key, num_chains)
+        target_key = _target_key(target)
+        draw = _memoised(
+            target_key and ("init", target_key),
+            lambda: jax.jit(target.init_with_data, static_argnums=1),
+        )
+        return draw(key, num_chains, target.data)
     example = target.example_position
     init = jax.tree_util.tree_map(jnp.asarray, init)
     if jax.tree_util.tree_structure(init) != jax.tree_util.tree_structure(example):
@@ -219,9 +259,13 @@ def sample(
     dtype = flat.dtype
     data = target.data
 
+    target_key = _target_key(target)
     # Fail before compiling the sampler when a chain starts where the density is not finite.
-    start_lp = jax.jit(
-        jax.vmap(lambda d, x: target.logdensity_with_data(d, unravel(x)), in_axes=(None, 0))
+    start_lp = _memoised(
+        target_key and ("start", target_key),
+        lambda: jax.jit(
+            jax.vmap(lambda d, x: target.logdensity_with_data(d, unravel(x)), in_axes=(None, 0))
+        ),
     )(data, flat)
     bad = np.flatnonzero(~np.isfinite(np.asarray(start_lp)))
     if bad.size:
@@ -243,6 +287,7 @@ def sample(
         target=target,
         unravel=unravel,
         num_chains=num_chains,
+        target_key=target_key,
     )
 
     start = time.perf_counter()
@@ -255,10 +300,14 @@ def sample(
     draws = jax.block_until_ready(draws)
     sampling_seconds = time.perf_counter() - start
 
-    constrain = jax.jit(
-        jax.vmap(
-            jax.vmap(lambda d, x: target.constrain_with_data(d, unravel(x)), (None, 0)), (None, 0)
-        )
+    constrain = _memoised(
+        target_key and ("constrain", target_key),
+        lambda: jax.jit(
+            jax.vmap(
+                jax.vmap(lambda d, x: target.constrain_with_data(d, unravel(x)), (None, 0)),
+                (None, 0),
+            )
+        ),
     )
     samples = constrain(data, draws)
     result = MCMCResult(
@@ -399,6 +448,19 @@ def _per_chain_fn(
     return run_chain
 
 
+def _sharded(batched, mesh, n_chain: int, n_shared: int) -> Callable:
+    """``batched`` with its first ``n_chain`` arguments' chain axis split over ``mesh``."""
+    return jax.jit(
+        jax.shard_map(
+            batched,
+            mesh=mesh,
+            in_specs=(P(AXIS),) * n_chain + (P(),) * n_shared,
+            out_specs=P(AXIS),
+            check_vma=False,
+        )
+    )
+
+
 def _sharded_call(batched, mesh, chain_args, shared_args):
     """Run ``batched(*chain_args, *shared_args)`` with the chain axis split over ``mesh``.
 
@@ -409,34 +471,46 @@ def _sharded_call(batched, mesh, chain_args, shared_args):
     different block sizes, so draws after adaptation agree in distribution (and
     bit for bit whenever the arithmetic does not depend on the block size).
     """
-    n_chain, n_shared = len(chain_args), len(shared_args)
-    sharded = jax.shard_map(
-        batched,
-        mesh=mesh,
-        in_specs=(P(AXIS),) * n_chain + (P(),) * n_shared,
-        out_specs=P(AXIS),
-        check_vma=False,
-    )
+    sharded = _sharded(batched, mesh, len(chain_args), len(shared_args))
     sharding = leading_axis_sharding(mesh)
     chain_args = jax.tree_util.tree_map(lambda x: jax.device_put(x, sharding), chain_args)
-    return jax.jit(sharded)(*chain_args, *shared_args)
+    return sharded(*chain_args, *shared_args)
+
+
+def _settings_key(kw: Mapping[str, Any]) -> tuple:
+    """The sampler settings baked into the compiled code, as a hashable tuple."""
+    options = tuple(sorted(kw["options"].items()))
+    skip = ("options", "target", "unravel", "target_key")
+    return (options, *((k, v) for k, v in sorted(kw.items()) if k not in skip))
 
 
 def _run_per_chain(chain_keys, flat, data, chain_method, mesh, **kw):
+    target_key = kw.pop("target_key")
+    key = target_key and ("per_chain", target_key, chain_method, mesh, _settings_key(kw))
     if chain_method == "sequential":
         # One compiled function for every chain; each chain draws its own bar.
-        fn = jax.jit(_per_chain_fn(**kw, desc="sampling (one chain at a time)"))
+        fn = _memoised(
+            key, lambda: jax.jit(_per_chain_fn(**kw, desc="sampling (one chain at a time)"))
+        )
         outputs = [fn(chain_keys[c], flat[c], data) for c in range(kw["num_chains"])]
         return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *outputs)
 
-    batched = jax.vmap(_per_chain_fn(**kw), in_axes=(0, 0, None))
-    if chain_method == "vectorized":
-        return jax.jit(batched)(chain_keys, flat, data)
-    return _sharded_call(batched, mesh, (chain_keys, flat), (data,))
+    def build():
+        batched = jax.vmap(_per_chain_fn(**kw), in_axes=(0, 0, None))
+        if chain_method == "vectorized":
+            return jax.jit(batched)
+        return _sharded(batched, mesh, 2, 1)
+
+    fn = _memoised(key, build)
+    if chain_method == "sharded":
+        sharding = leading_axis_sharding(mesh)
+        chain_keys, flat = (jax.device_put(x, sharding) for x in (chain_keys, flat))
+    return fn(chain_keys, flat, data)
 
 
 def _run_cross_chain(chain_keys, flat, data, key, mesh, **kw):
-    """ChEES / MEADS: warm-up pools all chains; sampling is per chain."""
+    """ChEES / MEADS: warm-up pools all chains; sampling is per chain (compiled per call)."""
+    kw.pop("target_key")
     kernel, options, target, unravel = kw["kernel"], kw["options"], kw["target"], kw["unravel"]
     num_chains, num_warmup = kw["num_chains"], kw["num_warmup"]
 

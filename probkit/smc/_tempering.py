@@ -205,7 +205,7 @@ def tempered_path(target, reference=None) -> TemperedPath:
     from probkit.target import _split_data
 
     model = target.model
-    _, assemble = _split_data(target.model_args, target.model_kwargs)
+    _, assemble, _ = _split_data(target.model_args, target.model_kwargs)
     latent = list(target.example_position)
     split = _numpyro_prior_and_likelihood(model, assemble)
 

@@ -231,3 +231,43 @@ def test_sharded_on_eight_simulated_devices():
     np.testing.assert_allclose(out["sharded_sd"], [1.0, 3.0, 0.5], rtol=0.12)
     np.testing.assert_allclose(out["chees_sd"], [1.0, 3.0, 0.5], rtol=0.15)
     assert "num_chains=12 cannot be split evenly over 8 devices" in out["indivisible"]
+
+
+# -- compiled samplers are reused -------------------------------------------------------
+def normal_mean(y):
+    mu = numpyro.sample("mu", dist.Normal(0.0, 10.0))
+    numpyro.sample("y", dist.Normal(mu, 1.0), obs=y)
+
+
+def test_second_call_with_new_data_reuses_the_compilation():
+    import jax.monitoring
+
+    from probkit.mcmc import _sample
+
+    compiles = []
+    jax.monitoring.register_event_duration_secs_listener(
+        lambda event, secs, **_: (
+            compiles.append(secs) if event == "/jax/core/compile/backend_compile_duration" else None
+        )
+    )
+    rng = np.random.default_rng(0)
+    y_a, y_b = rng.normal(1.0, 1.0, 20), rng.normal(-3.0, 1.0, 20)
+    run = dict(num_warmup=200, num_samples=300, num_chains=2, seed=3, diagnose=False)
+    _sample._COMPILED.clear()
+    fresh_b = pk.mcmc.sample(normal_mean, model_args=(y_b,), **run)
+    pk.mcmc.sample(normal_mean, model_args=(y_a,), **run)
+    compiles.clear()
+    again_b = pk.mcmc.sample(normal_mean, model_args=(y_b,), **run)
+    # New data, same shapes: the sampler, the start check and the constraint map are
+    # memoised; NumPyro's eager initialisation only hits JAX's own op cache.
+    assert sum(compiles) < 0.5, f"{len(compiles)} compilations ({sum(compiles):.2f} s)"
+    np.testing.assert_array_equal(again_b.samples["mu"], fresh_b.samples["mu"])
+    # ... and the draws follow the new data: mu | y ~ N(sum(y) / (n + 1/100), 1 / (n + 1/100))
+    # (conjugate). The mean is checked to 5 Monte Carlo standard errors, the standard
+    # deviation to 15% (about 4 standard errors of an sd estimated from ~600 draws).
+    import arviz as az
+
+    precision = len(y_b) + 1e-2
+    mcse = float(az.mcse(again_b.to_arviz(), var_names=["mu"])["mu"])
+    assert abs(again_b.samples["mu"].mean() - y_b.sum() / precision) < 5 * mcse
+    assert abs(again_b.samples["mu"].std() * precision**0.5 - 1.0) < 0.15
