@@ -28,6 +28,7 @@ from probkit.models.gflownet._evaluation import (
     jensen_shannon,
     l1_distance,
     modes,
+    propagate_forward_policy,
     reweighted_expectation,
     terminal_distribution,
 )
@@ -88,6 +89,7 @@ __all__ = [
     # evaluation
     "exact_target",
     "terminal_distribution",
+    "propagate_forward_policy",
     "modes",
     "l1_distance",
     "jensen_shannon",

@@ -38,6 +38,7 @@ from probkit.importance import (
 __all__ = [
     "exact_target",
     "terminal_distribution",
+    "propagate_forward_policy",
     "l1_distance",
     "jensen_shannon",
     "Metrics",
@@ -121,9 +122,46 @@ def terminal_distribution(policy: Policy, env: Environment) -> Array:
         1.0
     """
     states = _states(env)
+    log_pf = jax.vmap(lambda s: forward_log_probs(policy, env, s))(states)
+    return propagate_forward_policy(env, log_pf)
+
+
+def propagate_forward_policy(env: Environment, log_pf: Array) -> Array:
+    """The exact terminal distribution of ANY forward policy given on all states.
+
+    Use it for policies that are not a :class:`Policy` (another library's network, a
+    hand-made policy).
+
+    Args:
+        env: an environment that enumerates its states.
+        log_pf: ``(num_states, num_actions)`` forward log-probabilities at
+            ``env.all_states()`` (invalid actions are ignored).
+
+    Returns:
+        ``(num_states,)`` probabilities over ``env.all_states()``.
+
+    Raises:
+        ValueError: if ``log_pf`` has the wrong shape.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from probkit.models.gflownet import (HyperGrid, masked_log_softmax,
+        ...                                      propagate_forward_policy)
+        >>> env = HyperGrid(ndim=1, height=3)
+        >>> masks = jax.vmap(env.forward_mask)(env.all_states())
+        >>> uniform = masked_log_softmax(jnp.zeros(masks.shape), masks)
+        >>> [round(float(p), 3) for p in propagate_forward_policy(env, uniform)]
+        [0.5, 0.25, 0.25]
+    """
+    states = _states(env)
+    if log_pf.shape != (states.shape[0], env.num_actions):
+        raise ValueError(
+            f"log_pf must have shape ({states.shape[0]}, {env.num_actions}), got {log_pf.shape}."
+        )
     stop = env.num_actions - 1
     actions = jnp.arange(stop)
-    log_pf = jax.vmap(lambda s: forward_log_probs(policy, env, s))(states)
+    forward_mask = jax.vmap(env.forward_mask)(states)
+    prob = jnp.where(forward_mask, jnp.exp(log_pf), 0.0)
 
     def parents_of(state):
         parents = jax.vmap(env.backward_step, in_axes=(None, 0))(state, actions)
@@ -132,14 +170,14 @@ def terminal_distribution(policy: Policy, env: Environment) -> Array:
     parent = jax.vmap(parents_of)(states)  # (S, A - 1)
     back_mask = jax.vmap(env.backward_mask)(states)
     parent = jnp.where(back_mask, parent, 0)
-    edge = jnp.where(back_mask, jnp.exp(log_pf[parent, actions[None, :]]), 0.0)
+    edge = jnp.where(back_mask, prob[parent, actions[None, :]], 0.0)
     root = jax.nn.one_hot(env.state_index(env.initial_state()), states.shape[0])
 
     def propagate(reach, _):
         return root + jnp.sum(reach[parent] * edge, axis=1), None
 
     reach, _ = jax.lax.scan(propagate, root, None, length=env.max_length)
-    return reach * jnp.exp(log_pf[:, stop])
+    return reach * prob[:, stop]
 
 
 def l1_distance(p: Array, q: Array) -> Array:
