@@ -1,0 +1,125 @@
+"""Markov jump processes: simulation, exact and Bayesian inference from noisy snapshots,
+and an amortised (foundation-style) inference network.
+
+* :class:`MJP` (validated generator + initial distribution) and its long-time
+  properties; the discrete flashing ratchet (:func:`flashing_ratchet`).
+* Simulation: Gillespie paths (:func:`simulate_paths`), snapshots on regular or
+  per-path grids with label noise (:func:`simulate`, :func:`observe`).
+* Inference: maximum likelihood from complete paths (:func:`maximum_likelihood`), the
+  exact forward-algorithm likelihood of noisy snapshots (:func:`log_likelihood`), and
+  posteriors by NUTS or tempered SMC (:func:`posterior`).
+* Amortised inference: a small FIM-style recognition network trained on a synthetic prior
+  over MJPs (:func:`fit`, script ``python -m probkit.models.mjp.train_amortized``), shipped
+  in ``models/data/mjp``, evaluated by :func:`amortized_posterior` in milliseconds.
+
+Example:
+    >>> import jax, jax.numpy as jnp
+    >>> import probkit.models.mjp as mjp
+    >>> process = mjp.MJP(mjp.flashing_ratchet(1.0, 1.0, 1.0))
+    >>> y = mjp.simulate(jax.random.key(0), process, 10, jnp.linspace(0, 5, 20), label_noise=0.1)
+    >>> y.shape
+    (10, 20)
+"""
+
+from probkit.models.mjp._amortized import (
+    PRETRAINED_PATH,
+    AmortizedEstimate,
+    amortized_posterior,
+    load_network,
+    pretrained_network,
+    save_network,
+)
+from probkit.models.mjp._likelihood import (
+    emission_matrix,
+    forward_log_likelihood,
+    log_likelihood,
+    transition_matrices,
+    unique_intervals,
+)
+from probkit.models.mjp._mle import JumpStatistics, jump_statistics, maximum_likelihood
+from probkit.models.mjp._network import AmortizedMJPNetwork, snapshot_features
+from probkit.models.mjp._posterior import (
+    MJPPosterior,
+    check_observations,
+    edges,
+    posterior,
+    snapshot_model,
+)
+from probkit.models.mjp._process import (
+    MJP,
+    check_rate_matrix,
+    entropy_production_rate,
+    mean_first_passage_times,
+    rate_matrix_from_rates,
+    relaxation_times,
+    stationary_distribution,
+)
+from probkit.models.mjp._ratchet import (
+    flashing_ratchet,
+    flashing_ratchet_adjacency,
+    flashing_ratchet_parameters,
+)
+from probkit.models.mjp._simulate import (
+    JumpPaths,
+    add_label_noise,
+    check_times,
+    observe,
+    sample_snapshots,
+    simulate,
+    simulate_paths,
+)
+from probkit.models.mjp._training import (
+    FitResult,
+    SyntheticBatch,
+    fit,
+    gaussian_nll,
+    sample_synthetic,
+    train_step,
+)
+
+__all__ = [
+    "MJP",
+    "check_rate_matrix",
+    "rate_matrix_from_rates",
+    "stationary_distribution",
+    "mean_first_passage_times",
+    "relaxation_times",
+    "entropy_production_rate",
+    "flashing_ratchet",
+    "flashing_ratchet_adjacency",
+    "flashing_ratchet_parameters",
+    "JumpPaths",
+    "simulate_paths",
+    "observe",
+    "add_label_noise",
+    "simulate",
+    "sample_snapshots",
+    "check_times",
+    "JumpStatistics",
+    "jump_statistics",
+    "maximum_likelihood",
+    "emission_matrix",
+    "transition_matrices",
+    "log_likelihood",
+    "forward_log_likelihood",
+    "unique_intervals",
+    "MJPPosterior",
+    "posterior",
+    "snapshot_model",
+    "check_observations",
+    "edges",
+    "AmortizedMJPNetwork",
+    "snapshot_features",
+    "SyntheticBatch",
+    "sample_synthetic",
+    "gaussian_nll",
+    "train_step",
+    "fit",
+    "FitResult",
+    "AmortizedEstimate",
+    "amortized_posterior",
+    "save_network",
+    "load_network",
+    "pretrained_network",
+    "PRETRAINED_PATH",
+]

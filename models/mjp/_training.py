@@ -1,0 +1,265 @@
+"""Synthetic prior over MJPs and observation schemes, and supervised training with optax.
+
+The prior (after Berghaus et al., 2024, at small scale): ``K ~ U{2..max_states}``; with
+probability 1/2 every jump is allowed, otherwise each off-diagonal jump independently with
+probability 1/2 (at least one jump per state); rates log-uniform on
+``[rate_low, rate_high]`` (three orders of magnitude by default); initial distribution
+``Dirichlet(1)``; ``num_obs`` observations per path on a regular grid over ``[0, 10]`` or
+(with probability 1/2) on a sorted uniform irregular grid; between ``min_paths`` and
+``num_paths`` paths; label noise ``0`` with probability 1/2, else ``U(0, max_noise)``.
+Snapshots are drawn exactly from ``expm(Q dt)`` (:func:`sample_snapshots`).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from probkit.models.mjp._network import AmortizedMJPNetwork
+from probkit.models.mjp._process import MJP, rate_matrix_from_rates
+from probkit.models.mjp._simulate import sample_snapshots
+
+from probkit.progress import progress_scan
+
+__all__ = ["SyntheticBatch", "sample_synthetic", "gaussian_nll", "train_step", "fit", "FitResult"]
+
+
+class SyntheticBatch(NamedTuple):
+    """One synthetic data set (a leading batch axis when vmapped).
+
+    Attributes:
+        times: ``(N, T)`` observation times.
+        observations: ``(N, T)`` labels.
+        path_mask: ``(N,)`` real paths.
+        num_states: ``K``.
+        adjacency: ``(max_states, max_states)`` allowed jumps (within the first ``K``).
+        log_rates: ``(max_states, max_states)`` true log-rates (``-inf``-free: 0 where
+            not allowed).
+        label_noise: the mislabelling probability used.
+    """
+
+    times: jax.Array
+    observations: jax.Array
+    path_mask: jax.Array
+    num_states: jax.Array
+    adjacency: jax.Array
+    log_rates: jax.Array
+    label_noise: jax.Array
+
+
+def sample_synthetic(
+    key: jax.Array,
+    *,
+    max_states: int = 6,
+    num_paths: int = 300,
+    min_paths: int = 50,
+    num_obs: int = 50,
+    horizon: float = 10.0,
+    rate_low: float = 0.02,
+    rate_high: float = 20.0,
+    max_noise: float = 0.1,
+) -> SyntheticBatch:
+    """Draw one process and its noisy snapshots from the synthetic prior (module doc).
+
+    Args:
+        key: a ``jax.random`` key.
+        max_states: padding size; ``K`` is uniform on ``2..max_states``.
+        num_paths: padded number of paths ``N`` (static).
+        min_paths: smallest number of real paths.
+        num_obs: observations per path ``T`` (static).
+        horizon: the observation window ``[0, horizon]``.
+        rate_low: smallest rate of the log-uniform prior.
+        rate_high: largest rate.
+        max_noise: largest label-noise probability.
+
+    Returns:
+        A :class:`SyntheticBatch`.
+
+    Example:
+        >>> import jax
+        >>> from probkit.models.mjp import sample_synthetic
+        >>> batch = sample_synthetic(jax.random.key(0), num_paths=20, min_paths=5, num_obs=8)
+        >>> batch.observations.shape
+        (20, 8)
+    """
+    keys = jax.random.split(key, 10)
+    k = max_states
+    num_states = jax.random.randint(keys[0], (), 2, max_states + 1)
+    state_mask = jnp.arange(k) < num_states
+    block = state_mask[:, None] & state_mask[None, :] & ~jnp.eye(k, dtype=bool)
+    sparse = jax.random.bernoulli(keys[1], 0.5, (k, k))
+    # at least one allowed jump out of every state: force a ring i -> i + 1 (mod K)
+    ring = jnp.arange(k)[None, :] == (jnp.arange(k)[:, None] + 1) % num_states
+    sparse = sparse | ring
+    full = jax.random.bernoulli(keys[2], 0.5)
+    adjacency = block & jnp.where(full, True, sparse)
+    log_rates = jax.random.uniform(
+        keys[3], (k, k), minval=np.log(rate_low), maxval=np.log(rate_high)
+    )
+    log_rates = jnp.where(adjacency, log_rates, 0.0)
+    rate_matrix = rate_matrix_from_rates(jnp.where(adjacency, jnp.exp(log_rates), 0.0))
+    gammas = jnp.where(state_mask, jax.random.gamma(keys[4], jnp.ones(k)), 0.0)
+    initial = gammas / gammas.sum()  # Dirichlet(1) on the first K states
+    regular = jnp.linspace(0.0, horizon, num_obs)
+    irregular = jnp.sort(jax.random.uniform(keys[5], (num_obs,), maxval=horizon))
+    times = jnp.where(jax.random.bernoulli(keys[6], 0.5), regular, irregular)
+    noisy = jax.random.bernoulli(keys[7], 0.5)
+    label_noise = jnp.where(noisy, jax.random.uniform(keys[8], (), maxval=max_noise), 0.0)
+    process = MJP(rate_matrix, initial)
+    y = sample_snapshots(keys[9], process, num_paths, times, label_noise=0.0)
+    # label noise within the first K states only
+    kf, ks, kn = jax.random.split(jax.random.fold_in(keys[9], 1), 3)
+    flip = jax.random.bernoulli(kf, label_noise, y.shape)
+    shift = jax.random.randint(ks, y.shape, 1, num_states)
+    y = jnp.where(flip, (y + shift) % num_states, y)
+    n_real = jax.random.randint(kn, (), min_paths, num_paths + 1)
+    path_mask = jnp.arange(num_paths) < n_real
+    return SyntheticBatch(
+        times=jnp.broadcast_to(times, (num_paths, num_obs)),  # shared grid, per path
+        observations=y,
+        path_mask=path_mask,
+        num_states=num_states,
+        adjacency=adjacency,
+        log_rates=log_rates,
+        label_noise=label_noise,
+    )
+
+
+def gaussian_nll(network: AmortizedMJPNetwork, batch: SyntheticBatch) -> jax.Array:
+    """Gaussian negative log-likelihood of the true log-rates, averaged over allowed jumps.
+
+    Args:
+        network: the recognition network.
+        batch: a :class:`SyntheticBatch` with a leading batch axis.
+
+    Returns:
+        The scalar loss.
+
+    Example:
+        >>> import jax
+        >>> from probkit.models.mjp import AmortizedMJPNetwork, gaussian_nll, sample_synthetic
+        >>> batch = jax.vmap(lambda k: sample_synthetic(k, num_paths=10, min_paths=5,
+        ...                  num_obs=6))(jax.random.split(jax.random.key(0), 2))
+        >>> net = AmortizedMJPNetwork(jax.random.key(1), width=8)
+        >>> bool(jax.numpy.isfinite(gaussian_nll(net, batch)))
+        True
+    """
+    mean, log_sd = jax.vmap(network)(
+        batch.times, batch.observations, batch.path_mask, batch.num_states, batch.adjacency
+    )
+    z = (batch.log_rates - mean) * jnp.exp(-log_sd)
+    nll = 0.5 * z**2 + log_sd
+    w = batch.adjacency.astype(nll.dtype)
+    return jnp.sum(nll * w) / jnp.maximum(jnp.sum(w), 1.0)
+
+
+class TrainState(NamedTuple):
+    """Network, optimiser state and step counter."""
+
+    network: AmortizedMJPNetwork
+    opt_state: optax.OptState
+    step: jax.Array
+
+
+def train_step(
+    state: TrainState,
+    key: jax.Array,
+    optimizer: optax.GradientTransformation,
+    batch_size: int,
+    **prior_options,
+) -> tuple[TrainState, jax.Array]:
+    """One optax step on a fresh batch of synthetic data sets.
+
+    Args:
+        state: the current :class:`TrainState`.
+        key: a ``jax.random`` key for the batch.
+        optimizer: the optax transformation.
+        batch_size: data sets per step (static).
+        **prior_options: options of :func:`sample_synthetic`.
+
+    Returns:
+        ``(new_state, loss)``.
+
+    Example:
+        >>> import jax, optax, equinox as eqx
+        >>> from probkit.models.mjp import AmortizedMJPNetwork, train_step
+        >>> from probkit.models.mjp._training import TrainState
+        >>> net = AmortizedMJPNetwork(jax.random.key(0), width=8)
+        >>> opt = optax.adam(1e-3)
+        >>> state = TrainState(net, opt.init(eqx.filter(net, eqx.is_array)), 0)
+        >>> _, loss = train_step(state, jax.random.key(1), opt, 2, num_paths=10, min_paths=5,
+        ...                      num_obs=6)
+        >>> loss.shape
+        ()
+    """
+    keys = jax.random.split(key, batch_size)
+    batch = jax.vmap(lambda k: sample_synthetic(k, **prior_options))(keys)
+    loss, grads = eqx.filter_value_and_grad(gaussian_nll)(state.network, batch)
+    params = eqx.filter(state.network, eqx.is_array)
+    updates, opt_state = optimizer.update(grads, state.opt_state, params)
+    network = eqx.apply_updates(state.network, updates)
+    return TrainState(network, opt_state, state.step + 1), loss
+
+
+class FitResult(NamedTuple):
+    """Output of :func:`fit`: the trained network and the loss per step."""
+
+    network: AmortizedMJPNetwork
+    losses: np.ndarray
+
+
+def fit(
+    network: AmortizedMJPNetwork,
+    *,
+    num_steps: int = 1000,
+    batch_size: int = 16,
+    learning_rate: float = 2e-3,
+    seed: int = 0,
+    progress_bar: bool = False,
+    **prior_options,
+) -> FitResult:
+    """Train on fresh synthetic data every step (Adam, cosine decay, gradient clipping).
+
+    Args:
+        network: the initial network.
+        num_steps: optimisation steps.
+        batch_size: synthetic data sets per step.
+        learning_rate: peak learning rate.
+        seed: seed of the data stream.
+        progress_bar: show a progress bar.
+        **prior_options: options of :func:`sample_synthetic`.
+
+    Returns:
+        :class:`FitResult`.
+
+    Example:
+        >>> import jax
+        >>> from probkit.models.mjp import AmortizedMJPNetwork, fit
+        >>> net = AmortizedMJPNetwork(jax.random.key(0), width=8)
+        >>> fit(net, num_steps=2, batch_size=2, num_paths=10, min_paths=5, num_obs=6).losses.shape
+        (2,)
+    """
+    schedule = optax.warmup_cosine_decay_schedule(
+        0.0, learning_rate, max(1, num_steps // 20), num_steps, learning_rate / 20
+    )
+    optimizer = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(schedule))
+    params, static = eqx.partition(network, eqx.is_array)
+
+    @eqx.filter_jit
+    def run(params, key):
+        def body(carry, step_key):
+            params, opt_state, step = carry
+            state = TrainState(eqx.combine(params, static), opt_state, step)
+            state, loss = train_step(state, step_key, optimizer, batch_size, **prior_options)
+            return (eqx.filter(state.network, eqx.is_array), state.opt_state, state.step), loss
+
+        keys = jax.random.split(key, num_steps)
+        carry = (params, optimizer.init(params), jnp.zeros((), jnp.int32))
+        return progress_scan(body, carry, keys, progress_bar=progress_bar, desc="training")
+
+    (params, _, _), losses = run(params, jax.random.key(seed))
+    return FitResult(eqx.combine(params, static), np.asarray(losses))
