@@ -131,6 +131,7 @@ def check_environment(env: Environment) -> None:
         raise ValueError("forward_mask(initial_state()) allows no action: nothing can be sampled.")
     states = env.all_states()
     if states is None:
+        _check_by_rollouts(env)
         return
     forward = np.asarray(jax.vmap(env.forward_mask)(states))
     backward = np.asarray(jax.vmap(env.backward_mask)(states))
@@ -166,6 +167,50 @@ def check_environment(env: Environment) -> None:
     bad = terminal & ~np.isfinite(log_rewards)
     if bad.any():
         state = np.asarray(states)[bad][0]
+        raise ValueError(
+            f"log_reward is not finite at the terminal state {state.tolist()}: rewards must "
+            "be > 0 (add a small positive floor to the reward)."
+        )
+
+
+def _check_by_rollouts(env: Environment, num_rollouts: int = 64) -> None:
+    # Without enumeration: roll out uniformly random valid actions and check that every
+    # visited state has a valid action, that every rollout stops within max_length, and
+    # that the rewards reached are positive.
+    stop = env.num_actions - 1
+    s0 = env.initial_state()
+
+    def body(carry, key):
+        states, done, stuck = carry
+        mask = jax.vmap(env.forward_mask)(states)
+        stuck = stuck | (~done & ~mask.any(axis=1))
+        actions = jax.random.categorical(key, jnp.where(mask, 0.0, -jnp.inf))
+        moved = jax.vmap(env.step)(states, jnp.minimum(actions, stop - 1))
+        halt = done | (actions == stop) | stuck
+        keep = jnp.reshape(halt, halt.shape + (1,) * (states.ndim - 1))
+        return (jnp.where(keep, states, moved), halt, stuck), None
+
+    init = (
+        jnp.broadcast_to(s0, (num_rollouts,) + s0.shape),
+        jnp.zeros(num_rollouts, bool),
+        jnp.zeros(num_rollouts, bool),
+    )
+    keys = jax.random.split(jax.random.key(0), env.max_length)
+    (final, done, stuck), _ = jax.lax.scan(body, init, keys)
+    if bool(stuck.any()):
+        raise ValueError(
+            "forward_mask allows no action at a state reached by random rollouts: every "
+            "reachable state needs a valid action (let the stop action be valid at terminal "
+            "states)."
+        )
+    if not bool(done.all()):
+        raise ValueError(
+            f"random rollouts did not stop within max_length={env.max_length} transitions: "
+            "raise max_length (it counts the stop action) or fix the masks."
+        )
+    log_rewards = np.asarray(jax.vmap(env.log_reward)(final))
+    if not np.all(np.isfinite(log_rewards)):
+        state = np.asarray(final)[~np.isfinite(log_rewards)][0]
         raise ValueError(
             f"log_reward is not finite at the terminal state {state.tolist()}: rewards must "
             "be > 0 (add a small positive floor to the reward)."

@@ -80,3 +80,27 @@ def test_invalid_masks_and_rewards_are_rejected_before_training():
         gflownet.SetBuilding(np.zeros(3), size=4)
     with pytest.raises(TypeError, match="Environment"):
         gflownet.check_environment("grid")
+
+
+class _Unenumerated(gflownet.HyperGrid):
+    def all_states(self):
+        return None
+
+
+class _UnenumeratedStuck(_StuckGrid):
+    def all_states(self):
+        return None
+
+
+class _TooShort(_Unenumerated):
+    def __init__(self):
+        super().__init__(ndim=2, height=8)
+        self.max_length = 3
+
+
+def test_environments_without_enumeration_are_checked_by_random_rollouts():
+    gflownet.check_environment(_Unenumerated(ndim=2, height=8))
+    with pytest.raises(ValueError, match="no action at a state reached"):
+        gflownet.check_environment(_UnenumeratedStuck(ndim=2, height=3))
+    with pytest.raises(ValueError, match="raise max_length"):
+        gflownet.check_environment(_TooShort())
