@@ -20,12 +20,13 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-__all__ = ["progress_scan"]
+__all__ = ["progress_scan", "progress_ticker"]
 
 _lock = threading.Lock()
 _bars: dict[int, Any] = {}
 _positions: dict[int, int] = {}
 _ids = itertools.count()
+_ticks: dict[int, int] = {}
 
 
 def _update(bar_id: int, total: int, desc: str, step) -> None:
@@ -102,3 +103,47 @@ def progress_scan(
         return f(carry, x)
 
     return jax.lax.scan(body, init, (jnp.arange(total), xs), length=total)
+
+
+def _tick(bar_id: int, total: int, desc: str) -> None:
+    # Runs on the host, like _update; the count wraps so that a compiled loop run
+    # again draws a fresh bar.
+    with _lock:
+        step = _ticks.get(bar_id, 0)
+        _ticks[bar_id] = (step + 1) % total
+    _update(bar_id, total, desc, step)
+
+
+def progress_ticker(total: int, *, desc: str = "") -> Callable[[], None]:
+    """A function to call once per step of a traced loop whose step index is not at hand.
+
+    For loops written by someone else, such as blackjax's window adaptations, which
+    take a per-step hook (``adaptation_info_fn``) but no progress bar: call the
+    returned ``tick()`` from the hook and the host counts the steps. The callback has
+    no arguments, so under ``vmap`` it fires once per step, not once per chain; under
+    ``shard_map`` it fires once per device, so pass ``total = steps x devices``.
+
+    Args:
+        total: number of ticks that fill the bar.
+        desc: the bar's label.
+
+    Returns:
+        ``tick()``, to be called inside jitted code once per step.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from probkit.progress import progress_ticker
+        >>> tick = progress_ticker(5, desc="loop")
+        >>> def body(c, x):
+        ...     tick()
+        ...     return c + x, None
+        >>> float(jax.jit(lambda xs: jax.lax.scan(body, 0.0, xs)[0])(jnp.ones(5)))
+        5.0
+    """
+    total = max(1, int(total))
+    bar_id = next(_ids)
+
+    def tick() -> None:
+        jax.debug.callback(lambda: _tick(bar_id, total, desc))
+
+    return tick

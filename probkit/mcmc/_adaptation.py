@@ -23,6 +23,8 @@ from blackjax.adaptation.mass_matrix import welford_algorithm
 from blackjax.adaptation.staged_adaptation import build_schedule
 from blackjax.adaptation.step_size import dual_averaging_adaptation
 
+from probkit.progress import progress_scan
+
 __all__ = ["PreconditionedParams", "apply_scale", "preconditioned_window_adaptation"]
 
 
@@ -82,6 +84,7 @@ def preconditioned_window_adaptation(
     diagonal: bool,
     target_accept: float,
     step_size: float | None = None,
+    progress_bar: bool = False,
 ):
     """Warm up a MALA / RWM chain from the flat ``position``.
 
@@ -142,7 +145,13 @@ def preconditioned_window_adaptation(
         return new_carry, None
 
     keys = jax.random.split(key, num_steps)
-    last, _ = jax.lax.scan(one_step, carry0, (keys, (schedule[:, 0], schedule[:, 1])))
+    last, _ = progress_scan(
+        one_step,
+        carry0,
+        (keys, (schedule[:, 0], schedule[:, 1])),
+        progress_bar=progress_bar,
+        desc="warm-up",
+    )
     params = PreconditionedParams(da_final(last.da), last.scale)
     # Re-initialise with the final step size (the state itself is independent of it).
     return init_state(params, last.state.position), params

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import inspect
 import math
 import time
 from collections.abc import Callable, Hashable, Mapping
@@ -23,7 +24,7 @@ from probkit.mcmc._adaptation import (
     preconditioned_window_adaptation,
 )
 from probkit.mcmc._kernels import build_sampling_algorithm, check_kernel, extract_stats
-from probkit.progress import progress_scan
+from probkit.progress import progress_scan, progress_ticker
 from probkit.results import MCMCResult
 from probkit.target import Target, from_numpyro
 
@@ -180,7 +181,8 @@ def sample(
             chain after another, compiled once), ``"sharded"`` (chains split over every
             device; ``num_chains`` must be a multiple of the device count).
         thinning: keep every ``thinning``-th draw.
-        progress_bar: show a progress bar for sampling.
+        progress_bar: show progress bars for the warm-up (NUTS, HMC, MALA, RWM) and the
+            sampling phase.
         init: unconstrained starting positions (one, or one per chain). Default: the
             target's initialisation (uniform in [-2, 2] for NumPyro models).
         mass_matrix: ``"diag"``, ``"dense"`` or ``"low_rank"`` (blackjax's low-rank
@@ -324,6 +326,30 @@ def sample(
     return result
 
 
+def _warmup_hook(total_ticks: int, progress_bar: bool, keep: Callable | None = None) -> Callable:
+    """``adaptation_info_fn`` for blackjax's window adaptations.
+
+    With a progress bar it ticks a host-side bar once per step: blackjax's adaptation
+    loops take this hook but draw no bar of their own. It returns ``keep(...)`` for
+    adaptations that read their own per-step output (the low-rank one does), and
+    otherwise nothing: blackjax's default stacks every warm-up state, which probkit
+    discards.
+    """
+    tick = progress_ticker(total_ticks, desc="warm-up") if progress_bar else None
+
+    def adaptation_info_fn(state, info, adaptation_state):
+        if tick is not None:
+            tick()
+        return None if keep is None else keep(state, info, adaptation_state)
+
+    return adaptation_info_fn
+
+
+def _default_info_fn(adaptation: Callable) -> Callable:
+    """The ``adaptation_info_fn`` a blackjax adaptation uses when given none."""
+    return inspect.signature(adaptation).parameters["adaptation_info_fn"].default
+
+
 def _sampling_loop(algorithm, state, key, num_samples, thinning, kernel, step_size, progress, desc):
     """Draw ``num_samples`` (each after ``thinning`` transitions) from ``state``."""
 
@@ -356,9 +382,11 @@ def _per_chain_fn(
     target,
     unravel,
     num_chains,
+    ticks_per_step=1,
     desc="sampling",
 ):
     """One chain from a flat start: ``(key, x0, data) -> (draws, stats, adaptation)``."""
+    total_ticks = num_warmup * ticks_per_step
 
     def run_chain(chain_key, x0, data):
         def logdensity(x):
@@ -389,6 +417,11 @@ def _per_chain_fn(
                         max_rank=min(10, d),
                         initial_step_size=init_step,
                         target_acceptance_rate=target_accept,
+                        adaptation_info_fn=_warmup_hook(
+                            total_ticks,
+                            progress_bar,
+                            keep=_default_info_fn(blackjax.window_adaptation_low_rank),
+                        ),
                         **extra,
                     )
                 else:
@@ -398,6 +431,7 @@ def _per_chain_fn(
                         is_mass_matrix_diagonal=mass_matrix == "diag",
                         initial_step_size=init_step,
                         target_acceptance_rate=target_accept,
+                        adaptation_info_fn=_warmup_hook(total_ticks, progress_bar),
                         **extra,
                     )
                 (state, params), _ = warmup.run(warm_key, x0, num_steps=num_warmup)
@@ -429,6 +463,7 @@ def _per_chain_fn(
             diagonal=mass_matrix == "diag",
             target_accept=target_accept,
             step_size=options["step_size"],
+            progress_bar=progress_bar,
         )
         algorithm = make_u_kernel(kernel, logdensity, params)
         _, (u_draws, stats) = _sampling_loop(
@@ -486,6 +521,9 @@ def _settings_key(kw: Mapping[str, Any]) -> tuple:
 
 def _run_per_chain(chain_keys, flat, data, chain_method, mesh, **kw):
     target_key = kw.pop("target_key")
+    # A host callback without arguments fires once per step under vmap, once per
+    # device under shard_map: the warm-up bar counts accordingly.
+    kw["ticks_per_step"] = mesh.size if chain_method == "sharded" else 1
     key = target_key and ("per_chain", target_key, chain_method, mesh, _settings_key(kw))
     if chain_method == "sequential":
         # One compiled function for every chain; each chain draws its own bar.

@@ -175,11 +175,22 @@ def test_same_seed_same_draws_and_sequential_matches_in_distribution():
     np.testing.assert_allclose(v.samples["x"], s.samples["x"], atol=1e-5)
 
 
-def test_progress_bar_is_drawn_once_under_vmap(capfd):
-    pk.mcmc.sample(STD_NORMAL, progress_bar=True, num_warmup=50, num_samples=200, num_chains=4)
+@pytest.mark.parametrize("kernel", ["nuts", "mala"])
+def test_progress_bars_for_warmup_and_sampling_are_drawn_once_under_vmap(capfd, kernel):
+    pk.mcmc.sample(
+        STD_NORMAL,
+        kernel=kernel,
+        progress_bar=True,
+        num_warmup=50,
+        num_samples=200,
+        num_chains=4,
+        diagnose=False,
+    )
     err = capfd.readouterr().err
+    assert "warm-up" in err and "50/50" in err
     assert "200/200" in err
-    assert err.count("100%") == 1  # one bar for four vectorised chains
+    # one warm-up bar and one sampling bar for four vectorised chains
+    assert err.count("100%") == 2, err
 
 
 SHARDED_SCRIPT = textwrap.dedent(
