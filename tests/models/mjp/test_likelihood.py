@@ -28,11 +28,10 @@ def test_forward_algorithm_matches_enumeration(label_noise):
     assert float(got2) == pytest.approx(expected, rel=1e-5)
 
 
-def test_long_series_stay_finite_and_differentiable():
+def test_long_series_stay_finite():
+    # 2000 exact snapshots: without normalisation the likelihood underflows (~1e-900)
     process = mjp.MJP(jnp.asarray(Q3))
-    times = jnp.linspace(0.0, 100.0, 200)
-    y = mjp.sample_snapshots(jax.random.key(0), process, 3, times, label_noise=0.1)
-    grad = jax.grad(lambda q: mjp.log_likelihood(q, process.initial, times, y, 0.1))(
-        process.rate_matrix
-    )
-    assert np.all(np.isfinite(np.asarray(grad)))
+    times = jnp.linspace(0.0, 1000.0, 2000)
+    y = mjp.sample_snapshots(jax.random.key(0), process, 1, times, label_noise=0.1)
+    value = mjp.log_likelihood(process.rate_matrix, process.initial, times, y, 0.1)
+    assert np.isfinite(float(value)) and float(value) < -1000.0

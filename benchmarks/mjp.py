@@ -1,0 +1,160 @@
+"""MJP inference: rate RMSE and time per data set for four methods on two processes.
+
+Processes: the discrete flashing ratchet (V = r = b = 1, 18 rates, exact snapshots) and
+a random fully connected 4-state process (12 rates log-uniform on [0.2, 5], label noise
+0.05). Each data set: 300 stationary paths observed at 50 times on [0, 10]. Methods:
+
+* MLE on the complete (Gillespie) paths: the oracle, which sees every jump;
+* NUTS on the snapshots (probkit.mcmc through ``posterior``; posterior mean);
+* tempered SMC on the snapshots (probkit.smc.tempered through ``posterior``);
+* the shipped amortised network (``amortized_posterior``; median rates).
+
+RMSE is over the allowed off-diagonal rates, averaged over ``--datasets`` data sets.
+Compile seconds (from jax.monitoring) are reported apart from run seconds; the
+samplers' compile time is part of every call (each call builds a new sampler), so for
+them both columns matter. Usage: ``python benchmarks/mjp.py [--datasets 2]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+from pathlib import Path
+
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import probkit.models.mjp as mjp  # noqa: E402
+from _timing import timed  # noqa: E402
+
+NUM_PATHS, NUM_OBS, HORIZON = 300, 50, 10.0
+
+
+def processes(seed: int):
+    ratchet = np.asarray(mjp.flashing_ratchet(1.0, 1.0, 1.0))
+    rng = np.random.default_rng(seed)
+    rates = np.exp(rng.uniform(np.log(0.2), np.log(5.0), (4, 4))) * (1 - np.eye(4))
+    random4 = rates - np.diag(rates.sum(1))
+    return {
+        "flashing ratchet (K=6)": (ratchet, mjp.flashing_ratchet_adjacency(), 0.0),
+        "random 4-state (K=4)": (random4, ~np.eye(4, dtype=bool), 0.05),
+    }
+
+
+def rmse(estimate, truth, adjacency):
+    mask = adjacency & ~np.eye(len(truth), dtype=bool)
+    return float(np.sqrt(np.mean((np.asarray(estimate)[mask] - truth[mask]) ** 2)))
+
+
+def run_methods(times, y, paths, k, adjacency, noise, seed, args, mle):
+    """``{method: (estimate, compile s, run s)}`` on one data set."""
+    out = {"mle": timed(lambda: mle(paths, k))}
+    common = dict(adjacency=adjacency, label_noise=noise, seed=seed)
+    out["nuts"] = timed(
+        lambda: mjp.posterior(
+            times,
+            y,
+            k,
+            num_chains=2,
+            num_warmup=args.nuts_draws,
+            num_samples=args.nuts_draws,
+            diagnose=False,
+            **common,
+        ).mean()
+    )
+    out["smc"] = timed(
+        lambda: mjp.posterior(
+            times,
+            y,
+            k,
+            method="smc",
+            num_particles=args.particles,
+            num_mcmc_steps=5,
+            num_integration_steps=5,
+            **common,
+        ).mean()
+    )
+    network = lambda: mjp.amortized_posterior(times, y, k, adjacency=adjacency).rate_matrix
+    estimate, compile_s, _ = timed(network)  # the first call compiles
+    _, _, run_s = timed(network)  # later calls (same shapes) are pure evaluation
+    out["net"] = (estimate, compile_s, run_s)
+    return out
+
+
+LABELS = {
+    "mle": "MLE, complete paths (oracle)",
+    "nuts": "NUTS, snapshots (2 chains x {nuts} draws)",
+    "smc": "tempered SMC, snapshots ({particles} particles)",
+    "net": "amortised network, snapshots",
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--datasets", type=int, default=2)
+    parser.add_argument("--nuts-draws", type=int, default=500)
+    parser.add_argument("--particles", type=int, default=256)
+    args = parser.parse_args()
+
+    times = jnp.linspace(0.0, HORIZON, NUM_OBS)
+    simulate_paths = jax.jit(mjp.simulate_paths, static_argnums=2, static_argnames="max_jumps")
+    observe = jax.jit(mjp.observe, static_argnames="num_states")
+    mle = jax.jit(mjp.maximum_likelihood, static_argnums=1)
+    rows = []
+    for name, (q, adjacency, noise) in processes(0).items():
+        k = len(q)
+        process = mjp.MJP(jnp.asarray(q), mjp.stationary_distribution(jnp.asarray(q)))
+        results = {m: [] for m in LABELS}
+        for d in range(args.datasets):
+            key = jax.random.key(100 + d)
+            paths = simulate_paths(key, process, NUM_PATHS, HORIZON, max_jumps=300)
+            y = observe(jax.random.fold_in(key, 1), paths, times, num_states=k, label_noise=noise)
+            out = run_methods(times, np.asarray(y), paths, k, adjacency, noise, d, args, mle)
+            for method, (estimate, compile_s, run_s) in out.items():
+                results[method].append((rmse(estimate, q, adjacency), compile_s, run_s))
+            print(name, d, {m: round(v[-1][0], 4) for m, v in results.items()}, flush=True)
+        for method, label in LABELS.items():
+            mean = np.mean(results[method], axis=0)
+            label = label.format(nuts=args.nuts_draws, particles=args.particles)
+            rows.append((name, label, *mean))
+
+    load = os.getloadavg()
+    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    cpu = platform.processor() or platform.machine()
+    lines = [
+        "# MJP inference benchmark",
+        "",
+        f"`python benchmarks/mjp.py --datasets {args.datasets}` on {cpu}, {os.cpu_count()} "
+        f"CPU cores shared with other jobs, load average {load[0]:.1f} / {load[1]:.1f} / "
+        f"{load[2]:.1f} at the end ({stamp}). {NUM_PATHS} paths x {NUM_OBS} observations on "
+        f"[0, {HORIZON:g}] per data set; RMSE over the allowed rates, averaged over data "
+        "sets; seconds per data set (mean). The samplers compile on every call (a new "
+        "sampler per data set), so their time per data set is compile + run; the network "
+        "compiles once per input shape.",
+        "",
+        "| process | method | rate RMSE | compile s | run s | RMSE / NUTS | NUTS time / time |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name in dict.fromkeys(r[0] for r in rows):
+        sub = [r for r in rows if r[0] == name]
+        nuts = next(r for r in sub if r[1].startswith("NUTS"))
+        nuts_total = nuts[3] + nuts[4]
+        for r in sub:
+            speed = nuts_total / max(r[4], 1e-9)
+            lines.append(
+                f"| {name} | {r[1]} | {r[2]:.4f} | {r[3]:.2f} | {r[4]:.4f} | "
+                f"{r[2] / nuts[2]:.2f} | {speed:,.0f}x |"
+            )
+    text = "\n".join(lines) + "\n"
+    print(text)
+    out = Path(__file__).parent / "results" / "mjp.md"
+    out.write_text(text)
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
