@@ -294,19 +294,19 @@ def schrodinger_bridge(
         lengthscale=lengthscale,
     )
     fit = jax.jit(
-        lambda key, a, b, rf: ipf_fit(
+        lambda key, a, b, rf, grid: ipf_fit(
             key,
             a,
             b,
             reference_drift,
-            times,
+            grid,
             rf,
             sigma=sigma,
             num_iterations=num_iterations,
             ridge=ridge,
         )
     )
-    forward_weights, _ = fit(key_ipf, x0, x1, features)
+    forward_weights, _ = fit(key_ipf, x0, x1, features, times)
     return Bridge(
         x0,
         x1,

@@ -220,7 +220,7 @@ def fit_drift_parameters(
     paths: jax.Array,
     times: jax.Array,
     *,
-    num_optimizer_steps: int = 200,
+    num_optimizer_steps: int = 50,
 ) -> tuple[jax.Array, jax.Array]:
     """Maximum-likelihood ``theta`` from the Euler increments of piecewise paths (step (b)).
 
@@ -321,7 +321,7 @@ def multimarginal(
     seed: int = 0,
     num_substeps: int = 20,
     num_trajectories: int | None = None,
-    num_optimizer_steps: int = 200,
+    num_optimizer_steps: int = 50,
     sinkhorn_threshold: float = 1e-3,
     sinkhorn_max_iterations: int = 5000,
 ) -> MultimarginalResult:
