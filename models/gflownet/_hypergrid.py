@@ -89,9 +89,13 @@ class HyperGrid(Environment):
         return state.at[action].add(-1)
 
     def log_reward(self, state: Array) -> Array:
-        a = jnp.abs(state / (self.height - 1) - 0.5)
-        outer = jnp.all(a > 0.25)
-        band = jnp.all((a > 0.3) & (a < 0.4))
+        # a_d = |s_d / n - 1/2| = d / (2 n) with n = H - 1 and the integer d = |2 s_d - n|:
+        # the thresholds are compared exactly in integers (in float32, XLA's division by
+        # a constant can put a state such as s = 12 of H = 16, a = 0.3, on either side).
+        n = self.height - 1
+        d = jnp.abs(2 * state - n)
+        outer = jnp.all(2 * d > n)  # a > 0.25
+        band = jnp.all((5 * d > 3 * n) & (5 * d < 4 * n))  # 0.3 < a < 0.4
         return jnp.log(self.R0 + self.R1 * outer + self.R2 * band)
 
     def energy(self, state: Array) -> Array:

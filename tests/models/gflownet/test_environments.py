@@ -24,6 +24,15 @@ def test_hypergrid_reward_and_partition_function_by_hand():
     assert env.max_length == 15 and env.num_actions == 3
 
 
+def test_hypergrid_thresholds_are_exact_on_the_boundary():
+    # H = 16: a = 0.3 exactly at s = 3 and s = 12, which is NOT in the band 0.3 < a < 0.4;
+    # the modes are the 2 x 2 products of {2, 13} (as drawn in torchgfn's hypergrid.py).
+    env = gflownet.HyperGrid(ndim=2, height=16)
+    modes = np.asarray(env.all_states())[np.asarray(gflownet.modes(env))]
+    assert modes.tolist() == [[2, 2], [2, 13], [13, 2], [13, 13]]
+    assert float(jnp.exp(env.log_reward(jnp.array([12, 12])))) == pytest.approx(0.6)
+
+
 def test_hypergrid_enumeration_and_features():
     env = gflownet.HyperGrid(ndim=3, height=4)
     states = env.all_states()
