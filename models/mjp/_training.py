@@ -3,7 +3,7 @@
 The prior (after Berghaus et al., 2024, at small scale): ``K ~ U{2..max_states}``; with
 probability 1/2 every jump is allowed, otherwise each off-diagonal jump independently with
 probability 1/2 (at least one jump per state); rates log-uniform on
-``[rate_low, rate_high]`` (three orders of magnitude by default); initial distribution
+``[rate_low, rate_high]`` (``[0.01, 5]``, 2.7 orders of magnitude, by default); initial distribution
 ``Dirichlet(1)``; ``num_obs`` observations per path on a regular grid over ``[0, 10]`` or
 (with probability 1/2) on a sorted uniform irregular grid; between ``min_paths`` and
 ``num_paths`` paths; label noise ``0`` with probability 1/2, else ``U(0, max_noise)``.
@@ -59,8 +59,8 @@ def sample_synthetic(
     min_paths: int = 50,
     num_obs: int = 50,
     horizon: float = 10.0,
-    rate_low: float = 0.02,
-    rate_high: float = 20.0,
+    rate_low: float = 0.01,
+    rate_high: float = 5.0,
     max_noise: float = 0.1,
 ) -> SyntheticBatch:
     """Draw one process and its noisy snapshots from the synthetic prior (module doc).
