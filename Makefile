@@ -31,6 +31,8 @@ test-fast: setup
 	$(BIN)/python -m pytest -q -n 2 -m "not slow"
 
 bench: setup
+	$(BIN)/python -m pip install --quiet "torch==2.13.0" -e ".[bench]"
+	$(BIN)/python -m pip install --quiet --no-deps "torchgfn>=2.4"
 	for script in benchmarks/[!_]*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
 docs: setup
