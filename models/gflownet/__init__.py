@@ -19,8 +19,8 @@ Example:
     True
 """
 
-from probkit.models.gflownet._environment import Environment, check_environment
-from probkit.models.gflownet._evaluation import (
+from ._environment import Environment, check_environment
+from ._evaluation import (
     Metrics,
     evaluate_policy,
     exact_target,
@@ -32,29 +32,29 @@ from probkit.models.gflownet._evaluation import (
     reweighted_expectation,
     terminal_distribution,
 )
-from probkit.models.gflownet._hypergrid import HyperGrid
-from probkit.models.gflownet._losses import (
+from ._hypergrid import HyperGrid
+from ._losses import (
     detailed_balance_loss,
     flow_matching_loss,
     forward_looking_loss,
     subtrajectory_balance_loss,
     trajectory_balance_loss,
 )
-from probkit.models.gflownet._policy import (
+from ._policy import (
     Policy,
     backward_log_probs,
     forward_log_probs,
     masked_log_softmax,
 )
-from probkit.models.gflownet._set_building import SetBuilding
-from probkit.models.gflownet._training import (
+from ._set_building import SetBuilding
+from ._training import (
     GFlowNet,
     TrainingHistory,
     log_partition_estimate,
     loss_fn,
     train,
 )
-from probkit.models.gflownet._trajectories import (
+from ._trajectories import (
     Trajectories,
     sample_trajectories,
     trajectory_log_probs,
