@@ -29,7 +29,7 @@ import probkit.models.mjp as mjp  # noqa: E402
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="mjp_flashing_ratchet.png")
-    parser.add_argument("--draws", type=int, default=300)
+    parser.add_argument("--draws", type=int, default=200)
     args = parser.parse_args()
 
     q = mjp.flashing_ratchet(1.0, 1.0, 1.0)

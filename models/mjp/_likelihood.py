@@ -34,7 +34,7 @@ def emission_matrix(num_states: int, label_noise) -> jax.Array:
 
     Example:
         >>> from probkit.models.mjp import emission_matrix
-        >>> emission_matrix(3, 0.2).round(3).tolist()[0]
+        >>> [round(float(p), 3) for p in emission_matrix(3, 0.2)[0]]
         [0.8, 0.1, 0.1]
     """
     eye = jnp.eye(num_states)
