@@ -99,6 +99,10 @@ def main() -> None:
         ylabel="inferred rate",
         title="flashing ratchet: 18 rates",
     )
+    ticks = [0.1, 0.2, 0.5, 1.0, 2.0, 4.0]
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks], minor=False)
+    ax.set_yticks(ticks, [f"{t:g}" for t in ticks], minor=False)
+    ax.minorticks_off()
     ax.legend(fontsize=8)
     ax = axes[1]
     vrb = np.asarray(mjp.flashing_ratchet_parameters(jnp.asarray(post.draws)))
