@@ -21,7 +21,7 @@ Example:
     (10, 20)
 """
 
-from probkit.models.mjp._amortized import (
+from ._amortized import (
     PRETRAINED_PATH,
     AmortizedEstimate,
     amortized_posterior,
@@ -29,23 +29,23 @@ from probkit.models.mjp._amortized import (
     pretrained_network,
     save_network,
 )
-from probkit.models.mjp._likelihood import (
+from ._likelihood import (
     emission_matrix,
     forward_log_likelihood,
     log_likelihood,
     transition_matrices,
     unique_intervals,
 )
-from probkit.models.mjp._mle import JumpStatistics, jump_statistics, maximum_likelihood
-from probkit.models.mjp._network import AmortizedMJPNetwork, snapshot_features
-from probkit.models.mjp._posterior import (
+from ._mle import JumpStatistics, jump_statistics, maximum_likelihood
+from ._network import AmortizedMJPNetwork, snapshot_features
+from ._posterior import (
     MJPPosterior,
     check_observations,
     edges,
     posterior,
     snapshot_model,
 )
-from probkit.models.mjp._process import (
+from ._process import (
     MJP,
     check_rate_matrix,
     entropy_production_rate,
@@ -54,12 +54,12 @@ from probkit.models.mjp._process import (
     relaxation_times,
     stationary_distribution,
 )
-from probkit.models.mjp._ratchet import (
+from ._ratchet import (
     flashing_ratchet,
     flashing_ratchet_adjacency,
     flashing_ratchet_parameters,
 )
-from probkit.models.mjp._simulate import (
+from ._simulate import (
     JumpPaths,
     add_label_noise,
     check_times,
@@ -68,7 +68,7 @@ from probkit.models.mjp._simulate import (
     simulate,
     simulate_paths,
 )
-from probkit.models.mjp._training import (
+from ._training import (
     FitResult,
     SyntheticBatch,
     fit,

@@ -197,9 +197,9 @@ def observe(
         ``(N, T)`` integer observations.
 
     Raises:
-        ValueError (eagerly) for a bad grid; ``equinox``'s runtime error (also under
-        ``jit``) when a path was truncated before its last observation time — raise
-        ``max_jumps``.
+        ValueError: eagerly, for a bad grid.
+        EquinoxRuntimeError: also under ``jit``, when a path was truncated before its
+            last observation time (raise ``max_jumps``).
 
     Example:
         >>> import jax, jax.numpy as jnp
