@@ -68,8 +68,18 @@ def check_linear_gaussian(
     return observations.astype(prior.means.dtype), obs_matrix, noise_std
 
 
-def _components(prior, observations, obs_matrix, noise_std):
-    n = observations.shape[0]
+def _components(prior, observations, obs_matrix, noise_std, observation_mask):
+    if observation_mask is None:
+        n = observations.shape[0]
+    else:
+        observation_mask = jnp.asarray(observation_mask, bool)
+        if observation_mask.shape != observations.shape[:1]:
+            raise ValueError(
+                f"observation_mask must have shape ({observations.shape[0]},), got "
+                f"{observation_mask.shape}."
+            )
+        observations = jnp.where(observation_mask[:, None], observations, 0.0)
+        n = jnp.sum(observation_mask).astype(observations.dtype)
     d = prior.dim
     prec_prior = jnp.linalg.inv(prior.covariances)
     info = obs_matrix.T @ obs_matrix / noise_std**2
@@ -86,6 +96,8 @@ def _components(prior, observations, obs_matrix, noise_std):
 
     # log p(y | z = m_k)
     resid = observations[None, :, :] - jnp.einsum("ij,kj->ki", obs_matrix, mean_post)[:, None, :]
+    if observation_mask is not None:
+        resid = jnp.where(observation_mask[None, :, None], resid, 0.0)
     m = observations.shape[1]
     log_lik = -0.5 * jnp.sum(resid**2, axis=(1, 2)) / noise_std**2 - n * m * (
         jnp.log(noise_std) + 0.5 * _LOG_2PI
@@ -110,7 +122,11 @@ def _components(prior, observations, obs_matrix, noise_std):
 
 
 def linear_gaussian_posterior(
-    prior: GMM, observations: jax.Array, obs_matrix: jax.Array, noise_std: float | jax.Array
+    prior: GMM,
+    observations: jax.Array,
+    obs_matrix: jax.Array,
+    noise_std: float | jax.Array,
+    observation_mask: jax.Array | None = None,
 ) -> GMM:
     """Exact posterior GMM of ``z`` given ``y_i = H z + noise_std * eps_i``.
 
@@ -119,9 +135,12 @@ def linear_gaussian_posterior(
         observations: ``(n, m)`` observations ``y_i`` (``(n,)`` means ``m = 1``).
         obs_matrix: ``(m, d)`` matrix ``H``.
         noise_std: observation noise standard deviation (positive scalar).
+        observation_mask: optional ``(n,)`` booleans; False rows are padding and ignored
+            (lets queries with different ``n`` share one shape under ``vmap``).
 
     Returns:
-        The posterior, a GMM with the prior's number of components.
+        The posterior, a GMM with the prior's number of components (components of
+        prior weight 0 keep weight 0).
 
     Raises:
         ValueError: on inconsistent shapes or a non-positive ``noise_std``.
@@ -137,14 +156,20 @@ def linear_gaussian_posterior(
     observations, obs_matrix, noise_std = check_linear_gaussian(
         prior, observations, obs_matrix, noise_std
     )
-    mean_post, cov_post, log_evidence = _components(prior, observations, obs_matrix, noise_std)
+    mean_post, cov_post, log_evidence = _components(
+        prior, observations, obs_matrix, noise_std, observation_mask
+    )
     log_w = jnp.log(prior.weights) + log_evidence
     weights = jax.nn.softmax(log_w)
     return GMM(weights, mean_post, cov_post)
 
 
 def linear_gaussian_log_evidence(
-    prior: GMM, observations: jax.Array, obs_matrix: jax.Array, noise_std: float | jax.Array
+    prior: GMM,
+    observations: jax.Array,
+    obs_matrix: jax.Array,
+    noise_std: float | jax.Array,
+    observation_mask: jax.Array | None = None,
 ) -> jax.Array:
     """Exact log marginal likelihood ``log p(y_{1:n})`` under a GMM prior.
 
@@ -153,6 +178,7 @@ def linear_gaussian_log_evidence(
         observations: ``(n, m)`` observations.
         obs_matrix: ``(m, d)`` matrix ``H``.
         noise_std: observation noise standard deviation.
+        observation_mask: optional ``(n,)`` booleans; False rows are ignored.
 
     Returns:
         The scalar log evidence.
@@ -170,5 +196,5 @@ def linear_gaussian_log_evidence(
     observations, obs_matrix, noise_std = check_linear_gaussian(
         prior, observations, obs_matrix, noise_std
     )
-    _, _, log_evidence = _components(prior, observations, obs_matrix, noise_std)
+    _, _, log_evidence = _components(prior, observations, obs_matrix, noise_std, observation_mask)
     return jax.nn.logsumexp(jnp.log(prior.weights) + log_evidence)

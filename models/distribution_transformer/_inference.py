@@ -142,7 +142,7 @@ def prepare_query(
         >>> name, query, k = prepare_query(gaussian(jnp.zeros(1), jnp.eye(1)), jnp.ones((3, 1)),
         ...                                obs_matrix=jnp.eye(1), noise_std=0.5)
         >>> name, query.data_features.shape, k
-        ('linear_gaussian_1d', (20, 8), 1)
+        ('linear_gaussian_1d', (4, 20, 8), 1)
     """
     if not isinstance(prior, GMM):
         raise TypeError(f"prior must be a GMM, got {type(prior).__name__}.")
@@ -203,17 +203,17 @@ def prepare_query(
         )
     n_max = ranges.max_observations
     data_mask = jnp.arange(n_max) < n
-    if task == "linear_gaussian":
-        feats = linear_gaussian_features(
-            _pad_rows(observations, n_max), obs_matrix, noise_std, data_mask
-        )
-    else:
-        feats = logistic_regression_features(
-            _pad_rows(inputs, n_max), _pad_rows(observations, n_max), data_mask
-        )
     log_w, means, chol, mask, parametric, k = _pad_prior(
         prior, ranges.max_components, num_components
     )
+    if task == "linear_gaussian":
+        feats = linear_gaussian_features(
+            _pad_rows(observations, n_max), obs_matrix, noise_std, data_mask, means, chol
+        )
+    else:
+        feats = logistic_regression_features(
+            _pad_rows(inputs, n_max), _pad_rows(observations, n_max), data_mask, means, chol
+        )
     query = Query(log_w, means, chol, mask, parametric, feats, data_mask, jnp.zeros(prior.dim))
     return name, query, k
 

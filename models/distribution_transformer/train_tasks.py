@@ -5,6 +5,7 @@ Usage::
     python -m probkit.models.distribution_transformer.train_tasks            # all tasks
     python -m probkit.models.distribution_transformer.train_tasks --tasks linear_gaussian_1d \
         --num-steps 2000 --out /tmp/dt
+    python -m probkit.models.distribution_transformer.train_tasks --resume ...  # continue
 
 For each task it trains by amortised forward KL (:func:`train`), then prints the mean
 held-out ``-log q(z | prior, data)`` on fresh queries and, for the linear-Gaussian tasks,
@@ -20,7 +21,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 from probkit.models.distribution_transformer._gmm import gmm_log_prob_cholesky
-from probkit.models.distribution_transformer._io import WEIGHTS_DIR, save
+from probkit.models.distribution_transformer._io import WEIGHTS_DIR, load, save
 from probkit.models.distribution_transformer._tasks import TASKS
 from probkit.models.distribution_transformer._training import forward_kl_loss, train
 
@@ -63,13 +64,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=WEIGHTS_DIR)
     parser.add_argument("--progress-bar", action="store_true")
+    parser.add_argument(
+        "--resume", action="store_true", help="continue from the weights already in --out"
+    )
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     for name in args.tasks:
         task = TASKS[name]
         start = time.perf_counter()
+        model = load(args.out / f"{name}.eqx") if args.resume else None
         result = train(
             task,
+            model=model,
             num_steps=args.num_steps,
             batch_size=args.batch_size,
             learning_rate=args.learning_rate,

@@ -37,34 +37,32 @@ def random_linear_gaussian_query(key, dim: int, num_obs: int | None = None):
     return prior, z, y, obs_matrix, noise_std
 
 
-def batched_linear_gaussian_queries(key, dim: int, num_components: int, num_obs: int, batch: int):
-    """``batch`` queries with fixed ``K`` and ``n`` (so they stack), from the task's meta-prior.
+def batched_linear_gaussian_queries(key, dim: int, batch: int):
+    """``batch`` padded queries from the task's own meta-prior, stackable under ``vmap``.
 
-    Returns ``(prior, z, y, obs_matrix, noise_std)`` with a leading batch axis on every array
-    (``prior`` is a GMM of stacked arrays, built without validation under ``vmap``).
+    ``K ~ U{1..4}`` (weights of padded components are 0) and ``n ~ U{1..20}`` (a mask).
+    Returns ``(weights, means, covariances, z, y, data_mask, obs_matrix, noise_std)``,
+    each with a leading batch axis.
     """
-    r = TASKS[f"linear_gaussian_{dim}d"].ranges
-    ranges = r._replace(max_components=num_components, parametric_probability=0.0)
+    r = TASKS[f"linear_gaussian_{dim}d"].ranges._replace(parametric_probability=0.0)
 
     def one(key):
         keys = jax.random.split(key, 6)
-        log_w, means, chol, _, _ = sample_prior(keys[0], dim, ranges)
-        # sample_prior draws K <= max_components; force exactly num_components by
-        # re-drawing Dirichlet weights over all slots.
-        gam = jax.random.gamma(keys[5], 1.0, (num_components,)) + 1e-3
-        log_w = jnp.log(gam / gam.sum())
+        log_w, means, chol, _, _ = sample_prior(keys[0], dim, r)
         comp = jax.random.categorical(keys[1], log_w)
         z = means[comp] + chol[comp] @ jax.random.normal(jax.random.fold_in(keys[1], 1), (dim,))
-        obs_matrix = jax.random.uniform(
-            keys[2], (dim, dim), minval=-r.obs_matrix_bound, maxval=r.obs_matrix_bound
-        )
+        b = r.obs_matrix_bound
+        obs_matrix = jax.random.uniform(keys[2], (dim, dim), minval=-b, maxval=b)
         noise_std = jnp.exp(
             jax.random.uniform(
                 keys[3], (), minval=np.log(r.noise_std_min), maxval=np.log(r.noise_std_max)
             )
         )
-        y = z @ obs_matrix.T + noise_std * jax.random.normal(keys[4], (num_obs, dim))
+        n = jax.random.randint(keys[4], (), 1, r.max_observations + 1)
+        data_mask = jnp.arange(r.max_observations) < n
+        y = z @ obs_matrix.T + noise_std * jax.random.normal(keys[5], (r.max_observations, dim))
+        y = jnp.where(data_mask[:, None], y, 0.0)
         cov = chol @ jnp.swapaxes(chol, -1, -2)
-        return jnp.exp(log_w), means, cov, z, y, obs_matrix, noise_std
+        return jnp.exp(log_w), means, cov, z, y, data_mask, obs_matrix, noise_std
 
     return jax.vmap(one)(jax.random.split(key, batch))

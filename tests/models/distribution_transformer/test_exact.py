@@ -81,3 +81,20 @@ def test_shape_errors():
         linear_gaussian_posterior(prior, jnp.zeros((3, 2)), jnp.eye(3), 1.0)
     with pytest.raises(ValueError, match="noise_std must be positive"):
         linear_gaussian_posterior(prior, jnp.zeros((3, 2)), jnp.eye(2), 0.0)
+
+
+def test_observation_mask_equals_dropping_rows():
+    rng = np.random.default_rng(3)
+    prior = GMM(np.array([0.3, 0.7]), rng.normal(size=(2, 2)), np.stack([np.eye(2), 2 * np.eye(2)]))
+    y = jnp.asarray(rng.normal(size=(6, 2)), jnp.float32)
+    mask = jnp.array([True, False, True, True, False, False])
+    h = jnp.array([[1.0, 0.5], [0.0, 1.0]])
+    a = linear_gaussian_posterior(prior, y, h, 0.7, observation_mask=mask)
+    b = linear_gaussian_posterior(prior, y[mask], h, 0.7)
+    for x, z in ((a.weights, b.weights), (a.means, b.means), (a.covariances, b.covariances)):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(z), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        float(linear_gaussian_log_evidence(prior, y, h, 0.7, observation_mask=mask)),
+        float(linear_gaussian_log_evidence(prior, y[mask], h, 0.7)),
+        rtol=1e-5,
+    )

@@ -75,7 +75,7 @@ def test_permutation_invariance_in_data_and_equivariance_in_components():
     base = _call(net, q)
     assert not np.allclose(np.asarray(base[1][:3]), np.asarray(q.means[:3]))  # non-trivial map
     data_perm = jnp.array([4, 0, 6, 2, 1, 5, 3] + list(range(7, 20)))
-    out = _call(net, q._replace(data_features=q.data_features[data_perm]))
+    out = _call(net, q._replace(data_features=q.data_features[:, data_perm]))
     for a, b in zip(base, out, strict=True):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-5)
     comp_perm = jnp.array([2, 0, 1, 3])
@@ -84,6 +84,7 @@ def test_permutation_invariance_in_data_and_equivariance_in_components():
         means=q.means[comp_perm],
         cholesky=q.cholesky[comp_perm],
         component_mask=q.component_mask[comp_perm],
+        data_features=q.data_features[comp_perm],
     )
     out = _call(net, permuted)
     for a, b in zip(base, out, strict=True):
@@ -95,7 +96,7 @@ def test_padding_is_ignored_and_outputs_are_valid():
     q = _query()
     base = _call(net, q)
     junk = q._replace(
-        data_features=q.data_features.at[10:].set(7.0),
+        data_features=q.data_features.at[:, 10:].set(7.0).at[3].set(5.0),
         means=q.means.at[3].set(9.0),
     )
     out = _call(net, junk)
