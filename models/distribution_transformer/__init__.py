@@ -21,31 +21,31 @@ Example:
     (2, 2)
 """
 
-from probkit.models.distribution_transformer._exact import (
+from ._exact import (
     check_linear_gaussian,
     linear_gaussian_log_evidence,
     linear_gaussian_posterior,
 )
-from probkit.models.distribution_transformer._gmm import (
+from ._gmm import (
     GMM,
     gaussian,
     gmm_log_prob_cholesky,
     kl_divergence_mc,
 )
-from probkit.models.distribution_transformer._inference import (
+from ._inference import (
     apply_model,
     check_prior_range,
     posterior,
     prepare_query,
     sequential_posterior,
 )
-from probkit.models.distribution_transformer._io import WEIGHTS_DIR, load, load_pretrained, save
-from probkit.models.distribution_transformer._network import (
+from ._io import WEIGHTS_DIR, load, load_pretrained, save
+from ._network import (
     DistributionTransformer,
     component_features,
     num_token_features,
 )
-from probkit.models.distribution_transformer._tasks import (
+from ._tasks import (
     TASKS,
     Query,
     Task,
@@ -56,7 +56,7 @@ from probkit.models.distribution_transformer._tasks import (
     logistic_regression_task,
     sample_prior,
 )
-from probkit.models.distribution_transformer._training import (
+from ._training import (
     TrainResult,
     forward_kl_loss,
     init_model,
