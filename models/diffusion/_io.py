@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import equinox as eqx
 import jax
+from probkit.models._serialise import load_module, save_module
 from probkit.models.diffusion._network import ScoreNetwork
 
 __all__ = ["save", "load"]
@@ -35,16 +34,14 @@ def save(path: str | Path, model: ScoreNetwork) -> None:
         >>> save(path, net); load(path).width
         8
     """
-    hyper = {name: getattr(model, name) for name in _FIELDS}
-    with open(path, "wb") as f:
-        f.write((json.dumps(hyper) + "\n").encode())
-        eqx.tree_serialise_leaves(f, model)
+    save_module(path, model, _FIELDS)
 
 
 def load(path: str | Path) -> ScoreNetwork:
     """Read a network written by :func:`save`."""
-    with open(path, "rb") as f:
-        hyper = json.loads(f.readline().decode())
-        hyper["event_shape"] = tuple(hyper["event_shape"])
-        like = ScoreNetwork(key=jax.random.key(0), **hyper)
-        return eqx.tree_deserialise_leaves(f, like)
+
+    def build(hyper):
+        hyper = {**hyper, "event_shape": tuple(hyper["event_shape"])}
+        return ScoreNetwork(key=jax.random.key(0), **hyper)
+
+    return load_module(path, build)

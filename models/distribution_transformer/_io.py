@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import functools
-import json
 from pathlib import Path
 
-import equinox as eqx
 import jax
+from probkit.models._serialise import load_module, save_module
 from probkit.models.distribution_transformer._network import DistributionTransformer
 
 __all__ = ["save", "load", "load_pretrained", "WEIGHTS_DIR"]
@@ -33,10 +32,7 @@ def save(path: str | Path, model: DistributionTransformer) -> None:
         >>> save(path, net); load(path).width
         16
     """
-    hyper = {name: getattr(model, name) for name in _FIELDS}
-    with open(path, "wb") as f:
-        f.write((json.dumps(hyper) + "\n").encode())
-        eqx.tree_serialise_leaves(f, model)
+    save_module(path, model, _FIELDS)
 
 
 def load(path: str | Path) -> DistributionTransformer:
@@ -53,10 +49,7 @@ def load(path: str | Path) -> DistributionTransformer:
         >>> load(WEIGHTS_DIR / "linear_gaussian_1d.eqx").latent_dim
         1
     """
-    with open(path, "rb") as f:
-        hyper = json.loads(f.readline().decode())
-        like = DistributionTransformer(key=jax.random.key(0), **hyper)
-        return eqx.tree_deserialise_leaves(f, like)
+    return load_module(path, lambda hyper: DistributionTransformer(key=jax.random.key(0), **hyper))
 
 
 @functools.cache

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import NamedTuple
 
@@ -11,6 +10,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from probkit.models._serialise import load_module, save_module
 from probkit.models.mjp._network import AmortizedMJPNetwork
 from probkit.models.mjp._posterior import check_observations
 from probkit.models.mjp._simulate import check_times
@@ -44,11 +44,7 @@ def save_network(path: str | Path, network: AmortizedMJPNetwork, **metadata) -> 
         >>> load_network(path).width
         8
     """
-    header = {name: getattr(network, name) for name in _FIELDS}
-    header["metadata"] = metadata
-    with open(path, "wb") as f:
-        f.write((json.dumps(header) + "\n").encode())
-        eqx.tree_serialise_leaves(f, network)
+    save_module(path, network, _FIELDS, **metadata)
 
 
 def load_network(path: str | Path) -> AmortizedMJPNetwork:
@@ -65,11 +61,10 @@ def load_network(path: str | Path) -> AmortizedMJPNetwork:
         >>> load_network(PRETRAINED_PATH).max_states
         6
     """
-    with open(path, "rb") as f:
-        header = json.loads(f.readline().decode())
-        hyper = {name: header[name] for name in _FIELDS}
-        like = AmortizedMJPNetwork(jax.random.key(0), **hyper)
-        return eqx.tree_deserialise_leaves(f, like)
+    return load_module(
+        path,
+        lambda header: AmortizedMJPNetwork(jax.random.key(0), **{n: header[n] for n in _FIELDS}),
+    )
 
 
 _CACHE: dict[str, AmortizedMJPNetwork] = {}
