@@ -15,10 +15,11 @@ become compile-time constants, which XLA may spend seconds folding (DESIGN §3).
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import inspect
 from collections.abc import Callable, Hashable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -29,6 +30,13 @@ __all__ = ["Target", "from_numpyro"]
 PyTree = Any
 
 _INIT_STRATEGIES = ("uniform", "prior", "median")
+
+# from_numpyro's NumPyro set-up (a model trace and initialize_model, run op by op:
+# ~0.2 s, as long as a whole small NUTS run) keyed on the model, the init strategy
+# and the data's structure, shapes and dtypes: a new data set of the same shapes only
+# re-checks the log density at the cached starting point.
+_NUMPYRO_SETUP: collections.OrderedDict = collections.OrderedDict()
+_NUMPYRO_SETUP_MAX_ENTRIES = 32
 
 
 @dataclasses.dataclass(frozen=True)
@@ -361,6 +369,16 @@ def from_numpyro(
         raise TypeError(f"init must be a strategy name or a dict, got {type(init).__name__}.")
 
     model_name = getattr(model, "__name__", "model")
+    dynamic, assemble, signature = _split_data(args, kwargs)
+    setup_key = _hashable_or_none(
+        (model, init, signature, tuple((jnp.shape(x), jnp.result_type(x)) for x in dynamic))
+        if isinstance(init, str)
+        else None
+    )
+    cached = _NUMPYRO_SETUP.get(setup_key) if setup_key is not None else None
+    if cached is not None and bool(jnp.isfinite(cached.logdensity_at_start(dynamic))):
+        _NUMPYRO_SETUP.move_to_end(setup_key)
+        return _numpyro_target(model, args, kwargs, dynamic, assemble, signature, cached)
     trace = _trace_model(model, args, kwargs)
     latent = [
         name for name, site in trace.items() if site["type"] == "sample" and not site["is_observed"]
@@ -377,8 +395,6 @@ def from_numpyro(
             "need continuous latents. Marginalise them (e.g. with "
             "numpyro.contrib.funsor's enumeration) or use an SMC sampler."
         )
-
-    dynamic, assemble, signature = _split_data(args, kwargs)
 
     def _initialize(key):
         a, kw = assemble(dynamic)
@@ -403,6 +419,27 @@ def from_numpyro(
             ) from None
 
     info = _initialize(jax.random.PRNGKey(0))
+    setup = _numpyro_setup(model, strategy, assemble, info)
+    if setup_key is not None:
+        _NUMPYRO_SETUP[setup_key] = setup
+        if len(_NUMPYRO_SETUP) > _NUMPYRO_SETUP_MAX_ENTRIES:
+            _NUMPYRO_SETUP.popitem(last=False)
+    return _numpyro_target(model, args, kwargs, dynamic, assemble, signature, setup)
+
+
+class _NumPyroSetup(NamedTuple):
+    """What ``from_numpyro`` takes from NumPyro, as functions of the data arrays."""
+
+    logdensity_with_data: Callable
+    constrain_with_data: Callable
+    init_with_data: Callable
+    example_position: Any
+    logdensity_at_start: Callable  # jitted: data -> log density at example_position
+
+
+def _numpyro_setup(model, strategy, assemble, info) -> _NumPyroSetup:
+    from numpyro.infer.util import initialize_model
+
     potential_gen = info.potential_fn
     postprocess_gen = info.postprocess_fn
     example = info.param_info.z
@@ -423,16 +460,23 @@ def from_numpyro(
         )
         return batched.param_info.z
 
+    at_start = jax.jit(lambda data: logdensity_with_data(data, example))
+    return _NumPyroSetup(
+        logdensity_with_data, constrain_with_data, init_with_data, example, at_start
+    )
+
+
+def _numpyro_target(model, args, kwargs, dynamic, assemble, signature, setup) -> Target:
     return Target(
-        logdensity_with_data=logdensity_with_data,
-        constrain_with_data=constrain_with_data,
-        init_with_data=init_with_data,
+        logdensity_with_data=setup.logdensity_with_data,
+        constrain_with_data=setup.constrain_with_data,
+        init_with_data=setup.init_with_data,
         data=dynamic,
-        example_position=example,
+        example_position=setup.example_position,
         model=model,
         model_args=tuple(args),
         model_kwargs=dict(kwargs),
-        name=model_name,
+        name=getattr(model, "__name__", "model"),
         assemble_model_args=assemble,
         compile_key=_hashable_or_none(("numpyro", model, signature)),
     )

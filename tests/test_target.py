@@ -105,3 +105,37 @@ def test_from_logdensity_checks_its_input():
     target = pk.Target.from_logdensity(lambda p: -jnp.sum(p["a"] ** 2), {"a": jnp.zeros(4)})
     assert target.num_dims == 4
     assert jax.tree.map(jnp.shape, target.init(jax.random.PRNGKey(0), 3)) == {"a": (3, 4)}
+
+
+def test_numpyro_setup_is_reused_for_new_data_of_the_same_shapes(monkeypatch):
+    def positive_data(y):
+        mu = numpyro.sample("mu", dist.Normal(0, 1))
+        numpyro.sample("y", dist.LogNormal(mu, 1.0), obs=y)
+
+    from probkit import target as target_module
+
+    first = pk.from_numpyro(positive_data, jnp.ones(3))
+    calls = []
+    trace = target_module._trace_model
+    monkeypatch.setattr(
+        target_module, "_trace_model", lambda *a, **k: calls.append(1) or trace(*a, **k)
+    )
+    y_new = jnp.array([0.5, 2.0, 4.0])
+    again = pk.from_numpyro(positive_data, y_new)
+    assert calls == []  # neither traced nor initialised again
+    assert again.data[0] is y_new
+    # The reused log density is the one of the new data: LogNormal(mu, 1) at mu = 0.3,
+    # plus the Normal(0, 1) prior, in closed form.
+    z = {"mu": jnp.asarray(0.3)}
+    expected = dist.Normal(0, 1).log_prob(0.3) + dist.LogNormal(0.3, 1.0).log_prob(y_new).sum()
+    assert np.isclose(again.logdensity(z), expected, rtol=1e-6)
+    first_expected = (
+        dist.Normal(0, 1).log_prob(0.3) + dist.LogNormal(0.3, 1.0).log_prob(jnp.ones(3)).sum()
+    )
+    assert np.isclose(first.logdensity(z), first_expected, rtol=1e-6)  # keeps its own data
+    # New data for which the cached start is not finite take the full path: its error
+    # still names the site; and other shapes are set up afresh.
+    with pytest.raises(ValueError, match="Non-finite log-probability at site\\(s\\): y"):
+        pk.from_numpyro(positive_data, -jnp.ones(3))
+    pk.from_numpyro(positive_data, jnp.ones(5))
+    assert len(calls) == 2
