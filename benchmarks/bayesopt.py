@@ -312,7 +312,13 @@ def _settings_text(problem_name: str, method: str, settings: dict) -> str:
     if not settings:
         return "-"
     changed = CELL_OPTIONS.get(f"{problem_name}:{method}", {})
-    text = ", ".join(f"{k} {v}" for k, v in settings.items() if k != "maxiter")
+    short = {
+        "num_restarts": "restarts",
+        "raw_samples": "raw",
+        "mc_samples": "MC",
+        "num_fantasies": "fantasies",
+    }
+    text = ", ".join(f"{short[k]} {v}" for k, v in settings.items() if k in short)
     return f"**{text}**" if changed else text
 
 
@@ -438,8 +444,9 @@ def write_report(raw: dict, notes: str = "") -> None:
         "over seeds, in wall and process CPU time; first and last step in wall time (the",
         "data grow from the initial design to the whole budget; BNN-HMC's first step",
         "includes compiling its NUTS runner, the only compile in these loops). Settings:",
-        "the acquisition optimiser's restarts and raw samples and the Monte Carlo samples",
-        "(qKG: fantasies); **bold** where a cell departs from probkit's defaults.",
+        "the acquisition optimiser's restarts and raw samples and the acquisition's quasi-",
+        "Monte Carlo samples (qKG: fantasies); **bold** where a cell departs from probkit's",
+        "defaults (those of BoTorch's tutorials).",
         "",
         "| problem | method | seeds | regret @ evaluations | s / iteration | CPU s / iteration "
         "| first step (s) | last step (s) | settings | run (UTC) |",
