@@ -30,20 +30,26 @@ from ._amortized import (
     save_network,
 )
 from ._likelihood import (
+    TransitionCounts,
+    counts_log_likelihood,
     emission_matrix,
     forward_log_likelihood,
     log_likelihood,
+    transition_counts,
     transition_matrices,
     unique_intervals,
 )
 from ._mle import JumpStatistics, jump_statistics, maximum_likelihood
 from ._network import AmortizedMJPNetwork, snapshot_features
 from ._posterior import (
+    SMC_DEFAULTS,
     MJPPosterior,
+    NoisySnapshots,
     check_observations,
     edges,
     posterior,
     snapshot_model,
+    snapshot_statistics,
 )
 from ._process import (
     MJP,
@@ -103,7 +109,13 @@ __all__ = [
     "log_likelihood",
     "forward_log_likelihood",
     "unique_intervals",
+    "TransitionCounts",
+    "transition_counts",
+    "counts_log_likelihood",
     "MJPPosterior",
+    "SMC_DEFAULTS",
+    "NoisySnapshots",
+    "snapshot_statistics",
     "posterior",
     "snapshot_model",
     "check_observations",

@@ -9,11 +9,16 @@ log-likelihood stays finite for long series.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 __all__ = [
+    "TransitionCounts",
+    "transition_counts",
+    "counts_log_likelihood",
     "emission_matrix",
     "log_likelihood",
     "transition_matrices",
@@ -100,31 +105,44 @@ def log_likelihood(
     return forward_log_likelihood(transitions, emission, initial, observations)
 
 
-def unique_intervals(times, decimals: int = 12) -> tuple[np.ndarray, np.ndarray]:
+def unique_intervals(times, tolerance: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The distinct observation intervals of a grid and, for every interval, its index.
 
     A regular grid has one distinct interval, so the likelihood needs one matrix
-    exponential instead of ``T - 1`` (or ``N (T - 1)``); intervals equal to ``decimals``
-    decimal places (floating-point noise of ``linspace``) are merged.
+    exponential instead of ``T - 1`` (or ``N (T - 1)``). Intervals are merged when they
+    fall in the same bin of width ``tolerance``, so that the rounding noise of a grid
+    such as a float32 ``linspace`` (whose intervals differ in the last bits) does not
+    make every interval distinct; each distinct interval is the mean of its members.
 
     Args:
         times: ``(T,)`` or ``(N, T)`` observation times (concrete).
-        decimals: rounding of the intervals before merging.
+        tolerance: bin width; default ``64 eps max(1, max |times|)`` with ``eps`` the
+            machine epsilon of ``times``' dtype (float64 for integer times), a few
+            dozen rounding errors of the times themselves.
 
     Returns:
-        ``(unique_dts, index)`` with ``unique_dts[index]`` equal to the intervals, shape
-        ``(T - 1,)`` or ``(N, T - 1)``.
+        ``(unique_dts, index)`` with ``unique_dts[index]`` equal to the intervals (within
+        ``tolerance``), shapes ``(U,)`` and ``(T - 1,)`` or ``(N, T - 1)``.
 
     Example:
-        >>> import numpy as np
+        >>> import jax.numpy as jnp
         >>> from probkit.models.mjp import unique_intervals
-        >>> dts, index = unique_intervals(np.linspace(0.0, 1.0, 11))
+        >>> dts, index = unique_intervals(jnp.linspace(0.0, 10.0, 50))  # float32
         >>> dts.shape, index.shape
-        ((1,), (10,))
+        ((1,), (49,))
     """
-    dts = np.round(np.diff(np.asarray(times, dtype=float), axis=-1), decimals)
-    unique, index = np.unique(dts, return_inverse=True)
-    return unique, index.reshape(dts.shape).astype(np.int32)
+    t = np.asarray(times)
+    if not np.issubdtype(t.dtype, np.floating):
+        t = t.astype(np.float64)
+    if tolerance is None:
+        scale = max(1.0, float(np.max(np.abs(t)))) if t.size else 1.0
+        tolerance = 64.0 * float(np.finfo(t.dtype).eps) * scale
+    dts = np.diff(t.astype(np.float64), axis=-1)
+    bins = np.round(dts / tolerance)
+    _, group = np.unique(bins, return_inverse=True)
+    group = group.reshape(dts.shape)
+    unique = np.bincount(group.ravel(), weights=dts.ravel()) / np.bincount(group.ravel())
+    return unique, group.astype(np.int32)
 
 
 def forward_log_likelihood(
@@ -175,3 +193,90 @@ def forward_log_likelihood(
         (transitions, jnp.swapaxes(likelihoods[:, 1:], 0, 1)),
     )
     return jnp.sum(total)
+
+
+class TransitionCounts(NamedTuple):
+    """Sufficient statistics of exactly observed snapshots.
+
+    With exact labels the likelihood of a Markov chain observed at fixed times depends
+    on the data only through how many paths start in each state and how many go from
+    ``i`` to ``j`` over each distinct interval.
+
+    Attributes:
+        initial: ``(K,)`` number of paths whose first label is ``i``.
+        transitions: ``(U, K, K)`` number of consecutive label pairs ``(i, j)`` over
+            the ``u``-th distinct interval.
+    """
+
+    initial: np.ndarray
+    transitions: np.ndarray
+
+
+def transition_counts(
+    interval_index, observations, num_states: int, num_intervals: int
+) -> TransitionCounts:
+    """Count first labels and label transitions per distinct interval (eagerly, in numpy).
+
+    Args:
+        interval_index: ``(T - 1,)`` or ``(N, T - 1)`` index of each interval among the
+            distinct ones (from :func:`unique_intervals`).
+        observations: ``(N, T)`` integer labels in ``[0, num_states)``.
+        num_states: ``K``.
+        num_intervals: ``U``, the number of distinct intervals.
+
+    Returns:
+        :class:`TransitionCounts` as float arrays (exact integers).
+
+    Example:
+        >>> import numpy as np
+        >>> from probkit.models.mjp import transition_counts
+        >>> counts = transition_counts(np.zeros(2, int), np.array([[0, 1, 1]]), 2, 1)
+        >>> counts.transitions[0].tolist()
+        [[0.0, 1.0], [0.0, 1.0]]
+    """
+    y = np.asarray(observations)
+    index = np.broadcast_to(np.asarray(interval_index), (y.shape[0], y.shape[1] - 1))
+    k = num_states
+    flat = (index * k + y[:, :-1]) * k + y[:, 1:]
+    transitions = np.bincount(flat.ravel(), minlength=num_intervals * k * k)
+    initial = np.bincount(y[:, 0], minlength=k)
+    return TransitionCounts(
+        initial=initial.astype(float),
+        transitions=transitions.reshape(num_intervals, k, k).astype(float),
+    )
+
+
+def counts_log_likelihood(
+    transitions: jax.Array, initial: jax.Array, counts: TransitionCounts
+) -> jax.Array:
+    """Exact log-likelihood of exactly observed snapshots from their transition counts.
+
+    ``sum_i n_i log p_i + sum_u sum_ij n_uij log P_u[i, j]``: equal to
+    :func:`forward_log_likelihood` with an identity emission matrix, at a cost that does
+    not grow with the number of paths or observations.
+
+    Args:
+        transitions: ``(U, K, K)`` transition matrices of the distinct intervals.
+        initial: ``(K,)`` distribution of the first state.
+        counts: :class:`TransitionCounts` of the data.
+
+    Returns:
+        The scalar log-likelihood.
+
+    Example:
+        >>> import jax.numpy as jnp, numpy as np
+        >>> from probkit.models.mjp import counts_log_likelihood, transition_counts
+        >>> p = jnp.array([[[0.9, 0.1], [0.2, 0.8]]])
+        >>> counts = transition_counts(np.zeros(1, int), np.array([[0, 1]]), 2, 1)
+        >>> round(float(counts_log_likelihood(p, jnp.array([1.0, 0.0]), counts)), 4)  # log 0.1
+        -2.3026
+    """
+    tiny = jnp.finfo(transitions.dtype).tiny
+    n_initial = jnp.asarray(counts.initial, transitions.dtype)
+    n_transitions = jnp.asarray(counts.transitions, transitions.dtype)
+    # zero counts contribute nothing, also where a probability is 0 (no 0 * log 0 = NaN)
+    log_p = jnp.log(jnp.maximum(transitions, tiny))
+    log_initial = jnp.log(jnp.maximum(initial, tiny))
+    return jnp.sum(jnp.where(n_transitions > 0, n_transitions * log_p, 0.0)) + jnp.sum(
+        jnp.where(n_initial > 0, n_initial * log_initial, 0.0)
+    )
