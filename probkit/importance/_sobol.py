@@ -11,7 +11,21 @@ coordinate ``i`` taken from ``A``:
 - ``Vc_ij  = E[f(BA_i) f(AB_j) - f(A) f(B)]``     (closed second order, Saltelli 2002)
 
 and ``S_i = V_i / D``, ``T_i = VT_i / D``, ``S_ij = Vc_ij / D - S_i - S_j``.
-A row costs ``d + 2`` evaluations of ``f`` (``2d + 2`` with second order).
+A row costs ``d + 2`` evaluations of ``f`` (``2d + 2`` with second order). These are
+``formulas="saltelli-jansen"`` (the default).
+
+``formulas="non-centered"`` uses the products of the original pick-freeze scheme
+(Sobol' 1993; Homma & Saltelli 1996), the expectations that Demange-Chryst, Bachoc
+& Morio estimate with their adaptive IS + CV (arXiv:2212.00568; their code,
+``numerical_tests/cantilever_beam_sobol.py``, does first-order indices this way):
+
+- ``P_i = E[f(A) f(BA_i)]``, ``Q_i = E[f(A) f(AB_i)]``, ``mu = E[f(A)]``, ``m2 = E[f(A)^2]``
+
+with ``D = m2 - mu^2``, ``S_i = (P_i - mu^2) / D`` and ``T_i = 1 - (Q_i - mu^2) / D``;
+a row costs ``2d + 1`` evaluations (``f(B)`` is not needed). For a positive ``f`` all
+these integrands are positive, which is the case the adaptive IS + CV is built for
+(zero variance at its optimum); plain Monte Carlo with them suffers from the
+cancellation in ``P_i - mu^2`` when ``mu^2`` is large against ``D``.
 
 - ``"pick-freeze"``: i.i.d. rows from the input law;
 - ``"saltelli"``: rows from a scrambled Sobol' sequence (``scipy.stats.qmc``) pushed
@@ -48,6 +62,7 @@ from probkit.importance._space import WorkingSpace, space_to_input
 __all__ = ["SobolResult", "sobol_indices", "sobol_integrands"]
 
 METHODS = ("iscv", "pick-freeze", "saltelli")
+FORMULAS = ("saltelli-jansen", "non-centered")
 
 
 class SobolResult(NamedTuple):
@@ -60,7 +75,8 @@ class SobolResult(NamedTuple):
         second_order: ``(d, d)`` symmetric matrix of ``S_ij`` (zero diagonal), or ``None``.
         second_order_std_error: its standard errors, or ``None``.
         variance: the output variance ``Var f(X)``, and ``variance_std_error``.
-        expectations: the estimated ``(V_1..V_d, VT_1..VT_d, D, Vc_ij...)``.
+        expectations: the estimated ``(V_1..V_d, VT_1..VT_d, D, Vc_ij...)``, or
+            ``(P_1..P_d, Q_1..Q_d, mu, m2)`` with ``formulas="non-centered"``.
         expectations_covariance: their estimated covariance.
         num_evaluations: evaluations of ``f`` spent.
         method: the method used.
@@ -117,6 +133,21 @@ def sobol_integrands(f_a: Array, f_b: Array, f_ab: Array, f_ba: Array | None = N
 _integrands = jax.jit(sobol_integrands)
 
 
+@jax.jit
+def _noncentered_integrands(f_a: Array, f_ab: Array, f_ba: Array) -> Array:
+    """Per-row ``(f(A) f(BA_i).., f(A) f(AB_i).., f(A), f(A)^2)``, shape ``(n, 2d + 2)``."""
+    return jnp.concatenate(
+        [f_a[:, None] * f_ba, f_a[:, None] * f_ab, f_a[:, None], f_a[:, None] ** 2], -1
+    )
+
+
+def _indices_from_noncentered(means: Array, d: int) -> Array:
+    mean, variance = means[2 * d], means[2 * d + 1] - means[2 * d] ** 2
+    first = (means[:d] - mean**2) / variance
+    total = 1.0 - (means[d : 2 * d] - mean**2) / variance
+    return jnp.concatenate([first, total, variance[None]])
+
+
 def _indices_from_expectations(means: Array, d: int, second_order: bool) -> Array:
     first, total, variance = means[:d], means[d : 2 * d], means[2 * d]
     s = first / variance
@@ -127,22 +158,27 @@ def _indices_from_expectations(means: Array, d: int, second_order: bool) -> Arra
     return jnp.concatenate(out)
 
 
-@jax.jit(static_argnames="second_order")
-def _design(a: Array, b: Array, second_order: bool) -> Array:
-    """Rows ``A, B, AB_1..AB_d[, BA_1..BA_d]`` stacked, shape ``(m * n, d)``."""
+@jax.jit(static_argnames=("second_order", "with_b"))
+def _design(a: Array, b: Array, second_order: bool, with_b: bool = True) -> Array:
+    """Rows ``A[, B], AB_1..AB_d[, BA_1..BA_d]`` stacked, shape ``(m * n, d)``."""
     d = a.shape[-1]
     eye = jnp.eye(d, dtype=bool)
     ab = jnp.where(eye[:, None, :], b[None], a[None])  # (d, n, d): AB_i
-    blocks = [a[None], b[None], ab]
+    blocks = [a[None], b[None], ab] if with_b else [a[None], ab]
     if second_order:
         blocks.append(jnp.where(eye[:, None, :], a[None], b[None]))  # BA_i
     return jnp.concatenate(blocks, 0).reshape(-1, d)
 
 
-def _make_integrand_evaluator(f: Callable, d: int, second_order: bool):
+def _make_integrand_evaluator(f: Callable, d: int, second_order: bool, formulas: str):
+    noncentered = formulas == "non-centered"
+
     def evaluate_rows(a: Array, b: Array) -> Array:
         n = a.shape[0]
-        rows = _design(a, b, second_order=second_order)
+        if noncentered:  # rows A, AB_1..AB_d, BA_1..BA_d
+            rows = _design(a, b, second_order=True, with_b=False)
+        else:
+            rows = _design(a, b, second_order=second_order)
         out = jnp.asarray(f(rows))
         if out.size != rows.shape[0]:
             raise ValueError(
@@ -155,6 +191,8 @@ def _make_integrand_evaluator(f: Callable, d: int, second_order: bool):
                 "f returned non-finite values on the Sobol' design; make it finite on the "
                 "support of input_dist."
             )
+        if noncentered:
+            return _noncentered_integrands(out[0], out[1 : 1 + d].T, out[1 + d :].T)
         f_ba = out[2 + d :].T if second_order else None
         return _integrands(out[0], out[1], out[2 : 2 + d].T, f_ba)
 
@@ -186,6 +224,7 @@ def sobol_indices(
     second_order: bool = False,
     family: str = "SG",
     num_batches: int = 5,
+    formulas: str = "saltelli-jansen",
 ) -> SobolResult:
     """First-order, total (and closed second-order) Sobol' indices of ``f`` under ``input_dist``.
 
@@ -196,16 +235,26 @@ def sobol_indices(
         input_dist: independent inputs: a NumPyro distribution with ``batch_shape``
             ``(d,)`` (or ``Independent`` of one), or a list of ``d`` scalar distributions.
         budget: evaluations of ``f``; each design row costs ``d + 2`` (``2d + 2`` with
-            ``second_order``), so ``budget // (d + 2)`` rows are used.
+            ``second_order``, ``2d + 1`` with ``formulas="non-centered"``), so
+            ``budget // (d + 2)`` rows are used by default.
         method: ``"iscv"`` (adaptive importance sampling with control variates),
             ``"pick-freeze"`` (i.i.d. Monte Carlo) or ``"saltelli"`` (randomised
             quasi-Monte Carlo, Sobol' points).
         second_order: also estimate the second-order indices ``S_ij``.
         family: option of :func:`multiple_expectations` for ``"iscv"``.
         num_batches: option of :func:`multiple_expectations` for ``"iscv"``.
+        formulas: ``"saltelli-jansen"`` (centred integrands: Saltelli 2010 first
+            order, Jansen total) or ``"non-centered"`` (the products ``f(A) f(BA_i)``,
+            ``f(A) f(AB_i)``, ``f(A)``, ``f(A)^2`` that arXiv:2212.00568 estimates; suits
+            ``"iscv"`` for a positive ``f`` whose output varies little around its mean).
 
     Returns:
         A :class:`SobolResult`.
+
+    Raises:
+        ValueError: for an unknown ``method`` or ``formulas``, a too small ``budget``,
+            dependent inputs, or ``second_order`` with ``formulas="non-centered"``.
+        TypeError: if ``f`` is not callable.
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -219,18 +268,28 @@ def sobol_indices(
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}.")
+    if formulas not in FORMULAS:
+        raise ValueError(f"formulas must be one of {FORMULAS}, got {formulas!r}.")
+    if second_order and formulas == "non-centered":
+        raise ValueError(
+            "second_order=True needs formulas='saltelli-jansen' (the non-centred products "
+            "give first-order and total indices only)."
+        )
     if not callable(f):
         raise TypeError("f must be a callable mapping (n, d) inputs to (n,) outputs.")
     law = _law_for_sobol(input_dist)
     d = law.dim
-    per_row = 2 * d + 2 if second_order else d + 2
+    if formulas == "non-centered":
+        per_row = 2 * d + 1
+    else:
+        per_row = 2 * d + 2 if second_order else d + 2
     if not isinstance(budget, int | np.integer) or budget < 20 * per_row:
         raise ValueError(
             f"budget must be an int of at least {20 * per_row} evaluations "
             f"({per_row} per design row for d={d}), got {budget!r}."
         )
     num_rows = budget // per_row
-    evaluate_rows = _make_integrand_evaluator(f, d, second_order)
+    evaluate_rows = _make_integrand_evaluator(f, d, second_order, formulas)
     iscv = None
     if method == "pick-freeze":
         key_a, key_b = jax.random.split(key)
@@ -259,7 +318,10 @@ def sobol_indices(
         means, covariance = iscv.estimates, iscv.covariance
         num_rows = iscv.num_evaluations
 
-    index_map = lambda m: _indices_from_expectations(m, d, second_order)
+    if formulas == "non-centered":
+        index_map = lambda m: _indices_from_noncentered(m, d)
+    else:
+        index_map = lambda m: _indices_from_expectations(m, d, second_order)
     values = index_map(means)
     jac = jax.jacfwd(index_map)(means)
     std_errors = jnp.sqrt(jnp.clip(jnp.diag(jac @ covariance @ jac.T), 0.0))

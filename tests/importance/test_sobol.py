@@ -40,11 +40,22 @@ def _assert_within_errors(res):
     assert abs(float(res.variance) - VAR) < 4 * float(res.variance_std_error)
 
 
-@pytest.mark.parametrize("method", ["pick-freeze", "saltelli", "iscv"])
-def test_ishigami_indices_within_reported_errors(method):
+@pytest.mark.parametrize(
+    "method, formulas",
+    [
+        ("pick-freeze", "saltelli-jansen"),
+        ("saltelli", "saltelli-jansen"),
+        ("iscv", "saltelli-jansen"),
+        ("pick-freeze", "non-centered"),
+        ("iscv", "non-centered"),
+    ],
+)
+def test_ishigami_indices_within_reported_errors(method, formulas):
     budget = 5 * 2048  # 2048 design rows of d + 2 = 5 evaluations (a power of two for QMC)
     for seed in range(2):
-        res = sobol_indices(jax.random.key(seed), ishigami, LAW, budget, method=method)
+        res = sobol_indices(
+            jax.random.key(seed), ishigami, LAW, budget, method=method, formulas=formulas
+        )
         assert res.method == method and res.num_evaluations <= budget
         _assert_within_errors(res)
 
@@ -79,6 +90,10 @@ def test_bad_arguments():
         sobol_indices(key, ishigami, LAW, 10_000, method="fast")
     with pytest.raises(ValueError, match="budget"):
         sobol_indices(key, ishigami, LAW, 10)
+    with pytest.raises(ValueError, match="formulas"):
+        sobol_indices(key, ishigami, LAW, 10_000, formulas="homma")
+    with pytest.raises(ValueError, match="second_order"):
+        sobol_indices(key, ishigami, LAW, 10_000, second_order=True, formulas="non-centered")
     with pytest.raises(ValueError, match="independent"):
         sobol_indices(key, ishigami, dist.MultivariateNormal(jnp.zeros(3), jnp.eye(3)), 10_000)
     with pytest.raises(ValueError, match="f returned shape"):
