@@ -81,7 +81,8 @@ def _draw_temperature(bar_id: int, desc: str, step, temperature) -> None:
         step, temperature = int(step), float(temperature)
         with _lock:
             bar = _bars.get(bar_id)
-            if bar is None or (step == 1 and _positions.get(bar_id, 0) > 1):
+            finished = bar is not None and (_positions.get(bar_id, 0) > 1 or bar.n >= 1.0)
+            if bar is None or (step == 1 and finished):
                 if bar is not None:
                     bar.close()
                 bar = tqdm(

@@ -61,10 +61,12 @@ def _assert_evidence(log_z_hat, exact):
     assert abs(log_z_hat.mean() + var / 2 - exact) < 5 * se + 1e-3, (log_z_hat, exact)
 
 
-def test_conjugate_regression_evidence_and_posterior():
+def test_conjugate_regression_evidence_and_posterior(capfd):
     target, log_z, mean, cov = _regression()
     # the defaults: HMC, 5 whitened steps of 2 leapfrog steps per temperature, ESS 0.7
-    result = _replicates(target, num_particles=1000)
+    result = _replicates(target, num_particles=1000, progress_bar=True)
+    err = capfd.readouterr().err
+    assert "tempered SMC" in err and err.count("100%") == 1, err  # R replicates, one bar
     _assert_evidence(result.log_evidence, log_z)
     beta = np.asarray(result.samples["beta"], np.float64)  # (R, N, 3)
     means = beta.mean(axis=1)
@@ -152,7 +154,7 @@ def _compare_with_reference(name, result):
 def test_eight_schools_noncentered_matches_reference_draws():
     post = posteriordb.load("eight_schools-eight_schools_noncentered")
     target = pk.from_numpyro(post.model, **post.data)
-    result = _replicates(target, num_particles=1000, kernel="hmc", num_mcmc_steps=10)
+    result = _replicates(target, num_particles=1000)  # the defaults (HMC)
     _compare_with_reference(post.name, result)
 
 
@@ -160,16 +162,20 @@ def test_eight_schools_noncentered_matches_reference_draws():
 def test_ark_matches_reference_draws():
     post = posteriordb.load("arK-arK")
     target = pk.from_numpyro(post.model, **post.data)
-    result = _replicates(target, num_particles=1000, kernel="rwm", num_mcmc_steps=20)
+    result = _replicates(target, num_particles=1000, kernel="mala", num_mcmc_steps=5)
     _compare_with_reference(post.name, result)
 
 
-def test_fixed_schedule_and_bad_input():
+def test_fixed_schedule_progress_bar_and_bad_input(capfd):
     target, log_z, _, _ = _regression()
     schedule = np.linspace(0.0, 1.0, 6) ** 3
-    result = smc.tempered(
-        target, num_particles=500, kernel="rwm", schedule=schedule, num_mcmc_steps=5
-    )
+    for seed in range(2):  # one compiled sampler, one progress bar per run
+        result = smc.tempered(
+            target, num_particles=500, kernel="rwm", schedule=schedule, progress_bar=True, seed=seed
+        )
+    err = capfd.readouterr().err
+    assert err.count("100%") == 2 and err.count("temperature 1/1 [") == 2, err
+    assert "temperature 0.008/1" in err and "step 5]" in err, err  # 0.2^3 at step 1 of 5
     np.testing.assert_allclose(result.info["temperature"], schedule, rtol=1e-6)
     assert result.samples["beta"].shape == (500, 8)
     with pytest.raises(ValueError, match="kernel"):
@@ -185,45 +191,6 @@ def test_fixed_schedule_and_bad_input():
     kidiq = posteriordb.load("kidiq-kidscore_momiq")  # flat prior on beta
     with pytest.raises(ValueError, match=r"\['beta'\] is improper"):
         smc.tempered(pk.from_numpyro(kidiq.model, **kidiq.data))
-
-
-def _normal_mean_target():
-    def model(y):
-        mu = numpyro.sample("mu", dist.Normal(0.0, 10.0))
-        numpyro.sample("y", dist.Normal(mu, 1.0), obs=y)
-
-    return pk.from_numpyro(model, y=jnp.array([1.0, 2.0, 3.0]))
-
-
-def test_progress_bar_follows_the_temperature_once_per_run_and_under_vmap(capfd):
-    target = _normal_mean_target()
-    for seed in range(2):  # one compiled sampler, one bar per run
-        result = smc.tempered(target, num_particles=200, kernel="rwm", progress_bar=True, seed=seed)
-    err = capfd.readouterr().err
-    assert "tempered SMC" in err and "temperature 1/1" in err, err
-    assert err.count("100%") == 2, err
-    assert f"step {result.info['num_steps']}]" in err
-    path = smc.tempered_path(target)
-    run = jax.jit(
-        jax.vmap(
-            lambda key, data: (
-                smc.tempered_loop(
-                    key,
-                    path,
-                    data,
-                    num_particles=200,
-                    kernel="rwm",
-                    max_num_steps=50,
-                    progress_bar=True,
-                ).log_evidence
-            ),
-            in_axes=(0, None),
-        )
-    )
-    log_z = run(jax.random.split(jax.random.key(0), 4), target.data)
-    assert np.all(np.isfinite(np.asarray(log_z)))
-    err = capfd.readouterr().err
-    assert err.count("100%") == 1, err  # four replicates, one bar
 
 
 SHARDED_SCRIPT = textwrap.dedent(
