@@ -63,7 +63,7 @@ def _assert_evidence(log_z_hat, exact):
 
 def test_conjugate_regression_evidence_and_posterior(capfd):
     target, log_z, mean, cov = _regression()
-    # the defaults: HMC, 5 whitened steps of 2 leapfrog steps per temperature, ESS 0.7
+    # the defaults: HMC, 5 whitened steps of 2 leapfrog steps per temperature, ESS 0.5
     result = _replicates(target, num_particles=1000, progress_bar=True)
     err = capfd.readouterr().err
     assert "tempered SMC" in err and err.count("100%") == 1, err  # R replicates, one bar
@@ -83,7 +83,7 @@ def test_conjugate_regression_evidence_and_posterior(capfd):
     steps = np.asarray(result.info["num_steps"])
     ess = np.asarray(result.ess)
     for r in range(R):
-        np.testing.assert_allclose(ess[r, 1 : steps[r]], 700.0, rtol=0.01)
+        np.testing.assert_allclose(ess[r, 1 : steps[r]], 500.0, rtol=0.01)
     # every move mixes: HMC accepts at about its target rate, and a particle travels
     # about as far as an independent draw would (2 per whitened dimension; the
     # whitening comes from the previous, wider population, so a bit less)
