@@ -265,6 +265,20 @@ def _hashable_or_none(key: Any) -> Hashable | None:
     return key
 
 
+def compiled_cache_key(target: Target) -> Hashable | None:
+    """What a compiled sampler of ``target`` may be cached on, or None (never cache).
+
+    The target's ``compile_key`` (the model and its static arguments, or the log
+    density function) plus the layout of a position, which ``ravel_pytree``'s
+    ``unravel`` depends on. New data of the same shapes give the same key.
+    """
+    if target.compile_key is None:
+        return None
+    leaves, treedef = jax.tree_util.tree_flatten(target.example_position)
+    layout = tuple((jnp.shape(x), jnp.result_type(x).name) for x in leaves)
+    return (target.compile_key, treedef, layout)
+
+
 def _is_dynamic(leaf: Any) -> bool:
     """Arrays travel as jit arguments; Python scalars and strings stay static."""
     return isinstance(leaf, np.ndarray | jax.Array) and not isinstance(leaf, bool)

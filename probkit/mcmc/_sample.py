@@ -26,7 +26,7 @@ from probkit.mcmc._adaptation import (
 from probkit.mcmc._kernels import build_sampling_algorithm, check_kernel, extract_stats
 from probkit.progress import progress_scan, progress_ticker
 from probkit.results import MCMCResult
-from probkit.target import Target, from_numpyro
+from probkit.target import Target, compiled_cache_key, from_numpyro
 
 __all__ = ["sample"]
 
@@ -59,13 +59,7 @@ def _memoised(key: Hashable | None, build: Callable[[], Callable]) -> Callable:
     return fn
 
 
-def _target_key(target: Target) -> Hashable | None:
-    """The target's compile key plus the layout of a position (``unravel`` depends on it)."""
-    if target.compile_key is None:
-        return None
-    leaves, treedef = jax.tree_util.tree_flatten(target.example_position)
-    layout = tuple((jnp.shape(x), jnp.result_type(x).name) for x in leaves)
-    return (target.compile_key, treedef, layout)
+_target_key = compiled_cache_key
 
 
 def _as_target(target, model_args, model_kwargs) -> Target:

@@ -28,6 +28,7 @@ where the particle lives, from its own key.
 
 from __future__ import annotations
 
+import collections
 import weakref
 from collections.abc import Sequence
 from typing import Any, NamedTuple
@@ -51,6 +52,7 @@ from probkit.smc._resampling import (
 from probkit.smc._result import SMCResult
 from probkit.smc._run import particle_axis_constraint
 from probkit.smc._tempering import TemperedPath, next_temperature, tempered_path
+from probkit.target import compiled_cache_key
 
 __all__ = ["TemperedState", "tempered_loop", "tempered"]
 
@@ -302,11 +304,26 @@ def tempered_loop(
 
 _tempered_jit = eqx.filter_jit(tempered_loop)
 _PATHS: dict[tuple[int, int], tuple[Any, TemperedPath]] = {}
+_PATHS_BY_KEY: collections.OrderedDict = collections.OrderedDict()
+_PATHS_MAX_ENTRIES = 32
 
 
 def _cached_path(target, reference) -> TemperedPath:
-    # One TemperedPath (hence one compiled sampler) per (target, reference) pair:
-    # repeated calls with new seeds reuse the compiled program.
+    # One TemperedPath (hence one compiled sampler) per target and reference:
+    # repeated calls reuse the compiled program. Targets with a compile key (NumPyro
+    # models, log-density functions) share it across new data of the same shapes.
+    cache_key = compiled_cache_key(target)
+    if cache_key is not None:
+        key = (cache_key, id(reference))
+        hit = _PATHS_BY_KEY.get(key)
+        if hit is not None and hit[0] is reference:
+            _PATHS_BY_KEY.move_to_end(key)
+            return hit[1]
+        path = tempered_path(target, reference)
+        _PATHS_BY_KEY[key] = (reference, path)  # holds the reference: its id stays its own
+        if len(_PATHS_BY_KEY) > _PATHS_MAX_ENTRIES:
+            _PATHS_BY_KEY.popitem(last=False)
+        return path
     key = (id(target), id(reference))
     hit = _PATHS.get(key)
     if hit is not None and hit[0]() is target:
