@@ -52,7 +52,8 @@ def _assert_within_errors(res):
 )
 def test_ishigami_indices_within_reported_errors(method, formulas):
     budget = 5 * 2048  # 2048 design rows of d + 2 = 5 evaluations (a power of two for QMC)
-    for seed in range(2):
+    # One seed for the non-centred variants keeps the folder within its CPU budget.
+    for seed in range(1 if formulas == "non-centered" else 2):
         res = sobol_indices(
             jax.random.key(seed), ishigami, LAW, budget, method=method, formulas=formulas
         )
