@@ -310,8 +310,12 @@ def main() -> None:
     lines.append("")
     table = "\n".join(lines)
     print(table)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(table)
+    out = Path(args.out)
+    # Hand-written notes below a "## Notes" heading survive a re-run.
+    if out.exists() and "## Notes" in (previous := out.read_text()):
+        table += "\n" + previous[previous.index("## Notes") :]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(table)
 
 
 if __name__ == "__main__":
