@@ -20,7 +20,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-__all__ = ["progress_scan", "progress_ticker"]
+__all__ = ["progress_fraction", "progress_scan", "progress_ticker"]
 
 _lock = threading.Lock()
 _bars: dict[int, Any] = {}
@@ -147,3 +147,73 @@ def progress_ticker(total: int, *, desc: str = "") -> Callable[[], None]:
         jax.debug.callback(lambda: _tick(bar_id, total, desc))
 
     return tick
+
+
+def _draw_fraction(bar_id: int, desc: str, label: str, step, fraction) -> None:
+    # Runs on the host; like _update it must never raise. Under vmap it is called
+    # once per replicate: the bar shows the largest fraction seen, and a new bar
+    # starts when a run reports its first step again.
+    try:
+        from tqdm.auto import tqdm
+
+        step, fraction = int(step), float(fraction)
+        with _lock:
+            bar = _bars.get(bar_id)
+            finished = bar is not None and (_positions.get(bar_id, 0) > 1 or bar.n >= 1.0)
+            if bar is None or (step == 1 and finished):
+                if bar is not None:
+                    bar.close()
+                bar = tqdm(
+                    total=1.0,
+                    desc=desc,
+                    leave=True,
+                    dynamic_ncols=True,
+                    bar_format="{l_bar}{bar}| " + label + " {n:.3g}/1 [{elapsed}{postfix}]",
+                )
+                _bars[bar_id] = bar
+                _positions[bar_id] = 0
+            _positions[bar_id] = max(step, _positions[bar_id])
+            if fraction > bar.n and not bar.disable:
+                bar.n = min(fraction, 1.0)
+                bar.set_postfix_str(f"step {_positions[bar_id]}", refresh=False)
+                if fraction >= 1.0:
+                    bar.close()  # draws the final state
+                else:
+                    bar.refresh()
+    except Exception:  # noqa: BLE001 - see the comment above
+        pass
+
+
+def progress_fraction(desc: str, *, label: str = "temperature") -> Callable[..., None]:
+    """A bar over a fraction in ``[0, 1]``, for traced loops of unknown length.
+
+    Adaptive loops (a tempered SMC sampler choosing its next temperature, an
+    annealing schedule) cannot say in advance how many steps they take, so the bar
+    follows the fraction done instead of a step count. Call the returned
+    ``report(step, fraction)`` inside jitted code once per step (steps count from 1);
+    under ``vmap`` one bar shows the largest fraction reported, and a run of the same
+    compiled loop that reports step 1 again starts a fresh bar.
+
+    Args:
+        desc: the bar's label.
+        label: the name shown before the fraction (``"temperature 0.4/1"``).
+
+    Returns:
+        ``report(step, fraction)``, to be called inside jitted code.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from probkit.progress import progress_fraction
+        >>> report = progress_fraction("anneal")
+        >>> def body(c, step):
+        ...     report(step, step / 4)
+        ...     return c + 1.0, None
+        >>> float(jax.jit(lambda s: jax.lax.scan(body, 0.0, s)[0])(jnp.arange(1, 5)))
+        4.0
+    """
+    bar_id = next(_ids)
+
+    def report(step, fraction) -> None:
+        jax.debug.callback(lambda s, f: _draw_fraction(bar_id, desc, label, s, f), step, fraction)
+
+    return report

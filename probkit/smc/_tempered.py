@@ -40,7 +40,7 @@ import numpy as np
 from jax.sharding import Mesh
 
 from probkit.distributed import check_divisible
-from probkit.progress import _bars, _ids, _lock, _positions
+from probkit.progress import progress_fraction
 from probkit.smc._feynman_kac import _kahan_add, reweight
 from probkit.smc._mcmc_moves import KERNELS, adapt_scale, mcmc_move
 from probkit.smc._resampling import (
@@ -72,56 +72,6 @@ PyTree = Any
 #: 1.5 times higher). See benchmarks/results/smc.md.
 DEFAULT_TARGET_ESS = 0.5
 DEFAULT_NUM_MCMC_STEPS = 5
-
-
-def _draw_temperature(bar_id: int, desc: str, step, temperature) -> None:
-    # Runs on the host; like probkit.progress._update it must never raise. Under
-    # vmap it is called once per replicate: the bar shows the largest temperature
-    # seen, and a new bar starts when a run reports its first step again.
-    try:
-        from tqdm.auto import tqdm
-
-        step, temperature = int(step), float(temperature)
-        with _lock:
-            bar = _bars.get(bar_id)
-            finished = bar is not None and (_positions.get(bar_id, 0) > 1 or bar.n >= 1.0)
-            if bar is None or (step == 1 and finished):
-                if bar is not None:
-                    bar.close()
-                bar = tqdm(
-                    total=1.0,
-                    desc=desc,
-                    leave=True,
-                    dynamic_ncols=True,
-                    bar_format="{l_bar}{bar}| temperature {n:.3g}/1 [{elapsed}{postfix}]",
-                )
-                _bars[bar_id] = bar
-                _positions[bar_id] = 0
-            _positions[bar_id] = max(step, _positions[bar_id])
-            if temperature > bar.n and not bar.disable:
-                bar.n = min(temperature, 1.0)
-                bar.set_postfix_str(f"step {_positions[bar_id]}", refresh=False)
-                if temperature >= 1.0:
-                    bar.close()  # draws the final state
-                else:
-                    bar.refresh()
-    except Exception:  # noqa: BLE001 - see the comment above
-        pass
-
-
-def _temperature_bar(desc: str):
-    """``report(step, temperature)``: a bar over the temperature in ``[0, 1]``.
-
-    The tempered loop's number of steps is not known in advance, so the bar
-    follows the temperature instead of a step count (:mod:`probkit.progress`
-    draws the count-based bars of ``lax.scan`` loops).
-    """
-    bar_id = next(_ids)
-
-    def report(step, temperature) -> None:
-        jax.debug.callback(lambda s, t: _draw_temperature(bar_id, desc, s, t), step, temperature)
-
-    return report
 
 
 class TemperedState(NamedTuple):
@@ -204,7 +154,7 @@ def tempered_loop(
         "squared_jump": nan,
         "scale": nan.at[0].set(scale0),
     }
-    report = _temperature_bar(desc="tempered SMC") if progress_bar else None
+    report = progress_fraction(desc="tempered SMC") if progress_bar else None
 
     def cond(carry):
         state, _, _ = carry
