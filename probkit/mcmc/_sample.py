@@ -59,9 +59,6 @@ def _memoised(key: Hashable | None, build: Callable[[], Callable]) -> Callable:
     return fn
 
 
-_target_key = compiled_cache_key
-
-
 def _as_target(target, model_args, model_kwargs) -> Target:
     if isinstance(target, Target):
         if model_args or model_kwargs:
@@ -105,7 +102,7 @@ def _check_positive_int(name: str, value: Any, minimum: int) -> int:
 def _initial_positions(target: Target, init, key, num_chains: int):
     """Unconstrained initial positions with a leading chain axis."""
     if init is None:
-        target_key = _target_key(target)
+        target_key = compiled_cache_key(target)
         draw = _memoised(
             target_key and ("init", target_key),
             lambda: jax.jit(target.init_with_data, static_argnums=1),
@@ -255,7 +252,7 @@ def sample(
     dtype = flat.dtype
     data = target.data
 
-    target_key = _target_key(target)
+    target_key = compiled_cache_key(target)
     # Fail before compiling the sampler when a chain starts where the density is not finite.
     start_lp = _memoised(
         target_key and ("start", target_key),
