@@ -28,7 +28,6 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-from jax.scipy.special import logsumexp
 
 from probkit.smc._resampling import ResamplingFn, effective_sample_size
 
@@ -82,6 +81,8 @@ class SMCState(NamedTuple):
         log_evidence: running estimate of ``log Z_t``.
         log_evidence_error: Kahan compensation term of that running sum.
         t: the index of the step just done.
+        ess: effective sample size of ``log_weights`` (kept so that the next step's
+            resampling decision needs no second pass over the weights).
     """
 
     particles: PyTree
@@ -89,6 +90,7 @@ class SMCState(NamedTuple):
     log_evidence: jax.Array
     log_evidence_error: jax.Array
     t: jax.Array
+    ess: jax.Array
 
 
 class SMCInfo(NamedTuple):
@@ -144,10 +146,23 @@ def reweight(log_weights: jax.Array, log_potential: jax.Array) -> tuple[jax.Arra
         >>> round(float(inc), 4), jnp.exp(log_w).tolist()
         (-0.6931, [1.0, 0.0])
     """
+    log_weights, increment, _ = _reweight(log_weights, log_potential)
+    return log_weights, increment
+
+
+def _reweight(
+    log_weights: jax.Array, log_potential: jax.Array
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """:func:`reweight` plus the new ESS, from one pass of ``exp`` over the particles."""
     log_potential = jnp.where(jnp.isnan(log_potential), -jnp.inf, log_potential)
     unnormalised = log_weights + log_potential
-    increment = logsumexp(unnormalised)
-    return unnormalised - increment, increment
+    top = jnp.max(unnormalised)
+    top = jax.lax.stop_gradient(jnp.where(jnp.isfinite(top), top, 0.0))
+    w = jnp.exp(unnormalised - top)
+    total = jnp.sum(w)
+    increment = jnp.log(total) + top
+    ess = total**2 / jnp.sum(w**2)
+    return unnormalised - increment, increment, ess
 
 
 def init(fk: FeynmanKac, key: jax.Array, num_particles: int) -> tuple[SMCState, SMCInfo]:
@@ -172,10 +187,10 @@ def init(fk: FeynmanKac, key: jax.Array, num_particles: int) -> tuple[SMCState, 
     t0 = jnp.zeros((), jnp.int32)
     log_g = _check_log_potential(fk.log_potential(t0, particles, particles), n, 0)
     uniform = jnp.full((n,), -jnp.log(n), dtype=jnp.result_type(float))
-    log_weights, increment = reweight(uniform, log_g)
-    state = SMCState(particles, log_weights, increment, jnp.zeros_like(increment), t0)
+    log_weights, increment, ess = _reweight(uniform, log_g)
+    state = SMCState(particles, log_weights, increment, jnp.zeros_like(increment), t0, ess)
     info = SMCInfo(
-        ess=effective_sample_size(log_weights),
+        ess=ess,
         resampled=jnp.asarray(False),
         ancestors=jnp.arange(n, dtype=jnp.int32),
         log_evidence_increment=increment,
@@ -193,11 +208,13 @@ def resample_if_needed(
     log_weights: jax.Array,
     resampling_fn: ResamplingFn,
     ess_threshold: float,
+    ess: jax.Array | None = None,
 ) -> tuple[PyTree, jax.Array, jax.Array, jax.Array]:
     """Resample when ESS < ``ess_threshold * N``; returns (particles, log_w, resampled, ancestors).
 
     ``ess_threshold >= 1`` resamples at every step and ``<= 0`` never (decided in
-    Python, so the other branch is not even compiled).
+    Python, so the other branch is not even compiled). ``ess``, if known, saves
+    recomputing it from ``log_weights``.
     """
     n = log_weights.shape[0]
     identity = jnp.arange(n, dtype=jnp.int32)
@@ -207,7 +224,9 @@ def resample_if_needed(
     if ess_threshold >= 1.0:
         ancestors = resampling_fn(key, log_weights, n)
         return _gather(particles, ancestors), uniform, jnp.asarray(True), ancestors
-    do_resample = effective_sample_size(log_weights) < ess_threshold * n
+    if ess is None:
+        ess = effective_sample_size(log_weights)
+    do_resample = ess < ess_threshold * n
 
     def resample():
         ancestors = resampling_fn(key, log_weights, n).astype(jnp.int32)
@@ -254,13 +273,13 @@ def step(
     n = state.log_weights.shape[0]
     t = state.t + 1
     previous, log_weights, resampled, ancestors = resample_if_needed(
-        key_resample, state.particles, state.log_weights, resampling_fn, ess_threshold
+        key_resample, state.particles, state.log_weights, resampling_fn, ess_threshold, state.ess
     )
     previous = constrain(previous)
     particles = constrain(fk.move(key_move, t, previous))
     log_g = _check_log_potential(fk.log_potential(t, previous, particles), n, "t")
-    log_weights, increment = reweight(log_weights, log_g)
+    log_weights, increment, ess = _reweight(log_weights, log_g)
     log_evidence, error = _kahan_add(state.log_evidence, state.log_evidence_error, increment)
-    new_state = SMCState(particles, log_weights, log_evidence, error, t)
-    info = SMCInfo(effective_sample_size(log_weights), resampled, ancestors, increment)
+    new_state = SMCState(particles, log_weights, log_evidence, error, t, ess)
+    info = SMCInfo(ess, resampled, ancestors, increment)
     return new_state, info

@@ -69,8 +69,16 @@ def effective_sample_size(log_weights: jax.Array) -> jax.Array:
         >>> round(float(effective_sample_size(jnp.zeros(10))), 4)
         10.0
     """
-    log_w = normalise_log_weights(log_weights)
-    return jnp.exp(-logsumexp(2.0 * log_w))
+    # (sum w)^2 / sum w^2 is invariant to the scale of w: one exp pass, no normalising.
+    w = _weights_up_to_scale(log_weights)
+    return jnp.sum(w) ** 2 / jnp.sum(w**2)
+
+
+def _weights_up_to_scale(log_weights: jax.Array) -> jax.Array:
+    """``exp(log_w - max log_w)``: weights in [0, 1] with the largest equal to 1."""
+    top = jnp.max(log_weights)
+    top = jax.lax.stop_gradient(jnp.where(jnp.isfinite(top), top, 0.0))
+    return jnp.exp(log_weights - top)
 
 
 def _weights(log_weights: jax.Array) -> jax.Array:
@@ -84,7 +92,8 @@ def _cumsum(x: jax.Array) -> jax.Array:
 
 
 def _cdf(log_weights: jax.Array) -> jax.Array:
-    cdf = _cumsum(_weights(log_weights))
+    # The CDF is normalised by its last entry, so the weights need no normalising.
+    cdf = _cumsum(_weights_up_to_scale(log_weights))
     return cdf / cdf[-1]
 
 
