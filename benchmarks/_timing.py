@@ -4,6 +4,13 @@ JAX reports every compilation phase to ``jax.monitoring``; the listener below ad
 them up, so a timed call's wall time splits into the compile seconds JAX reported
 and the rest (the run). Import it from a benchmark script run as
 ``python benchmarks/<name>.py`` (the script's folder is on ``sys.path``).
+
+Importing it also turns off JAX's asynchronous dispatch on CPU. With it on, a
+library that dispatches one jitted call and then traces and compiles the next (as
+NumPyro's ``MCMC.run`` does for its post-processing) compiles while the first call
+still runs, and "wall time minus compile time" undercounts its run time by up to
+the whole compile time. Synchronous dispatch makes the two phases add up. Import
+this module before anything runs on the CPU backend, which reads the flag once.
 """
 
 from __future__ import annotations
@@ -15,6 +22,8 @@ from typing import Any
 
 import jax
 import jax.monitoring
+
+jax.config.update("jax_cpu_enable_async_dispatch", False)
 
 # The compile phases JAX reports (jax._src.dispatch / pxla / compiler).
 _COMPILE_EVENTS = (

@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from probkit._threefry import cpu_fast_key
 from probkit.distributed import check_divisible
 from probkit.progress import progress_scan
 from probkit.smc._feynman_kac import FeynmanKac, init, step
@@ -77,7 +78,8 @@ def loop(
         (3,)
     """
     constrain = particle_axis_constraint(mesh)
-    key_init, key_loop = jax.random.split(key)
+    # Same bits, drawn by straight-line code on CPU (see probkit._threefry).
+    key_init, key_loop = jax.random.split(cpu_fast_key(key))
     state, info0 = init(fk, key_init, num_particles)
     if constrain is not None:
         state = state._replace(particles=constrain(state.particles))

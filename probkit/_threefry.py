@@ -1,0 +1,127 @@
+"""Threefry-2x32 keys whose random bits compile to straight-line code on CPU.
+
+JAX lowers its Threefry-2x32 hash on CPU as a ``while`` loop of five iterations
+over the whole output array (``use_rolled_loops=True`` in ``jax._src.random``),
+which keeps compile times short but makes every draw pass over memory five times:
+drawing ``10^5`` normals per step of a particle filter then costs about twice what
+the arithmetic does. :func:`cpu_fast_key` re-wraps a Threefry key's data in a PRNG
+implementation (registered through JAX's public ``jax.extend.random``) whose
+``random_bits`` evaluates the same 20 rounds unrolled, so XLA fuses them into one
+loop. Seeding, splitting and folding-in are JAX's own, and the bits are identical
+to JAX's for every shape and width (tested), so swapping the key changes speed,
+never results.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.extend.random import define_prng_impl, threefry_prng_impl
+
+__all__ = ["cpu_fast_key", "threefry_bits"]
+
+# Rotation constants and key-schedule parity of Threefry-2x32 with 20 rounds
+# (Salmon et al. 2011, "Parallel random numbers: as easy as 1, 2, 3"), as in JAX.
+_ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
+_PARITY = np.uint32(0x1BD11BDA)
+# Below this many elements JAX's rolled loop is as fast, and unrolled rounds on tiny
+# arrays can send LLVM into very long compiles (seen at 32 elements inside SMC).
+_MIN_UNROLLED = 4096
+
+
+def _rotate_left(x: jax.Array, r: int) -> jax.Array:
+    return (x << np.uint32(r)) | (x >> np.uint32(32 - r))
+
+
+def _threefry2x32(k0, k1, x0, x1):
+    """The Threefry-2x32-20 block function on uint32 arrays, rounds unrolled."""
+    schedule = (k0, k1, k0 ^ k1 ^ _PARITY)
+    x0 = x0 + k0
+    x1 = x1 + k1
+    for block in range(5):
+        for r in _ROTATIONS[block % 2]:
+            x0 = x0 + x1
+            x1 = _rotate_left(x1, r) ^ x0
+        x0 = x0 + schedule[(block + 1) % 3]
+        x1 = x1 + schedule[(block + 2) % 3] + np.uint32(block + 1)
+    return x0, x1
+
+
+def threefry_bits(key_data: jax.Array, bit_width: int, shape: tuple[int, ...]) -> jax.Array:
+    """Random bits from raw Threefry key data ``(2,) uint32``, identical to JAX's.
+
+    Follows JAX's partitionable layout (the default since JAX 0.5): element ``i`` of
+    the flattened output hashes the counter ``(hi, lo)`` of ``i``. Other layouts, and
+    outputs below 4096 or from ``2^32`` elements, are delegated to JAX's implementation.
+
+    Example:
+        >>> import jax, numpy as np
+        >>> from probkit._threefry import threefry_bits
+        >>> key = jax.random.key(0)
+        >>> ours = threefry_bits(jax.random.key_data(key), 32, (5000,))
+        >>> bool(np.all(ours == jax.random.bits(key, (5000,))))
+        True
+    """
+    size = math.prod(shape)
+    if not jax.config.jax_threefry_partitionable or not _MIN_UNROLLED <= size < 2**32:
+        return threefry_prng_impl.random_bits(key_data, bit_width, shape)
+    # Counters: the flat index, whose high word is 0 below 2^32 elements.
+    lo = jax.lax.iota(jnp.uint32, size).reshape(shape)
+    hi = jnp.zeros(shape, jnp.uint32)
+    bits0, bits1 = _threefry2x32(key_data[0], key_data[1], hi, lo)
+    if bit_width == 64:
+        return (bits0.astype(jnp.uint64) << np.uint64(32)) | bits1.astype(jnp.uint64)
+    bits = bits0 ^ bits1
+    if bit_width == 32:
+        return bits
+    return bits.astype({8: jnp.uint8, 16: jnp.uint16}[bit_width])
+
+
+def _random_bits(key_data: jax.Array, bit_width: int, shape: tuple[int, ...]) -> jax.Array:
+    return threefry_bits(key_data, bit_width, tuple(shape))
+
+
+_UNROLLED_THREEFRY = define_prng_impl(
+    key_shape=threefry_prng_impl.key_shape,
+    seed=threefry_prng_impl.seed,
+    split=threefry_prng_impl.split,
+    random_bits=_random_bits,
+    fold_in=threefry_prng_impl.fold_in,
+    name="threefry2x32_unrolled",
+    tag="pkfry",
+)
+
+
+def cpu_fast_key(key: jax.Array) -> jax.Array:
+    """``key`` with random bits evaluated unrolled, when that is faster (on CPU).
+
+    A typed or raw (``jax.random.PRNGKey``) Threefry key on the CPU backend is
+    re-wrapped, bit for bit, in the unrolled implementation; any other key (another
+    PRNG implementation, another backend) is returned unchanged. Works under
+    ``jit`` and ``vmap``.
+
+    Example:
+        >>> import jax, numpy as np
+        >>> from probkit._threefry import cpu_fast_key
+        >>> key = jax.random.key(1)
+        >>> a = jax.random.normal(cpu_fast_key(key), (4,))
+        >>> bool(np.all(a == jax.random.normal(key, (4,))))
+        True
+    """
+    if jax.default_backend() != "cpu":
+        return key
+    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        if jax.random.key_impl(key) != jax.random.key_impl(jax.random.key(0, impl="threefry2x32")):
+            return key
+        data = jax.random.key_data(key)
+    elif key.dtype == jnp.uint32 and key.shape[-1:] == (2,):
+        # A raw key follows jax_default_prng_impl; only Threefry data is re-wrapped.
+        if jax.config.jax_default_prng_impl != "threefry2x32":
+            return key
+        data = key
+    else:
+        return key
+    return jax.random.wrap_key_data(data, impl=_UNROLLED_THREEFRY)
