@@ -12,6 +12,14 @@ number of chains, warm-up and draws, chains vectorised with ``vmap`` on one devi
 * the largest |z| of a mean against the posteriordb reference draws (z = difference
   over the combined MCSE), as a check that the fast sampler is also right.
 
+Each sampler runs once per seed (``--seeds``, default 0 1 2) and the table averages
+over seeds: ESS per second is the mean minimum ESS over the mean sampling time. One
+seed's warm-up can land on a step size 20% off another's (kidiq: 22.7 to 28.3
+leapfrog steps per draw across seeds for probkit, 23.3 to 28.0 for NumPyro), so a
+single seed compares adaptation luck as much as samplers. Timing goes through
+``benchmarks/_timing.py``, which turns off asynchronous dispatch so that compile time
+(NumPyro compiles again on every ``MCMC.run``) never overlaps run time.
+
 probkit uses a dense mass matrix on diamonds (the point of the comparison: its
 posterior is strongly correlated) and NumPyro its default diagonal one; every other
 posterior uses diagonal mass matrices on both sides. Run with
@@ -35,7 +43,7 @@ import arviz as az
 import jax
 import jax.monitoring
 import numpy as np
-from _timing import timed_repeats
+from _timing import timed
 from numpyro.infer import MCMC, NUTS
 from probkit.models import posteriordb
 
@@ -47,7 +55,7 @@ class Run(NamedTuple):
     sampling_seconds: float
     min_ess_bulk: float
     leapfrog_per_draw: float
-    divergences: int
+    divergences: float
     max_abs_z: float
 
     @property
@@ -81,9 +89,9 @@ def _evaluate(posterior, samples, steps, diverging, compile_s, sampling_s) -> Ru
 
 
 def run_probkit(
-    posterior, *, chains: int, warmup: int, samples: int, seed: int, repeats: int, mass_matrix: str
+    posterior, *, chains: int, warmup: int, samples: int, seeds: list[int], mass_matrix: str
 ):
-    def call():
+    def call(seed):
         result = pk.mcmc.sample(
             posterior.model,
             model_kwargs=posterior.data,
@@ -97,14 +105,13 @@ def run_probkit(
         )
         return result.samples, result.stats["n_steps"], result.stats["diverging"]
 
-    samples, compile_s, run_s = timed_repeats(call, repeats)
-    return _evaluate(posterior, *samples, compile_s, run_s)
+    return _over_seeds(posterior, call, seeds)
 
 
 def run_numpyro(
-    posterior, *, chains: int, warmup: int, samples: int, seed: int, repeats: int, dense: bool
+    posterior, *, chains: int, warmup: int, samples: int, seeds: list[int], dense: bool
 ):
-    def call():
+    def call(seed):
         mcmc = MCMC(
             NUTS(posterior.model, dense_mass=dense),
             num_warmup=warmup,
@@ -120,8 +127,23 @@ def run_numpyro(
         extra = mcmc.get_extra_fields(group_by_chain=True)
         return draws, np.asarray(extra["num_steps"]), np.asarray(extra["diverging"])
 
-    samples, compile_s, run_s = timed_repeats(call, repeats)
-    return _evaluate(posterior, *samples, compile_s, run_s)
+    return _over_seeds(posterior, call, seeds)
+
+
+def _over_seeds(posterior, call, seeds: list[int]) -> Run:
+    """One call per seed, averaged: the first call's compile time, mean run time and ESS."""
+    runs = []
+    for seed in seeds:
+        out, compile_s, run_s = timed(lambda seed=seed: call(seed))
+        runs.append(_evaluate(posterior, *out, compile_s, run_s))
+    return Run(
+        compile_seconds=runs[0].compile_seconds,
+        sampling_seconds=float(np.mean([r.sampling_seconds for r in runs])),
+        min_ess_bulk=float(np.mean([r.min_ess_bulk for r in runs])),
+        leapfrog_per_draw=float(np.mean([r.leapfrog_per_draw for r in runs])),
+        divergences=float(np.mean([r.divergences for r in runs])),
+        max_abs_z=max(r.max_abs_z for r in runs),
+    )
 
 
 def _row(name: str, label: str, pk_run: Run, np_run: Run) -> str:
@@ -130,7 +152,7 @@ def _row(name: str, label: str, pk_run: Run, np_run: Run) -> str:
     def cells(run: Run) -> str:
         return (
             f"{run.compile_seconds:.1f} | {run.sampling_seconds:.2f} | "
-            f"{run.leapfrog_per_draw:.0f} | {run.divergences} | {run.min_ess_bulk:.0f} | "
+            f"{run.leapfrog_per_draw:.1f} | {run.divergences:.1f} | {run.min_ess_bulk:.0f} | "
             f"{run.ess_per_second:.0f} | "
             f"{run.max_abs_z:.1f}"
         )
@@ -155,21 +177,20 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--chains", type=int, default=4)
     parser.add_argument("--warmup", type=int, default=1000)
     parser.add_argument("--samples", type=int, default=1000)
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
-        "--repeats",
+        "--seeds",
         type=int,
-        default=3,
-        help="runs per sampler (one for runs longer than a minute); the table shows the first "
-        "run's compile time and the best run time (later runs load the executable from a "
-        "temporary compilation cache)",
+        nargs="+",
+        default=[0, 1, 2],
+        help="one run per seed and sampler; the table shows the first run's compile time and "
+        "means over the seeds (NumPyro's later runs load their executables from a temporary "
+        "compilation cache)",
     )
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "mcmc.md")
     args = parser.parse_args(argv)
 
-    if args.repeats > 1:
-        # Same seed, same executable: the repeats give identical draws, and their best
-        # run time is the least disturbed by other work on the machine.
+    if len(args.seeds) > 1:
+        # NumPyro compiles on every MCMC.run: later seeds reuse the executable.
         jax.config.update("jax_compilation_cache_dir", tempfile.mkdtemp(prefix="pk-bench-"))
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 
@@ -181,8 +202,7 @@ def main(argv: list[str] | None = None) -> str:
             chains=args.chains,
             warmup=args.warmup,
             samples=args.samples,
-            seed=args.seed,
-            repeats=args.repeats,
+            seeds=args.seeds,
         )
         pk_run = run_probkit(posterior, mass_matrix="dense" if dense else "diag", **common)
         np_run = run_numpyro(posterior, dense=False, **common)
@@ -198,11 +218,13 @@ def main(argv: list[str] | None = None) -> str:
     text = (
         "# MCMC: probkit NUTS vs NumPyro NUTS on posteriordb\n\n"
         f"`python benchmarks/mcmc_vs_numpyro.py`: {args.chains} chains (vectorized), "
-        f"{args.warmup} warm-up + {args.samples} draws each, seed {args.seed}; "
+        f"{args.warmup} warm-up + {args.samples} draws each, seeds "
+        f"{', '.join(map(str, args.seeds))} (one run per seed; table entries are means over "
+        "seeds, compile time is the first run's); "
         f"jax {jax.__version__} on {jax.default_backend()} ({cpu}). "
         "Compile time is JAX's reported tracing + lowering + XLA compile time during the "
-        f"first call; sampling time is the rest of the wall time, best of {args.repeats} "
-        "calls (warm-up + sampling + conversion of the draws). ESS is ArviZ's minimum bulk "
+        "first call; sampling time is the rest of the wall time, with asynchronous dispatch "
+        "off (warm-up + sampling + conversion of the draws). ESS is ArviZ's minimum bulk "
         "ESS over the posteriordb parameters; max abs z compares each mean with the "
         "reference draws (difference / combined MCSE).\n\n"
         f"{table}\n"
