@@ -1,5 +1,30 @@
-"""Shared test settings: CPU JAX, quiet progress bars, fixed seeds in each test."""
+"""Shared test settings (CPU JAX) and the runner for tests on simulated devices."""
 
+import json
 import os
+import subprocess
+import sys
+
+import pytest
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+
+@pytest.fixture
+def run_on_eight_devices():
+    """Run a Python script on 8 simulated CPU devices; return the JSON it prints.
+
+    The device count is fixed when JAX starts, so the script runs in a subprocess; it
+    must print ``"RESULT" + json.dumps(...)`` as its last output.
+    """
+
+    def run(script: str) -> dict:
+        flags = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
+        env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": flags.strip()}
+        proc = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=600
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return json.loads(proc.stdout.split("RESULT", 1)[1])
+
+    return run

@@ -1,9 +1,5 @@
 """probkit.mcmc.sample: API, errors before compilation, chain methods, ArviZ output."""
 
-import json
-import os
-import subprocess
-import sys
 import textwrap
 import warnings
 
@@ -227,13 +223,8 @@ SHARDED_SCRIPT = textwrap.dedent(
 
 
 @pytest.mark.slow
-def test_sharded_on_eight_simulated_devices():
-    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-    proc = subprocess.run(
-        [sys.executable, "-c", SHARDED_SCRIPT], capture_output=True, text=True, env=env, timeout=600
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    out = json.loads(proc.stdout.split("RESULT", 1)[1])
+def test_sharded_on_eight_simulated_devices(run_on_eight_devices):
+    out = run_on_eight_devices(SHARDED_SCRIPT)
     # Same keys per chain whatever the device count: identical draws for fixed kernels.
     assert out["nuts_fixed_maxdiff"] < 1e-5
     assert out["hmc_fixed_maxdiff"] < 1e-5

@@ -1,9 +1,5 @@
 """The particle axis sharded over 8 simulated CPU devices gives the unsharded results."""
 
-import json
-import os
-import subprocess
-import sys
 import textwrap
 
 import pytest
@@ -46,13 +42,8 @@ SCRIPT = textwrap.dedent(
 
 
 @pytest.mark.slow
-def test_particle_axis_sharded_over_eight_devices():
-    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-    proc = subprocess.run(
-        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env, timeout=600
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    out = json.loads(proc.stdout.split("RESULT", 1)[1])
+def test_particle_axis_sharded_over_eight_devices(run_on_eight_devices):
+    out = run_on_eight_devices(SCRIPT)
     print(out)
     for scheme in ["systematic", "ssp"]:
         res = out[scheme]

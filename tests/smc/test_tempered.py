@@ -6,10 +6,6 @@ mean. With R = 8 the error estimate has 7 degrees of freedom, so bounds use 5
 standard errors (P(|t_7| > 5) ~ 0.2% per comparison).
 """
 
-import json
-import os
-import subprocess
-import sys
 import textwrap
 
 import jax
@@ -228,13 +224,8 @@ SHARDED_SCRIPT = textwrap.dedent(
 
 
 @pytest.mark.slow
-def test_particle_axis_sharded_over_eight_devices_gives_the_unsharded_run():
-    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-    proc = subprocess.run(
-        [sys.executable, "-c", SHARDED_SCRIPT], capture_output=True, text=True, env=env, timeout=600
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    out = json.loads(proc.stdout.split("RESULT", 1)[1])
+def test_particle_axis_sharded_over_eight_devices_gives_the_unsharded_run(run_on_eight_devices):
+    out = run_on_eight_devices(SHARDED_SCRIPT)
     assert out["devices"] == 8
     # Same keys (one per particle), same arithmetic: only the summation order of the
     # reductions over particles (log-sum-exp, covariance) differs across shards, so
