@@ -4,7 +4,8 @@
 NeurIPS 2024) are simulated with Gillespie's algorithm and observed at 50 times on
 [0, 10]. The rates are then inferred (1) by maximum likelihood from the complete paths
 (an oracle that sees every jump), (2) by NUTS on the snapshots with the exact
-forward-algorithm likelihood, and (3) by the shipped amortised network in milliseconds.
+forward-algorithm likelihood, and (3) by the shipped amortised network in milliseconds
+(rates and the initial distribution).
 The figure shows true vs inferred rates (log-log) and the posterior of (V, r, b);
 the script also prints the entropy production rate and relaxation times of each estimate.
 
@@ -61,6 +62,11 @@ def main() -> None:
     net = mjp.amortized_posterior(times, y, 6, adjacency=adjacency)
     print(f"amortised network: {1e3 * (time.perf_counter() - start):.1f} ms")
     estimates["amortised network"] = net.rate_matrix
+    pi = np.asarray(mjp.stationary_distribution(q))
+    print(
+        f"initial distribution (stationary) {np.round(pi, 3)}; network "
+        f"{np.round(net.initial, 3)} +- {np.round(net.initial_sd, 3)}"
+    )
 
     truth = np.asarray(q)
     mask = adjacency

@@ -10,7 +10,9 @@ and an amortised (foundation-style) inference network.
   posteriors by NUTS or tempered SMC (:func:`posterior`).
 * Amortised inference: a small FIM-style recognition network trained on a synthetic prior
   over MJPs (:func:`fit`, script ``python -m probkit.models.mjp.train_amortized``), shipped
-  in ``models/data/mjp``, evaluated by :func:`amortized_posterior` in milliseconds.
+  in ``models/data/mjp``, evaluated by :func:`amortized_posterior` in milliseconds (rates
+  and the initial distribution); its closed-form moment features (:func:`pair_counts`,
+  :func:`moment_generators`) are usable on their own.
 
 Example:
     >>> import jax, jax.numpy as jnp
@@ -40,7 +42,8 @@ from ._likelihood import (
     unique_intervals,
 )
 from ._mle import JumpStatistics, jump_statistics, maximum_likelihood
-from ._network import AmortizedMJPNetwork, snapshot_features
+from ._moments import moment_generators, pair_counts
+from ._network import MOMENT_LAGS, NOISE_BANK, AmortizedMJPNetwork, NetworkOutput, snapshot_features
 from ._posterior import (
     SMC_DEFAULTS,
     MJPPosterior,
@@ -77,10 +80,12 @@ from ._simulate import (
 from ._training import (
     FitResult,
     SyntheticBatch,
+    dirichlet_nll,
     fit,
     gaussian_nll,
     sample_synthetic,
     train_step,
+    training_loss,
 )
 
 __all__ = [
@@ -120,11 +125,18 @@ __all__ = [
     "snapshot_model",
     "check_observations",
     "edges",
+    "pair_counts",
+    "moment_generators",
     "AmortizedMJPNetwork",
+    "NetworkOutput",
+    "NOISE_BANK",
+    "MOMENT_LAGS",
     "snapshot_features",
     "SyntheticBatch",
     "sample_synthetic",
     "gaussian_nll",
+    "dirichlet_nll",
+    "training_loss",
     "train_step",
     "fit",
     "FitResult",

@@ -61,9 +61,12 @@ def load_network(path: str | Path) -> AmortizedMJPNetwork:
         >>> load_network(PRETRAINED_PATH).max_states
         6
     """
+    # the skeleton's shapes only (no eager initialisation of weights that are overwritten)
     return load_module(
         path,
-        lambda header: AmortizedMJPNetwork(jax.random.key(0), **{n: header[n] for n in _FIELDS}),
+        lambda header: eqx.filter_eval_shape(
+            AmortizedMJPNetwork, jax.random.key(0), **{n: header[n] for n in _FIELDS}
+        ),
     )
 
 
@@ -96,17 +99,29 @@ def pretrained_network() -> AmortizedMJPNetwork:
 
 
 class AmortizedEstimate(NamedTuple):
-    """Rates estimated by the network, with their uncertainty.
+    """Rates and the initial distribution estimated by the network, with their uncertainty.
 
     Attributes:
         rate_matrix: ``(K, K)`` generator from the median rates ``exp(mean)``.
         log_rate_mean: ``(K, K)`` mean of each log-rate (0 where no jump is allowed).
         log_rate_sd: ``(K, K)`` standard deviation of each log-rate.
+        initial: ``(K,)`` mean of the distribution of the state at the first observation
+            time (the initial distribution when observation starts at time 0).
+        initial_concentration: ``(K,)`` concentration of the network's Dirichlet over it
+            (marginal sd ``sqrt(p (1 - p) / (sum + 1))``).
     """
 
     rate_matrix: np.ndarray
     log_rate_mean: np.ndarray
     log_rate_sd: np.ndarray
+    initial: np.ndarray
+    initial_concentration: np.ndarray
+
+    @property
+    def initial_sd(self) -> np.ndarray:
+        """``(K,)`` standard deviation of each initial probability under the Dirichlet."""
+        total = self.initial_concentration.sum()
+        return np.sqrt(self.initial * (1.0 - self.initial) / (total + 1.0))
 
     def sample(self, key: jax.Array, num_samples: int) -> jax.Array:
         """Draws of the rate matrix from the network's log-normal approximation.
@@ -125,6 +140,18 @@ class AmortizedEstimate(NamedTuple):
         rates = jnp.exp(self.log_rate_mean + self.log_rate_sd * eps) * allowed
         return rate_matrix_from_rates(rates)
 
+    def sample_initial(self, key: jax.Array, num_samples: int) -> jax.Array:
+        """Draws of the initial distribution from the network's Dirichlet.
+
+        Args:
+            key: a ``jax.random`` key.
+            num_samples: number of draws.
+
+        Returns:
+            ``(num_samples, K)`` probability vectors.
+        """
+        return jax.random.dirichlet(key, jnp.asarray(self.initial_concentration), (num_samples,))
+
 
 @eqx.filter_jit
 def _apply(network, times, observations, path_mask, num_states, adjacency):
@@ -139,10 +166,13 @@ def amortized_posterior(
     adjacency=None,
     network: AmortizedMJPNetwork | None = None,
 ) -> AmortizedEstimate:
-    """Rates and their uncertainty from snapshots in one network evaluation (milliseconds).
+    """Rates, the initial distribution and their uncertainty from snapshots in one network
+    evaluation (milliseconds).
 
-    A Gaussian approximation of each log-rate's posterior under the network's synthetic
-    prior (see :mod:`probkit.models.mjp._training`); label noise is inferred implicitly.
+    A Gaussian approximation of each log-rate's posterior and a Dirichlet approximation of
+    the initial distribution's (the law of the state at each path's first observation
+    time) under the network's synthetic prior (see :mod:`probkit.models.mjp._training`);
+    label noise is inferred implicitly.
     The first call compiles (about a second); later calls with the same shapes reuse it.
 
     Args:
@@ -165,8 +195,8 @@ def amortized_posterior(
         >>> times = jnp.linspace(0.0, 10.0, 50)
         >>> y = simulate(jax.random.key(0), process, 300, times, max_jumps=200)
         >>> est = amortized_posterior(times, y, 2)
-        >>> est.rate_matrix.shape
-        (2, 2)
+        >>> est.rate_matrix.shape, est.initial.shape
+        ((2, 2), (2,))
     """
     network = pretrained_network() if network is None else network
     y = check_observations(observations, num_states)
@@ -187,7 +217,7 @@ def amortized_posterior(
         )
     padded = np.zeros((k, k), bool)
     padded[:num_states, :num_states] = adj & ~np.eye(num_states, dtype=bool)
-    mean, log_sd = _apply(
+    out = _apply(
         network,
         jnp.asarray(t),
         jnp.asarray(y),
@@ -195,8 +225,9 @@ def amortized_posterior(
         jnp.asarray(num_states),
         jnp.asarray(padded),
     )
-    mean = np.asarray(mean)[:num_states, :num_states]
-    sd = np.exp(np.asarray(log_sd))[:num_states, :num_states]
+    mean = np.asarray(out.log_rate_mean)[:num_states, :num_states]
+    sd = np.exp(np.asarray(out.log_rate_log_sd))[:num_states, :num_states]
+    concentration = np.asarray(out.initial_concentration, np.float64)[:num_states]
     allowed = padded[:num_states, :num_states]
     rates = np.where(allowed, np.exp(mean), 0.0)
     rate_matrix = rates - np.diag(rates.sum(1))
@@ -204,4 +235,6 @@ def amortized_posterior(
         rate_matrix=rate_matrix,
         log_rate_mean=np.where(allowed, mean, 0.0),
         log_rate_sd=np.where(allowed, sd, 0.0),
+        initial=concentration / concentration.sum(),
+        initial_concentration=concentration,
     )

@@ -66,10 +66,11 @@ def test_nuts_covers_the_rates_of_a_three_state_chain():
     assert "rate_matrix" in post.to_arviz().posterior
 
 
-@pytest.mark.slow
-def test_nuts_recovers_the_flashing_ratchet(ratchet_data):
+@pytest.fixture(scope="module")
+def ratchet_nuts(ratchet_data):
+    """NUTS posterior of the ratchet's 18 rates (1 chain, 150 + 150 draws)."""
     times, y = ratchet_data
-    post = mjp.posterior(
+    return mjp.posterior(
         times,
         y,
         6,
@@ -80,28 +81,37 @@ def test_nuts_recovers_the_flashing_ratchet(ratchet_data):
         seed=1,
         diagnose=False,
     )
-    params = np.asarray(mjp.flashing_ratchet_parameters(post.draws))
+
+
+@pytest.mark.slow
+def test_nuts_recovers_the_flashing_ratchet(ratchet_nuts):
+    params = np.asarray(mjp.flashing_ratchet_parameters(ratchet_nuts.draws))
     mean, sd = params.mean(0), params.std(0)
     # stated tolerance: each of (V, r, b) within 4 posterior sd of 1 and within 15 %
     assert np.all(np.abs(mean - 1.0) < 4 * sd), (mean, sd)
     assert np.all(np.abs(mean - 1.0) < 0.15), mean
 
 
-def test_shipped_network_recovers_the_flashing_ratchet(ratchet_data):
+@pytest.mark.slow  # (for the NUTS fixture; the network itself takes milliseconds)
+def test_shipped_network_is_within_twice_nuts_on_the_flashing_ratchet(ratchet_data, ratchet_nuts):
     times, y = ratchet_data
     allowed = mjp.flashing_ratchet_adjacency()
     est = mjp.amortized_posterior(times, y, 6, adjacency=allowed)
+    truth = np.asarray(mjp.flashing_ratchet(1.0, 1.0, 1.0))
+    # the issue's target on the same data: rate RMSE within 2x that of the NUTS mean
+    rmse_net = np.sqrt(np.mean((est.rate_matrix - truth)[allowed] ** 2))
+    rmse_nuts = np.sqrt(np.mean((ratchet_nuts.mean() - truth)[allowed] ** 2))
+    assert rmse_net < 2 * rmse_nuts, (rmse_net, rmse_nuts)
+    # (V, r, b): within 25 % of 1 (NUTS: 15 %; twice NUTS's rate error allows more)
     params = np.asarray(mjp.flashing_ratchet_parameters(jnp.asarray(est.rate_matrix)))
-    # stated tolerance of the small shipped network (docs/api/mjp.md, benchmarks/results/
-    # mjp.md): each of (V, r, b) within 50 % of 1; it shrinks towards its prior
-    assert np.all(np.abs(params - 1.0) < 0.5), params
-    # and it extracts information: rate RMSE below half that of the prior median guess
-    truth = np.asarray(mjp.flashing_ratchet(1.0, 1.0, 1.0))[allowed]
-    prior_median = np.sqrt(0.01 * 5.0)
-    rmse = np.sqrt(np.mean((est.rate_matrix[allowed] - truth) ** 2))
-    assert rmse < 0.5 * np.sqrt(np.mean((prior_median - truth) ** 2)), rmse
-    assert np.all(est.log_rate_sd[allowed] > 0)
+    assert np.all(np.abs(params - 1.0) < 0.25), params
+    # calibrated: each of the 18 log-rates within 4 of the network's sd
+    z = (est.log_rate_mean - np.log(np.where(allowed, truth, 1.0)))[allowed]
+    assert np.all(np.abs(z / est.log_rate_sd[allowed]) < 4.0), z / est.log_rate_sd[allowed]
     assert np.all(est.rate_matrix[~allowed & ~np.eye(6, dtype=bool)] == 0)
+    # the paths start stationary: the initial distribution is the stationary one
+    pi = np.asarray(mjp.stationary_distribution(jnp.asarray(truth)))
+    assert np.all(np.abs(est.initial - pi) < 4 * est.initial_sd), (est.initial, pi)
 
 
 @pytest.mark.slow
