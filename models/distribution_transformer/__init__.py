@@ -44,6 +44,7 @@ from ._network import (
     DistributionTransformer,
     component_features,
     num_token_features,
+    site_size,
 )
 from ._tasks import (
     TASKS,
@@ -75,6 +76,7 @@ __all__ = [
     "DistributionTransformer",
     "component_features",
     "num_token_features",
+    "site_size",
     "Task",
     "TaskRanges",
     "Query",

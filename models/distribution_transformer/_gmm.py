@@ -143,6 +143,19 @@ class GMM(eqx.Module):
         return jnp.einsum("k,kij->ij", self.weights, self.covariances + outer)
 
 
+def _gmm_unchecked(weights: jax.Array, means: jax.Array, covariances: jax.Array) -> GMM:
+    """A :class:`GMM` from arrays already known to be valid (skips conversion and checks).
+
+    For outputs that are valid by construction (normalised weights, ``L L^T`` covariances)
+    on the fast query path, where the checks would cost more than the query.
+    """
+    gmm = object.__new__(GMM)
+    object.__setattr__(gmm, "weights", weights)
+    object.__setattr__(gmm, "means", means)
+    object.__setattr__(gmm, "covariances", covariances)
+    return gmm
+
+
 def gaussian(mean: jax.Array, covariance: jax.Array) -> GMM:
     """A single Gaussian as a one-component :class:`GMM`.
 

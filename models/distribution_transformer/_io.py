@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
+import equinox as eqx
 import jax
 from probkit.models._serialise import load_module, save_module
 from probkit.models.distribution_transformer._network import DistributionTransformer
@@ -14,7 +15,15 @@ __all__ = ["save", "load", "load_pretrained", "WEIGHTS_DIR"]
 #: Folder of the shipped weights, one ``<task name>.eqx`` file per task.
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "data" / "distribution_transformer"
 
-_FIELDS = ("latent_dim", "data_feature_dim", "max_components", "width", "depth", "num_heads")
+_FIELDS = (
+    "latent_dim",
+    "data_feature_dim",
+    "max_components",
+    "width",
+    "depth",
+    "num_heads",
+    "sites",
+)
 
 
 def save(path: str | Path, model: DistributionTransformer) -> None:
@@ -49,7 +58,14 @@ def load(path: str | Path) -> DistributionTransformer:
         >>> load(WEIGHTS_DIR / "linear_gaussian_1d.eqx").latent_dim
         1
     """
-    return load_module(path, lambda hyper: DistributionTransformer(key=jax.random.key(0), **hyper))
+    # Files written before the Gaussian-site head existed have no "sites" entry. The skeleton
+    # is built abstractly (shapes only: no random initialisation to throw away).
+    return load_module(
+        path,
+        lambda hyper: eqx.filter_eval_shape(
+            DistributionTransformer, key=jax.random.key(0), **{"sites": False, **hyper}
+        ),
+    )
 
 
 @functools.cache

@@ -15,17 +15,33 @@ whitened frame (see ``linear_gaussian_features``); each component cross-attends 
 own copy. With features that ignore the component this is exactly the paper's shared
 cross-attention; with them, the shipped networks reach much smaller KL for the same
 CPU training budget (in 2-D, random ``H``: mean KL 1.37 nats with shared tokens after
-5000 steps). A final layer norm and a linear head, both of whose weight and bias are
-initialised at **zero**, give per-component residuals
+5000 steps).
 
-    log w'_k = log_softmax(log w_k + a_k),
-    mu'_k = mu_k + L_k b_k,
-    L'_k = L_k T_k,  T_k lower triangular with diagonal exp(c_k) and off-diagonal e_k,
+Output: Gaussian sites, then residuals. Each data point ``i`` emits, in each component's
+whitened frame ``u = L_k^{-1}(z - mu_k)``, a Gaussian *site* ``exp(c_i + h_i^T u -
+|G_i^T u|^2 / 2)`` (``G_i`` is ``d x d``): each site entry is ``exp(a^T f_i) (b^T f_i +
+beta)`` for the point's features ``f_i`` (log-magnitudes and directions, so a magnitude of
+any size is reached with weights of order one) plus an MLP of its embedded token and the
+component's final token. The sites multiply the
+component's ``N(0, I)`` prior in closed form: precision ``Lambda = I + sum_i G_i G_i^T``,
+mean ``m = Lambda^{-1} sum_i h_i``, and the component's log evidence
+``sum_i c_i + h^T m / 2 - log det Lambda / 2``. This is the conjugate update of a
+Gaussian likelihood (learned, per data point, like expectation propagation's sites), so
+the exact posterior of the linear-Gaussian tasks lies in the model class; non-conjugate
+likelihoods (logistic regression) get learned site approximations. A final layer norm
+and a linear head on the component tokens then give per-component residuals
 
-so ``L'_k`` is again a Cholesky factor (positive diagonal) and the untrained network
-returns the prior. A parametric prior (one Gaussian) is fed as ``K`` identical tokens
-with weights ``1/K`` and ``parametric=True``, which adds a learned per-slot embedding
-so that the identical tokens can split into different posterior components.
+    log w'_k = log_softmax(log w_k + log evidence_k + a_k),
+    mu'_k = mu_k + L_k (m_k + P_k b_k),
+    L'_k = L_k P_k T_k,  T_k lower triangular with diagonal exp(c_k) and off-diagonal e_k,
+
+with ``P_k`` the Cholesky factor of ``Lambda^{-1}``, so ``L'_k`` is again a Cholesky
+factor. The head's weight and bias and the site read-outs of ``h`` and ``c`` start at
+**zero**, and those of ``G`` at ``1e-30`` (so that ``G G^T`` underflows to exactly zero in
+float32 while its gradient does not vanish): the untrained network returns the prior
+exactly. A parametric prior (one Gaussian) is fed as ``K`` identical tokens with weights
+``1/K`` and ``parametric=True``, which adds a learned per-slot embedding so that the
+identical tokens can split into different posterior components.
 """
 
 from __future__ import annotations
@@ -34,7 +50,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-__all__ = ["DistributionTransformer", "component_features", "num_token_features"]
+__all__ = ["DistributionTransformer", "component_features", "num_token_features", "site_size"]
 
 
 def num_token_features(latent_dim: int) -> int:
@@ -79,6 +95,69 @@ def component_features(log_weights: jax.Array, means: jax.Array, cholesky: jax.A
     return jnp.concatenate([log_w[:, None], means, log_diag, off], axis=-1)
 
 
+_G_INIT_SCALE = 1e-30
+_MAX_LOG_SCALE = 30.0
+
+
+def site_size(latent_dim: int) -> int:
+    """Outputs of one Gaussian site: ``G`` (``d x d``), ``h`` (``d``) and ``c`` (1).
+
+    Args:
+        latent_dim: dimension ``d`` of the latent variable.
+
+    Returns:
+        ``d * d + d + 1``.
+
+    Example:
+        >>> from probkit.models.distribution_transformer import site_size
+        >>> site_size(2)
+        7
+    """
+    return latent_dim * latent_dim + latent_dim + 1
+
+
+def _spd_inverse_cholesky(prec: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """``(chol(prec^{-1}), prec^{-1}, log det prec)`` of a small SPD matrix (closed form d <= 2)."""
+    d = prec.shape[-1]
+    if d == 1:
+        a = prec[0, 0]
+        return jnp.reshape(1.0 / jnp.sqrt(a), (1, 1)), jnp.reshape(1.0 / a, (1, 1)), jnp.log(a)
+    if d == 2:
+        a, b, c = prec[0, 0], prec[1, 0], prec[1, 1]
+        det = a * c - b * b
+        inv = jnp.stack([jnp.stack([c, -b]), jnp.stack([-b, a])]) / det
+        l11 = jnp.sqrt(c / det)
+        chol = jnp.stack(
+            [
+                jnp.stack([l11, jnp.zeros_like(l11)]),
+                jnp.stack([-b / (det * l11), 1.0 / jnp.sqrt(c)]),
+            ]
+        )
+        return chol, inv, jnp.log(det)
+    chol_prec = jnp.linalg.cholesky(prec)
+    inv = jax.scipy.linalg.cho_solve((chol_prec, True), jnp.eye(d, dtype=prec.dtype))
+    inv = 0.5 * (inv + inv.T)
+    log_det = 2.0 * jnp.sum(jnp.log(jnp.diagonal(chol_prec)))
+    return jnp.linalg.cholesky(inv), inv, log_det
+
+
+def _apply_sites(sites: jax.Array, data_mask: jax.Array, d: int):
+    """Multiply a ``N(0, I)`` component by its data points' Gaussian sites ``(N, site_size)``.
+
+    Returns the posterior mean ``m``, the Cholesky factor ``P`` of its covariance and the
+    log evidence (up to a constant shared by all components).
+    """
+    sites = jnp.where(data_mask[:, None], sites, 0.0)
+    g = sites[:, : d * d].reshape(-1, d, d)
+    h = jnp.sum(sites[:, d * d : d * d + d], axis=0)
+    c = jnp.sum(sites[:, -1])
+    prec = jnp.eye(d, dtype=sites.dtype) + jnp.einsum("nij,nkj->ik", g, g)
+    chol_cov, cov, log_det_prec = _spd_inverse_cholesky(prec)
+    mean = cov @ h
+    log_evidence = c + 0.5 * jnp.dot(h, mean) - 0.5 * log_det_prec
+    return mean, chol_cov, log_evidence
+
+
 class _Block(eqx.Module):
     self_norm: eqx.nn.LayerNorm
     self_attention: eqx.nn.MultiheadAttention
@@ -120,6 +199,8 @@ class DistributionTransformer(eqx.Module):
         width: token width.
         depth: number of self/cross-attention layers.
         num_heads: attention heads.
+        sites: whether the network has the Gaussian-site head (networks saved before it
+            existed load with ``sites=False``).
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -138,6 +219,7 @@ class DistributionTransformer(eqx.Module):
     width: int = eqx.field(static=True)
     depth: int = eqx.field(static=True)
     num_heads: int = eqx.field(static=True)
+    sites: bool = eqx.field(static=True)
     component_embedding: eqx.nn.MLP
     data_embedding: eqx.nn.MLP
     null_data_token: jax.Array
@@ -145,6 +227,10 @@ class DistributionTransformer(eqx.Module):
     blocks: list
     out_norm: eqx.nn.LayerNorm
     head: eqx.nn.Linear
+    site_linear: eqx.nn.Linear | None
+    site_log_scale: eqx.nn.Linear | None
+    site_context: eqx.nn.Linear | None
+    site_mlp: eqx.nn.MLP | None
 
     def __init__(
         self,
@@ -156,6 +242,7 @@ class DistributionTransformer(eqx.Module):
         width: int = 64,
         depth: int = 2,
         num_heads: int = 4,
+        sites: bool = True,
     ):
         for name, value in (
             ("latent_dim", latent_dim),
@@ -175,7 +262,8 @@ class DistributionTransformer(eqx.Module):
         self.width = width
         self.depth = depth
         self.num_heads = num_heads
-        keys = jax.random.split(key, depth + 4)
+        self.sites = bool(sites)
+        keys = jax.random.split(key, depth + 8)
         token_size = num_token_features(latent_dim)
         self.component_embedding = eqx.nn.MLP(
             token_size, width, width, 2, activation=jax.nn.gelu, key=keys[0]
@@ -185,7 +273,7 @@ class DistributionTransformer(eqx.Module):
         )
         self.null_data_token = 0.02 * jax.random.normal(keys[2], (width,))
         self.slot_embedding = 0.02 * jax.random.normal(keys[3], (max_components, width))
-        self.blocks = [_Block(width, num_heads, key=k) for k in keys[4:]]
+        self.blocks = [_Block(width, num_heads, key=k) for k in keys[8:]]
         self.out_norm = eqx.nn.LayerNorm(width)
         head = eqx.nn.Linear(width, token_size, key=keys[0])
         # Zero residual head: the untrained network returns the prior exactly.
@@ -193,6 +281,36 @@ class DistributionTransformer(eqx.Module):
             lambda lin: (lin.weight, lin.bias),
             head,
             (jnp.zeros_like(head.weight), jnp.zeros_like(head.bias)),
+        )
+        if not sites:
+            self.site_linear = self.site_log_scale = self.site_context = self.site_mlp = None
+            return
+        # Sites: the G rows start at 1e-30 (G G^T underflows to 0, its gradient does not),
+        # the h and c rows at zero, so the untrained network returns the prior exactly.
+        num_site = site_size(latent_dim)
+        num_g = latent_dim * latent_dim
+        linear = eqx.nn.Linear(data_feature_dim, num_site, key=keys[4])
+        row_scale = jnp.concatenate(
+            [jnp.full((num_g,), _G_INIT_SCALE), jnp.zeros(num_site - num_g)]
+        )
+        self.site_linear = eqx.tree_at(
+            lambda lin: (lin.weight, lin.bias),
+            linear,
+            (linear.weight * row_scale[:, None], jnp.zeros_like(linear.bias)),
+        )
+        log_scale = eqx.nn.Linear(data_feature_dim, num_site, key=keys[7])
+        self.site_log_scale = eqx.tree_at(
+            lambda lin: (lin.weight, lin.bias),
+            log_scale,
+            (jnp.zeros_like(log_scale.weight), jnp.zeros_like(log_scale.bias)),
+        )
+        self.site_context = eqx.nn.Linear(width, width, key=keys[5])
+        mlp = eqx.nn.MLP(width, num_site, width, 1, activation=jax.nn.gelu, key=keys[6])
+        last = mlp.layers[-1]
+        self.site_mlp = eqx.tree_at(
+            lambda m: (m.layers[-1].weight, m.layers[-1].bias),
+            mlp,
+            (last.weight * row_scale[:, None], jnp.zeros_like(last.bias)),
         )
 
     def __call__(
@@ -230,14 +348,34 @@ class DistributionTransformer(eqx.Module):
         tokens = (
             tokens + jnp.asarray(parametric, tokens.dtype) * self.slot_embedding[:num_components]
         )
-        data = jax.vmap(jax.vmap(self.data_embedding))(data_features)  # (K, N, width)
+        embedded = jax.vmap(jax.vmap(self.data_embedding))(data_features)  # (K, N, width)
         null = jnp.broadcast_to(self.null_data_token, (num_components, 1, self.width))
-        data = jnp.concatenate([null, data], axis=1)
+        data = jnp.concatenate([null, embedded], axis=1)
         cross_mask = jnp.concatenate([jnp.ones((1,), bool), data_mask])
         self_mask = jnp.broadcast_to(component_mask[None, :], (num_components, num_components))
         for block in self.blocks:
             tokens = block(tokens, data, self_mask, cross_mask)
-        delta = jax.vmap(self.head)(jax.vmap(self.out_norm)(tokens))
+        tokens = jax.vmap(self.out_norm)(tokens)
+        delta = jax.vmap(self.head)(tokens)
+
+        if self.sites:
+            # Gaussian sites of every data point in every component's whitened frame.
+            context = jax.vmap(self.site_context)(tokens)  # (K, width)
+            site_scale_log = jnp.clip(
+                jax.vmap(jax.vmap(self.site_log_scale))(data_features),
+                -_MAX_LOG_SCALE,
+                _MAX_LOG_SCALE,
+            )
+            linear = jax.vmap(jax.vmap(self.site_linear))(data_features)
+            nonlinear = jax.vmap(jax.vmap(self.site_mlp))(embedded + context[:, None, :])
+            sites = jnp.exp(site_scale_log) * linear + nonlinear
+            site_mean, site_chol, log_evidence = jax.vmap(lambda s: _apply_sites(s, data_mask, d))(
+                sites
+            )
+            # The sites' posterior becomes the frame of the residuals below.
+            means = means + jnp.einsum("kij,kj->ki", cholesky, site_mean)
+            cholesky = jnp.einsum("kij,kjl->kil", cholesky, site_chol)
+            log_weights = log_weights + log_evidence
 
         shift_w = delta[:, 0]
         shift_mean = delta[:, 1 : 1 + d]

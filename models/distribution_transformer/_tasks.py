@@ -173,11 +173,17 @@ def linear_gaussian_features(
 
     For component ``k`` with mean ``mu`` and Cholesky factor ``L``, the observation model
     in the component's whitened coordinates ``u = L^{-1}(z - mu)`` is
-    ``r_i = A u + eps_i`` with ``A = H L / s`` and ``r_i = (y_i - H mu) / s``. Per
-    observation: ``r_i``, ``vec(A)``, ``log s``, ``A^T r_i``, ``vech(A^T A)``, ``log n``
-    and ``asinh`` of ``n`` times the last two statistics (attention averages; the factor
-    ``n`` lets it form sums). Expressing data in each component's frame keeps the
-    features on one scale whatever the prior's location and spread.
+    ``r_i = A u + eps_i`` with ``A = H L / s`` and ``r_i = (y_i - H mu) / s``. Every
+    feature is of order one: magnitudes enter as logarithms, directions normalised. Per
+    observation: ``r_i / |r_i|``, ``log |r_i|``, ``vec(A) / |A|``, ``log |A|`` (Frobenius
+    norm), ``(A / |A|)^T r_i / |r_i|``, ``vech`` of ``(A / |A|)^T (A / |A|)``, ``log s``,
+    ``log n``, and ``asinh`` of ``n A^T r_i`` and of ``n vech(A^T A)`` (attention averages;
+    the factor ``n`` lets it form sums). The Gaussian site of ``y_i`` in that frame,
+    ``G = A^T``, ``h = A^T r_i``, ``c = -|r_i|^2 / 2``, is then a direction times the
+    exponential of a sum of log-magnitudes — exactly the form of the network's site
+    read-out (see ``DistributionTransformer``), with weights of order one. Expressing data
+    in each component's frame keeps the features on one scale whatever the prior's location
+    and spread.
 
     Args:
         observations: ``(N, m)`` padded observations.
@@ -196,27 +202,32 @@ def linear_gaussian_features(
         >>> chol = jnp.broadcast_to(jnp.eye(2), (4, 2, 2))
         >>> linear_gaussian_features(jnp.ones((3, 2)), jnp.eye(2), 1.0, jnp.ones(3, bool),
         ...                          jnp.zeros((4, 2)), chol).shape
-        (4, 3, 18)
+        (4, 3, 20)
     """
     d = obs_matrix.shape[1]
     num = observations.shape[0]
     n = jnp.maximum(jnp.sum(data_mask), 1).astype(observations.dtype)
     rows, cols = jnp.tril_indices(d)
+    tiny = jnp.finfo(observations.dtype).tiny ** 0.25
 
     def one(mean, chol):
         a = obs_matrix @ chol / noise_std  # (m, d)
         r = (observations - mean @ obs_matrix.T) / noise_std  # (N, m)
-        atr = r @ a  # (N, d)
+        a_norm = jnp.maximum(jnp.sqrt(jnp.sum(a * a)), tiny)
+        r_norm = jnp.maximum(jnp.sqrt(jnp.sum(r * r, axis=-1, keepdims=True)), tiny)
+        a_dir, r_dir = a / a_norm, r / r_norm
         ata = (a.T @ a)[rows, cols]
         return jnp.concatenate(
             [
-                r,
-                jnp.broadcast_to(a.reshape(-1), (num, a.size)),
+                r_dir,
+                jnp.log(r_norm),
+                jnp.broadcast_to(a_dir.reshape(-1), (num, a.size)),
+                jnp.full((num, 1), jnp.log(a_norm)),
+                r_dir @ a_dir,
+                jnp.broadcast_to((a_dir.T @ a_dir)[rows, cols], (num, ata.size)),
                 jnp.full((num, 1), jnp.log(noise_std)),
-                atr,
-                jnp.broadcast_to(ata, (num, ata.size)),
                 jnp.full((num, 1), jnp.log(n)),
-                jnp.arcsinh(n * atr),
+                jnp.arcsinh(n * (r @ a)),
                 jnp.broadcast_to(jnp.arcsinh(n * ata), (num, ata.size)),
             ],
             axis=-1,
@@ -227,7 +238,7 @@ def linear_gaussian_features(
 
 
 def _linear_gaussian_num_features(d: int) -> int:
-    return d + d * d + 1 + d + d * (d + 1) // 2 + 1 + d + d * (d + 1) // 2
+    return d + 1 + d * d + 1 + d + d * (d + 1) // 2 + 2 + d + d * (d + 1) // 2
 
 
 def linear_gaussian_task(latent_dim: int, ranges: TaskRanges = TaskRanges()) -> Task:
@@ -248,7 +259,7 @@ def linear_gaussian_task(latent_dim: int, ranges: TaskRanges = TaskRanges()) -> 
         >>> from probkit.models.distribution_transformer import linear_gaussian_task
         >>> task = linear_gaussian_task(1)
         >>> task.sample_query(jax.random.key(0)).data_features.shape
-        (4, 20, 8)
+        (4, 20, 10)
     """
     d = latent_dim
 

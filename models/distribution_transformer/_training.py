@@ -107,7 +107,13 @@ class TrainResult(NamedTuple):
 
 
 def init_model(
-    task: Task, *, key: jax.Array, width: int = 64, depth: int = 2, num_heads: int = 4
+    task: Task,
+    *,
+    key: jax.Array,
+    width: int = 64,
+    depth: int = 2,
+    num_heads: int = 4,
+    sites: bool = True,
 ) -> DistributionTransformer:
     """A fresh (untrained: identity map on the prior) network sized for ``task``.
 
@@ -117,6 +123,7 @@ def init_model(
         width: token width.
         depth: number of attention layers.
         num_heads: attention heads.
+        sites: include the Gaussian-site head (see :class:`DistributionTransformer`).
 
     Returns:
         The network.
@@ -135,6 +142,7 @@ def init_model(
         width=width,
         depth=depth,
         num_heads=num_heads,
+        sites=sites,
     )
 
 

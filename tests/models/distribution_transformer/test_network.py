@@ -5,7 +5,9 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from probkit.models.distribution_transformer import (
+    GMM,
     DistributionTransformer,
     apply_model,
     gaussian,
@@ -17,9 +19,9 @@ from probkit.models.distribution_transformer import (
 TASK = linear_gaussian_task(2)
 
 
-def _net(random_head: bool):
+def _net(random_head: bool, sites: bool = True):
     net = DistributionTransformer(
-        2, TASK.data_feature_dim, key=jax.random.key(0), width=16, depth=2
+        2, TASK.data_feature_dim, key=jax.random.key(0), width=16, depth=2, sites=sites
     )
     if random_head:
         w = 0.3 * jax.random.normal(jax.random.key(1), net.head.weight.shape)
@@ -29,7 +31,7 @@ def _net(random_head: bool):
 
 
 def _query(seed=3):
-    q = TASK.sample_query(jax.random.key(seed))
+    q = jax.jit(TASK.sample_query)(jax.random.key(seed))  # one compilation, not op by op
     # Make sure the query has several components and data points.
     mask = jnp.arange(4) < 3
     log_w = jnp.where(mask, jnp.log(jnp.array([0.2, 0.3, 0.5, 1.0])), -jnp.inf)
@@ -44,9 +46,10 @@ def _query(seed=3):
 _call = eqx.filter_jit(apply_model)  # one compilation for every network of this shape
 
 
-def test_untrained_network_returns_the_prior():
+@pytest.mark.parametrize("sites", [True, False])
+def test_untrained_network_returns_the_prior(sites):
     q = _query()
-    log_w, means, chol = _call(_net(False), q)
+    log_w, means, chol = _call(_net(False, sites), q)
     k = 3
     # Means and Cholesky factors: L @ I and mu + L @ 0 are exact in floating point.
     np.testing.assert_array_equal(np.asarray(means[:k]), np.asarray(q.means[:k]))
@@ -125,3 +128,30 @@ def test_parametric_prior_expands_to_k_components():
     assert post.num_components == 3
     # The slot embeddings let identical tokens split into different components.
     assert float(jnp.abs(post.means[0] - post.means[1]).max()) > 1e-4
+
+
+def test_posterior_fast_path_matches_the_pure_pieces_and_compiles_once():
+    from probkit.models.distribution_transformer import _inference
+
+    net = _net(True)
+    prior = GMM(
+        jnp.array([0.3, 0.7]),
+        jnp.array([[0.5, -1.0], [-1.0, 2.0]]),
+        jnp.array([[[1.0, 0.3], [0.3, 0.5]], [[0.4, 0.0], [0.0, 0.9]]]),
+    )
+    h = jnp.array([[1.0, 0.5], [-0.3, 1.2]])
+    before = len(_inference._COMPILED)
+    for n in (3, 7, 20):
+        y = jnp.sin(jnp.arange(2.0 * n)).reshape(n, 2)
+        post = posterior(prior, y, obs_matrix=h, noise_std=0.7, model=net)
+        _, q, k = prepare_query(prior, y, obs_matrix=h, noise_std=0.7)
+        log_w, means, chol = _call(net, q)
+        cov = chol[:k] @ jnp.swapaxes(chol[:k], -1, -2)
+        # Same float32 computation, compiled as two different programs: rounding only.
+        np.testing.assert_allclose(np.asarray(post.weights), np.exp(log_w[:k]), atol=1e-6)
+        np.testing.assert_allclose(np.asarray(post.means), means[:k], rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(np.asarray(post.covariances), cov, rtol=1e-5, atol=1e-6)
+    # One executable for this (network, task, K) whatever n: padded to 20 observations.
+    assert len(_inference._COMPILED) == before + 1
+    # The output is a valid GMM (the fast path skips the checks, so recheck here).
+    GMM(post.weights, post.means, post.covariances)

@@ -20,10 +20,11 @@ from probkit.models.distribution_transformer import (
 
 TASK = linear_gaussian_task(1)
 _loss = eqx.filter_jit(forward_kl_loss)
+_sample_batch = jax.jit(jax.vmap(TASK.sample_query))  # one compilation, not op by op
 
 
 def test_loss_of_untrained_model_is_prior_nll():
-    batch = jax.vmap(TASK.sample_query)(jax.random.split(jax.random.key(0), 16))
+    batch = _sample_batch(jax.random.split(jax.random.key(0), 16))
     net = init_model(TASK, key=jax.random.key(1), width=16, depth=1)
     expected = -jnp.mean(
         jax.vmap(gmm_log_prob_cholesky)(
@@ -34,7 +35,7 @@ def test_loss_of_untrained_model_is_prior_nll():
 
 
 def test_optax_steps_lower_the_loss_on_a_fixed_batch(tmp_path):
-    batch = jax.vmap(TASK.sample_query)(jax.random.split(jax.random.key(0), 16))
+    batch = _sample_batch(jax.random.split(jax.random.key(0), 16))
     net = init_model(TASK, key=jax.random.key(1), width=16, depth=1)
     opt = optax.adam(3e-3)
     state = opt.init(eqx.filter(net, eqx.is_inexact_array))
