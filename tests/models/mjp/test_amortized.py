@@ -12,8 +12,7 @@ import scipy.linalg
 Q3 = np.array([[-1.5, 1.0, 0.5], [0.3, -0.8, 0.5], [1.2, 0.8, -2.0]])
 INITIAL = np.array([0.6, 0.3, 0.1])
 NUM_PATHS = 300
-# one compiled simulator and estimator for every test (the library leaves jit to callers)
-sample_snapshots = jax.jit(mjp.sample_snapshots, static_argnums=2)
+# one compiled estimator for the test (the library leaves jit to its callers)
 moment_generators = jax.jit(mjp.moment_generators, static_argnames="pseudo_count")
 
 
@@ -41,12 +40,19 @@ def test_moment_generators_invert_expm_with_and_without_label_noise():
 
 
 def _snapshots(label_noise, seed):
-    process = mjp.MJP(jnp.asarray(Q3), jnp.asarray(INITIAL))
-    times = jnp.linspace(0.0, 10.0, 50)
-    y = sample_snapshots(jax.random.key(seed), process, NUM_PATHS, times)
-    if label_noise:
-        y = mjp.add_label_noise(jax.random.key(seed + 1), y, 3, label_noise)
-    return times, np.asarray(y)
+    """300 paths x 50 snapshots on [0, 10], drawn in numpy from scipy's expm(Q dt): an
+    independent simulator (and no compilation)."""
+    rng = np.random.default_rng(seed)
+    times = np.linspace(0.0, 10.0, 50)
+    cumulative = np.cumsum(scipy.linalg.expm(Q3 * (times[1] - times[0])), axis=1)
+    states = [rng.choice(3, NUM_PATHS, p=INITIAL)]
+    for _ in times[1:]:
+        u = rng.uniform(size=NUM_PATHS)[:, None]
+        states.append(np.minimum((u > cumulative[states[-1]]).sum(1), 2))
+    y = np.stack(states, 1)
+    flip = rng.uniform(size=y.shape) < label_noise
+    y = np.where(flip, (y + rng.integers(1, 3, y.shape)) % 3, y)  # uniformly to another
+    return times, y
 
 
 @pytest.mark.parametrize("label_noise", [0.0, 0.08])
@@ -69,7 +75,7 @@ def test_shipped_network_infers_rates_and_initial_distribution(label_noise):
     # Rates: 6 log-rates, each within 4 of the network's sd (fails with prob. < 4e-4 for
     # a calibrated Gaussian), and the rate RMSE below 0.15. Reason: on 300 x 50 snapshots
     # of this process the classical estimator that is told the noise level (scipy's logm
-    # of the noise-corrected empirical transition matrix) scores an RMSE of 0.02-0.07
+    # of the noise-corrected empirical transition matrix) scores an RMSE of 0.03-0.08
     # over seeds, and the rates' posterior sd is ~0.05-0.15; the issue's target for the
     # network is 2x the RMSE of NUTS.
     off = ~np.eye(3, dtype=bool)
