@@ -357,7 +357,7 @@ def network_only_ms(dim: int, repeats: int = 500) -> tuple[float, float]:
 
     v = check()
     c = _inference._compiled_query(dt.load_pretrained(f"linear_gaussian_{dim}d"), v)
-    args = (c.flat_params, v.weights, v.means, v.covariances, v.data, v.data_mask)
+    args = (c.flat_params,) + _inference._arrays(v)
     out = []
     for fn in (lambda: jax.block_until_ready(c.executable(*args)), check):
         fn()

@@ -100,14 +100,16 @@ def check_prior_range(prior: GMM, ranges: TaskRanges, task_name: str) -> None:
 
 
 class _Validated(NamedTuple):
-    """A query checked in NumPy: the task name, prior arrays and padded data."""
+    """A query checked in NumPy, prior and data padded to the network's sizes."""
 
     name: str
     family: str
-    weights: np.ndarray  # (k,)
-    means: np.ndarray  # (k, d)
-    covariances: np.ndarray  # (k, d, d)
-    num_components: int  # output components (k, or the parametric expansion)
+    weights: np.ndarray  # (K_max,): 0 on padding; 1/K_out on a parametric prior's copies
+    means: np.ndarray  # (K_max, d)
+    covariances: np.ndarray  # (K_max, d, d): identity on padding
+    component_mask: np.ndarray  # (K_max,)
+    parametric: np.ndarray  # () bool
+    num_components: int  # output components K_out (k, or the parametric expansion)
     data: tuple  # linear-Gaussian: (observations (N, m), obs_matrix, noise_std); logistic:
     #              (inputs (N, d), labels (N,)), all padded to N = max_observations
     data_mask: np.ndarray  # (N,)
@@ -219,26 +221,39 @@ def _validate(
         padded.append(out)
     data = (padded[0], obs_matrix, noise_std) if task == "linear_gaussian" else tuple(padded)
     data_mask = np.arange(n_max) < n
-    return _Validated(name, task, weights, means, covariances, num_out, data, data_mask)
+    k_max = ranges.max_components
+    parametric = num_out != k
+    if parametric:
+        weights = np.full((num_out,), 1.0 / num_out, dtype)
+        means = np.broadcast_to(means, (num_out, d))
+        covariances = np.broadcast_to(covariances, (num_out, d, d))
+    pad = k_max - num_out
+    weights = np.concatenate([weights, np.zeros(pad, dtype)])
+    means = np.concatenate([means, np.zeros((pad, d), dtype)])
+    covariances = np.concatenate(
+        [covariances, np.broadcast_to(np.eye(d, dtype=dtype), (pad, d, d))]
+    )
+    component_mask = np.arange(k_max) < num_out
+    return _Validated(
+        name,
+        task,
+        weights,
+        means,
+        covariances,
+        component_mask,
+        np.asarray(parametric),
+        num_out,
+        data,
+        data_mask,
+    )
 
 
 def _padded_query(
-    family: str, max_components: int, num_out: int, weights, means, covs, data, data_mask
+    family: str, weights, means, covs, component_mask, parametric, data, data_mask
 ) -> Query:
-    """The padded :class:`Query` of a validated query (pure ``jax.numpy``; jit-able)."""
-    k, d = means.shape
+    """The :class:`Query` of a validated, padded query (pure ``jax.numpy``; jit-able)."""
     chol = jnp.linalg.cholesky(covs)
-    log_w = jnp.log(weights)
-    parametric = num_out != k
-    if parametric:
-        log_w = jnp.full((num_out,), -np.log(num_out), means.dtype)
-        means = jnp.broadcast_to(means, (num_out, d))
-        chol = jnp.broadcast_to(chol, (num_out, d, d))
-    pad = max_components - num_out
-    mask = jnp.arange(max_components) < num_out
-    log_w = jnp.concatenate([log_w, jnp.full((pad,), -jnp.inf, means.dtype)])
-    means = jnp.concatenate([means, jnp.zeros((pad, d), means.dtype)])
-    chol = jnp.concatenate([chol, jnp.broadcast_to(jnp.eye(d, dtype=means.dtype), (pad, d, d))])
+    log_w = jnp.where(component_mask, jnp.log(weights), -jnp.inf)
     if family == "linear_gaussian":
         observations, obs_matrix, noise_std = data
         feats = linear_gaussian_features(
@@ -247,16 +262,8 @@ def _padded_query(
     else:
         inputs, labels = data
         feats = logistic_regression_features(inputs, labels, data_mask, means, chol)
-    return Query(
-        log_w,
-        means,
-        chol,
-        mask,
-        jnp.asarray(parametric),
-        feats,
-        data_mask,
-        jnp.zeros(d, means.dtype),
-    )
+    latent = jnp.zeros(means.shape[-1], means.dtype)
+    return Query(log_w, means, chol, component_mask, parametric, feats, data_mask, latent)
 
 
 def prepare_query(
@@ -304,11 +311,11 @@ def prepare_query(
     )
     query = _padded_query(
         v.family,
-        TASKS[v.name].ranges.max_components,
-        v.num_components,
         v.weights,
         v.means,
         v.covariances,
+        v.component_mask,
+        v.parametric,
         v.data,
         v.data_mask,
     )
@@ -360,42 +367,61 @@ _MAX_COMPILED = 64
 
 
 def _compiled_query(model: DistributionTransformer, v: _Validated) -> _Compiled:
-    """The AOT-compiled ``arrays -> posterior`` of one (model, task, K, K_out) combination.
+    """The AOT-compiled ``padded arrays -> padded posterior`` of one (model, task).
 
     The network's weights are raveled into one flat array, passed as the first argument
-    (one buffer instead of ~100 leaves per call); compiled once, then reused.
+    (one buffer instead of ~100 leaves per call); compiled once, then reused for every
+    number of components and observations (all padded).
     """
-    key = (id(model), v.name, v.means.shape[0], v.num_components)
+    key = (id(model), v.name)
     entry = _COMPILED.get(key)
     if entry is not None and entry.model is model:
         _COMPILED.move_to_end(key)
         return entry
     params, static = eqx.partition(model, eqx.is_array)
     flat_params, unravel = ravel_pytree(params)
-    max_components = TASKS[v.name].ranges.max_components
-    num_out, family = v.num_components, v.family
+    family = v.family
 
-    def run(flat, weights, means, covs, data, data_mask):
+    def run(flat, weights, means, covs, component_mask, parametric, data, data_mask):
         net = eqx.combine(unravel(flat), static)
         query = _padded_query(
-            family, max_components, num_out, weights, means, covs, data, data_mask
+            family, weights, means, covs, component_mask, parametric, data, data_mask
         )
         log_w, post_means, chol = apply_model(net, query)
-        chol = chol[:num_out]
         cov = chol @ jnp.swapaxes(chol, -1, -2)
         cov = 0.5 * (cov + jnp.swapaxes(cov, -1, -2))
-        weights_out = jnp.exp(log_w[:num_out])
-        finite = jnp.isfinite(log_w[:num_out]).all() & jnp.isfinite(post_means).all()
-        finite = finite & jnp.isfinite(cov).all()
-        return weights_out, post_means[:num_out], cov, finite
+        real = component_mask[:, None]
+        finite = jnp.all(jnp.isfinite(jnp.where(component_mask, log_w, 0.0)))
+        finite = finite & jnp.all(jnp.isfinite(jnp.where(real, post_means, 0.0)))
+        finite = finite & jnp.all(jnp.isfinite(jnp.where(real[..., None], cov, 0.0)))
+        return jnp.exp(log_w), post_means, cov, finite
 
-    args = (flat_params, v.weights, v.means, v.covariances, v.data, v.data_mask)
+    args = (flat_params,) + _arrays(v)
     executable = jax.jit(run).lower(*args).compile()
     entry = _Compiled(model, flat_params, executable)
     _COMPILED[key] = entry
     if len(_COMPILED) > _MAX_COMPILED:
         _COMPILED.popitem(last=False)
     return entry
+
+
+_SLICES: dict = {}
+
+
+def _first_components(k: int, weights, means, covariances):
+    """``(weights[:k], means[:k], covariances[:k])`` by a tiny compiled slice (cached per
+    shapes): ~10 us, where three eager JAX slices cost ~0.2 ms."""
+    key = (k, means.shape, means.dtype)
+    sliced = _SLICES.get(key)
+    if sliced is None:
+        sliced = jax.jit(lambda w, m, c: (w[:k], m[:k], c[:k]))
+        sliced = sliced.lower(weights, means, covariances).compile()
+        _SLICES[key] = sliced
+    return sliced(weights, means, covariances)
+
+
+def _arrays(v: _Validated) -> tuple:
+    return (v.weights, v.means, v.covariances, v.component_mask, v.parametric, v.data, v.data_mask)
 
 
 def posterior(
@@ -416,11 +442,10 @@ def posterior(
     ``observations[i] ~ Bernoulli(sigmoid(inputs[i] @ z))``. The shipped weights cover
     latent dimension 1 and 2 (linear-Gaussian) and 2 (logistic regression), 1 to 4 prior
     components and 1 to 20 observations; :class:`TaskRanges` of ``TASKS[name]`` lists the
-    prior and likelihood ranges. Checks run in NumPy before anything is compiled; the
-    padding, featurisation and network run as one ahead-of-time compiled executable per
-    (network, task, number of prior and posterior components), cached, so that a repeated
-    query costs a fraction of a millisecond. Use :func:`prepare_query` +
-    :func:`apply_model` to ``jit``/``vmap`` queries yourself.
+    prior and likelihood ranges. Checks and padding run in NumPy before anything is
+    compiled; featurisation and network run as one ahead-of-time compiled executable per
+    (network, task), cached, so that every later query costs a fraction of a millisecond.
+    Use :func:`prepare_query` + :func:`apply_model` to ``jit``/``vmap`` queries yourself.
 
     Args:
         prior: the GMM prior.
@@ -459,14 +484,12 @@ def posterior(
     if model is None:
         model = load_pretrained(v.name)
     compiled = _compiled_query(model, v)
-    weights, means, covariances, finite = compiled.executable(
-        compiled.flat_params, v.weights, v.means, v.covariances, v.data, v.data_mask
-    )
+    weights, means, covariances, finite = compiled.executable(compiled.flat_params, *_arrays(v))
     if not finite:
         raise FloatingPointError(
             f"the network of {v.name!r} returned a non-finite posterior for this query."
         )
-    return _gmm_unchecked(weights, means, covariances)
+    return _gmm_unchecked(*_first_components(v.num_components, weights, means, covariances))
 
 
 def sequential_posterior(

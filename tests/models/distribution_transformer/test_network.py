@@ -151,7 +151,7 @@ def test_posterior_fast_path_matches_the_pure_pieces_and_compiles_once():
         np.testing.assert_allclose(np.asarray(post.weights), np.exp(log_w[:k]), atol=1e-6)
         np.testing.assert_allclose(np.asarray(post.means), means[:k], rtol=1e-5, atol=1e-5)
         np.testing.assert_allclose(np.asarray(post.covariances), cov, rtol=1e-5, atol=1e-6)
-    # One executable for this (network, task, K) whatever n: padded to 20 observations.
+    # One executable for this (network, task) whatever n and K: all padded.
     assert len(_inference._COMPILED) == before + 1
     # The output is a valid GMM (the fast path skips the checks, so recheck here).
     GMM(post.weights, post.means, post.covariances)
