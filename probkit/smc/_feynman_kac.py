@@ -29,7 +29,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from probkit.smc._resampling import ResamplingFn, effective_sample_size
+from probkit.smc._resampling import ResamplingFn, effective_sample_size, scaled_weights
 
 __all__ = ["FeynmanKac", "SMCState", "SMCInfo", "init", "step", "reweight"]
 
@@ -156,9 +156,7 @@ def _reweight(
     """:func:`reweight` plus the new ESS, from one pass of ``exp`` over the particles."""
     log_potential = jnp.where(jnp.isnan(log_potential), -jnp.inf, log_potential)
     unnormalised = log_weights + log_potential
-    top = jnp.max(unnormalised)
-    top = jax.lax.stop_gradient(jnp.where(jnp.isfinite(top), top, 0.0))
-    w = jnp.exp(unnormalised - top)
+    w, top = scaled_weights(unnormalised)
     total = jnp.sum(w)
     increment = jnp.log(total) + top
     ess = total**2 / jnp.sum(w**2)

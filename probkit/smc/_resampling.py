@@ -74,11 +74,19 @@ def effective_sample_size(log_weights: jax.Array) -> jax.Array:
     return jnp.sum(w) ** 2 / jnp.sum(w**2)
 
 
-def _weights_up_to_scale(log_weights: jax.Array) -> jax.Array:
-    """``exp(log_w - max log_w)``: weights in [0, 1] with the largest equal to 1."""
+def scaled_weights(log_weights: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """``(exp(log_w - top), top)`` with ``top = max log_w`` (0 when no weight is finite).
+
+    The weights lie in [0, 1] with the largest equal to 1, so sums of them neither
+    overflow nor lose the small ones; ``log(sum) + top`` is the log-sum-exp.
+    """
     top = jnp.max(log_weights)
     top = jax.lax.stop_gradient(jnp.where(jnp.isfinite(top), top, 0.0))
-    return jnp.exp(log_weights - top)
+    return jnp.exp(log_weights - top), top
+
+
+def _weights_up_to_scale(log_weights: jax.Array) -> jax.Array:
+    return scaled_weights(log_weights)[0]
 
 
 def _weights(log_weights: jax.Array) -> jax.Array:
