@@ -28,3 +28,21 @@ def run_on_eight_devices():
         return json.loads(proc.stdout.split("RESULT", 1)[1])
 
     return run
+
+
+@pytest.fixture
+def backend_compile_seconds():
+    """A list that collects the seconds of every XLA compilation from now on.
+
+    Clear it before the call under test; ``sum(...)`` is then that call's compile time.
+    """
+    import jax.monitoring
+
+    seconds: list[float] = []
+
+    def record(event: str, secs: float, **_) -> None:
+        if event == "/jax/core/compile/backend_compile_duration":
+            seconds.append(secs)
+
+    jax.monitoring.register_event_duration_secs_listener(record)
+    return seconds

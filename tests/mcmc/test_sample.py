@@ -241,17 +241,10 @@ def normal_mean(y):
     numpyro.sample("y", dist.Normal(mu, 1.0), obs=y)
 
 
-def test_second_call_with_new_data_reuses_the_compilation():
-    import jax.monitoring
-
+def test_second_call_with_new_data_reuses_the_compilation(backend_compile_seconds):
     from probkit.mcmc import _sample
 
-    compiles = []
-    jax.monitoring.register_event_duration_secs_listener(
-        lambda event, secs, **_: (
-            compiles.append(secs) if event == "/jax/core/compile/backend_compile_duration" else None
-        )
-    )
+    compiles = backend_compile_seconds
     rng = np.random.default_rng(0)
     y_a, y_b = rng.normal(1.0, 1.0, 20), rng.normal(-3.0, 1.0, 20)
     run = dict(num_warmup=200, num_samples=300, num_chains=2, seed=3, diagnose=False)

@@ -241,15 +241,8 @@ def _normal_mean(y):
     numpyro.sample("y", dist.Normal(mu, 1.0), obs=y)
 
 
-def test_new_data_of_the_same_shapes_reuse_the_compiled_sampler():
-    import jax.monitoring
-
-    compiles = []
-    jax.monitoring.register_event_duration_secs_listener(
-        lambda event, secs, **_: (
-            compiles.append(secs) if event == "/jax/core/compile/backend_compile_duration" else None
-        )
-    )
+def test_new_data_of_the_same_shapes_reuse_the_compiled_sampler(backend_compile_seconds):
+    compiles = backend_compile_seconds
     rng = np.random.default_rng(1)
     y_a, y_b = rng.normal(1.0, 1.0, 10), rng.normal(-2.0, 1.0, 10)
     run = dict(num_particles=200, seed=5)
