@@ -30,7 +30,11 @@ posterior uses diagonal mass matrices on both sides. Run with
     JAX_PLATFORMS=cpu python benchmarks/mcmc_vs_numpyro.py
 
 (``--names`` picks posteriors, ``--chains/--warmup/--samples`` the run length); it
-prints a Markdown table and writes it to ``benchmarks/results/mcmc.md``.
+prints a Markdown table and writes it to ``benchmarks/results/mcmc.md``. With
+``--one-core`` the process first pins itself to one CPU core (so XLA:CPU runs every
+computation on one thread) and writes ``benchmarks/results/mcmc_one_core.md``: on this
+2-core machine the thread pool changes the two samplers' times differently (see the
+notes of the results).
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import sys
 import tempfile
 from pathlib import Path
 from typing import NamedTuple
@@ -190,8 +195,20 @@ def main(argv: list[str] | None = None) -> str:
         "means over the seeds (NumPyro's later runs load their executables from a temporary "
         "compilation cache)",
     )
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "mcmc.md")
+    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument(
+        "--one-core",
+        action="store_true",
+        help="pin the process to one CPU core (re-executes itself: XLA sizes its thread "
+        "pool when the backend starts, at import)",
+    )
     args = parser.parse_args(argv)
+    if args.one_core and len(os.sched_getaffinity(0)) > 1:
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+        os.execv(sys.executable, [sys.executable, *sys.argv])
+    if args.out is None:
+        name = "mcmc_one_core.md" if args.one_core else "mcmc.md"
+        args.out = Path(__file__).parent / "results" / name
 
     if len(args.seeds) > 1:
         # NumPyro compiles on every MCMC.run: later seeds reuse the executable.
@@ -217,7 +234,10 @@ def main(argv: list[str] | None = None) -> str:
             rows.append(_row(name, "dense / dense", pk_run, np_dense))
             print(rows[-1], flush=True)
 
+    cores = len(os.sched_getaffinity(0))
     cpu = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores"
+    if cores < (os.cpu_count() or cores):
+        cpu += f", this process pinned to {cores}"
     table = "\n".join([HEADER, *rows])
     text = (
         "# MCMC: probkit NUTS vs NumPyro NUTS on posteriordb\n\n"
