@@ -394,7 +394,9 @@ def main() -> None:
         "",
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores shared "
         f"with other jobs, JAX {jax.__version__} on {jax.default_backend()}, NumPyro "
-        f"{numpyro.__version__}. Load average at start: {os.getloadavg()[0]:.2f}.",
+        f"{numpyro.__version__}. Load average at start: {os.getloadavg()[0]:.2f}. This process "
+        f"ran on CPU core(s) {sorted(os.sched_getaffinity(0))} (XLA_FLAGS: "
+        f"{os.environ.get('XLA_FLAGS', 'none')!r}).",
         "",
         "Per-query times are medians of wall times (compile time excluded and given apart: "
         "total compile seconds over all queries). 'DT' is the public call "

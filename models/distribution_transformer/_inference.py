@@ -303,7 +303,7 @@ def prepare_query(
         >>> name, query, k = prepare_query(gaussian(jnp.zeros(1), jnp.eye(1)), jnp.ones((3, 1)),
         ...                                obs_matrix=jnp.eye(1), noise_std=0.5)
         >>> name, query.data_features.shape, k
-        ('linear_gaussian_1d', (4, 20, 10), 1)
+        ('linear_gaussian_1d', (4, 20, 12), 1)
     """
     dtype = np.asarray(prior.means).dtype if isinstance(prior, GMM) else np.float32
     v = _validate(

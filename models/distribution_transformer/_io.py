@@ -23,6 +23,7 @@ _FIELDS = (
     "depth",
     "num_heads",
     "sites",
+    "site_inputs",
 )
 
 
@@ -58,12 +59,15 @@ def load(path: str | Path) -> DistributionTransformer:
         >>> load(WEIGHTS_DIR / "linear_gaussian_1d.eqx").latent_dim
         1
     """
-    # Files written before the Gaussian-site head existed have no "sites" entry. The skeleton
+    # Files written before the Gaussian-site head (or its raw site inputs) existed have no
+    # "sites" ("site_inputs") entry. The skeleton
     # is built abstractly (shapes only: no random initialisation to throw away).
     return load_module(
         path,
         lambda hyper: eqx.filter_eval_shape(
-            DistributionTransformer, key=jax.random.key(0), **{"sites": False, **hyper}
+            DistributionTransformer,
+            key=jax.random.key(0),
+            **{"sites": False, "site_inputs": 0, **hyper},
         ),
     )
 

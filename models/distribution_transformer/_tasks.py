@@ -95,6 +95,8 @@ class Task(NamedTuple):
         data_feature_dim: number of features of a data token.
         ranges: the region the meta-prior covers.
         sample_query: ``key -> Query``, one draw from the meta-prior and likelihood.
+        site_input_dim: how many of the ``data_feature_dim`` features (the last ones) are
+            raw site inputs, read only by the network's pseudo-observation site head (0: none).
     """
 
     name: str
@@ -102,6 +104,7 @@ class Task(NamedTuple):
     data_feature_dim: int
     ranges: TaskRanges
     sample_query: Callable[[jax.Array], Query]
+    site_input_dim: int = 0
 
 
 def _random_rotation(key: jax.Array, d: int) -> jax.Array:
@@ -178,12 +181,13 @@ def linear_gaussian_features(
     observation: ``r_i / |r_i|``, ``log |r_i|``, ``vec(A) / |A|``, ``log |A|`` (Frobenius
     norm), ``(A / |A|)^T r_i / |r_i|``, ``vech`` of ``(A / |A|)^T (A / |A|)``, ``log s``,
     ``log n``, and ``asinh`` of ``n A^T r_i`` and of ``n vech(A^T A)`` (attention averages;
-    the factor ``n`` lets it form sums). The Gaussian site of ``y_i`` in that frame,
-    ``G = A^T``, ``h = A^T r_i``, ``c = -|r_i|^2 / 2``, is then a direction times the
-    exponential of a sum of log-magnitudes — exactly the form of the network's site
-    read-out (see ``DistributionTransformer``), with weights of order one. Expressing data
-    in each component's frame keeps the features on one scale whatever the prior's location
-    and spread.
+    the factor ``n`` lets it form sums). These are the network's inputs. The last
+    ``d * d + d`` features are the raw site inputs ``vec(A)`` and ``r_i``, read only (and
+    linearly) by the pseudo-observation site head (see ``DistributionTransformer``): in
+    that frame the likelihood of ``y_i`` is the site ``exp(-|r_i - A u|^2 / 2)`` (up to a
+    constant shared by all components), linear in them. Expressing data in each
+    component's frame keeps the features on one scale whatever the prior's location and
+    spread.
 
     Args:
         observations: ``(N, m)`` padded observations.
@@ -202,7 +206,7 @@ def linear_gaussian_features(
         >>> chol = jnp.broadcast_to(jnp.eye(2), (4, 2, 2))
         >>> linear_gaussian_features(jnp.ones((3, 2)), jnp.eye(2), 1.0, jnp.ones(3, bool),
         ...                          jnp.zeros((4, 2)), chol).shape
-        (4, 3, 20)
+        (4, 3, 26)
     """
     d = obs_matrix.shape[1]
     num = observations.shape[0]
@@ -229,6 +233,8 @@ def linear_gaussian_features(
                 jnp.full((num, 1), jnp.log(n)),
                 jnp.arcsinh(n * (r @ a)),
                 jnp.broadcast_to(jnp.arcsinh(n * ata), (num, ata.size)),
+                jnp.broadcast_to(a.reshape(-1), (num, a.size)),
+                r,
             ],
             axis=-1,
         )
@@ -238,7 +244,8 @@ def linear_gaussian_features(
 
 
 def _linear_gaussian_num_features(d: int) -> int:
-    return d + 1 + d * d + 1 + d + d * (d + 1) // 2 + 2 + d + d * (d + 1) // 2
+    network = d + 1 + d * d + 1 + d + d * (d + 1) // 2 + 2 + d + d * (d + 1) // 2
+    return network + d * d + d
 
 
 def linear_gaussian_task(latent_dim: int, ranges: TaskRanges = TaskRanges()) -> Task:
@@ -259,7 +266,7 @@ def linear_gaussian_task(latent_dim: int, ranges: TaskRanges = TaskRanges()) -> 
         >>> from probkit.models.distribution_transformer import linear_gaussian_task
         >>> task = linear_gaussian_task(1)
         >>> task.sample_query(jax.random.key(0)).data_features.shape
-        (4, 20, 10)
+        (4, 20, 12)
     """
     d = latent_dim
 
@@ -284,7 +291,14 @@ def linear_gaussian_task(latent_dim: int, ranges: TaskRanges = TaskRanges()) -> 
         feats = linear_gaussian_features(y, obs_matrix, noise_std, data_mask, means, chol)
         return Query(log_w, means, chol, mask, parametric, feats, data_mask, z)
 
-    return Task(f"linear_gaussian_{d}d", d, _linear_gaussian_num_features(d), ranges, sample_query)
+    return Task(
+        f"linear_gaussian_{d}d",
+        d,
+        _linear_gaussian_num_features(d),
+        ranges,
+        sample_query,
+        site_input_dim=d * d + d,
+    )
 
 
 def logistic_regression_features(

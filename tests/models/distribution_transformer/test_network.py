@@ -11,6 +11,7 @@ from probkit.models.distribution_transformer import (
     DistributionTransformer,
     apply_model,
     gaussian,
+    linear_gaussian_posterior,
     linear_gaussian_task,
     posterior,
     prepare_query,
@@ -19,9 +20,15 @@ from probkit.models.distribution_transformer import (
 TASK = linear_gaussian_task(2)
 
 
-def _net(random_head: bool, sites: bool = True):
+def _net(random_head: bool, sites: bool = True, site_inputs: int = 0):
     net = DistributionTransformer(
-        2, TASK.data_feature_dim, key=jax.random.key(0), width=16, depth=2, sites=sites
+        2,
+        TASK.data_feature_dim,
+        key=jax.random.key(0),
+        width=16,
+        depth=2,
+        sites=sites,
+        site_inputs=site_inputs,
     )
     if random_head:
         w = 0.3 * jax.random.normal(jax.random.key(1), net.head.weight.shape)
@@ -46,10 +53,10 @@ def _query(seed=3):
 _call = eqx.filter_jit(apply_model)  # one compilation for every network of this shape
 
 
-@pytest.mark.parametrize("sites", [True, False])
-def test_untrained_network_returns_the_prior(sites):
+@pytest.mark.parametrize("sites,site_inputs", [(True, 0), (False, 0), (True, TASK.site_input_dim)])
+def test_untrained_network_returns_the_prior(sites, site_inputs):
     q = _query()
-    log_w, means, chol = _call(_net(False, sites), q)
+    log_w, means, chol = _call(_net(False, sites, site_inputs), q)
     k = 3
     # Means and Cholesky factors: L @ I and mu + L @ 0 are exact in floating point.
     np.testing.assert_array_equal(np.asarray(means[:k]), np.asarray(q.means[:k]))
@@ -59,6 +66,36 @@ def test_untrained_network_returns_the_prior(sites):
         np.asarray(log_w[:k]), np.asarray(q.log_weights[:k]), rtol=0, atol=1e-6
     )
     assert np.all(np.isneginf(np.asarray(log_w[k:])))
+
+
+def test_pseudo_observation_sites_hold_the_exact_posterior():
+    # With the raw site read-out set to the likelihood's own pseudo-observation (B = A,
+    # t = r in each component's whitened frame, see linear_gaussian_features) and every
+    # other output still at its zero start, the network must return the exact posterior
+    # (linear_gaussian_posterior, an independent closed form): this checks the site
+    # algebra (precision, mean, evidence at the mean) and the frame changes.
+    from probkit.models.distribution_transformer._network import _SITE_RAW_GAIN
+
+    net = _net(False, True, TASK.site_input_dim)
+    d = 2
+    weight = jnp.zeros_like(net.site_raw.weight)
+    weight = weight.at[: d * d + d, : d * d + d].set(jnp.eye(d * d + d) / _SITE_RAW_GAIN)
+    net = eqx.tree_at(lambda m: m.site_raw.weight, net, weight)
+    prior = GMM(
+        jnp.array([0.3, 0.7]),
+        jnp.array([[0.5, -1.0], [-1.0, 2.0]]),
+        jnp.array([[[1.0, 0.3], [0.3, 0.5]], [[0.4, 0.0], [0.0, 0.9]]]),
+    )
+    h = jnp.array([[1.0, 0.5], [-0.3, 1.2]])
+    y = jnp.array([[0.2, 1.1], [-0.4, 0.9], [0.1, 1.6]])
+    post = posterior(prior, y, obs_matrix=h, noise_std=0.7, model=net)
+    exact = linear_gaussian_posterior(prior, y, h, 0.7)
+    # float32 closed forms of 2x2 systems on both sides: rounding only.
+    np.testing.assert_allclose(np.asarray(post.weights), np.asarray(exact.weights), atol=1e-5)
+    np.testing.assert_allclose(np.asarray(post.means), np.asarray(exact.means), atol=1e-5)
+    np.testing.assert_allclose(
+        np.asarray(post.covariances), np.asarray(exact.covariances), rtol=1e-4, atol=1e-6
+    )
 
 
 def test_untrained_posterior_of_a_gmm_is_the_gmm():

@@ -63,6 +63,8 @@ def test_train_argument_errors():
         train("poisson_3d", num_steps=1)
     with pytest.raises(ValueError, match="num_steps must be a positive int"):
         train("linear_gaussian_1d", num_steps=0)
+    with pytest.raises(ValueError, match="residual_decay must be >= 0"):
+        train("linear_gaussian_1d", num_steps=1, residual_decay=-1.0)
     net = init_model(linear_gaussian_task(2), key=jax.random.key(0), width=16, depth=1)
     with pytest.raises(ValueError, match="does not fit task"):
         train("linear_gaussian_1d", model=net, num_steps=1)
