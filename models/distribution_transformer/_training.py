@@ -43,19 +43,7 @@ def forward_kl_loss(model: DistributionTransformer, queries: Query) -> jax.Array
         ()
     """
 
-    def one(q: Query) -> jax.Array:
-        log_w, means, chol = model(
-            q.log_weights,
-            q.means,
-            q.cholesky,
-            q.component_mask,
-            q.data_features,
-            q.data_mask,
-            q.parametric,
-        )
-        return -gmm_log_prob_cholesky(log_w, means, chol, q.latent)
-
-    return jnp.mean(jax.vmap(one)(queries))
+    return _objective(model, queries, 0.0)[1]
 
 
 def _objective(model: DistributionTransformer, queries: Query, residual_decay):
