@@ -444,7 +444,7 @@ def posterior(
     components and 1 to 20 observations; :class:`TaskRanges` of ``TASKS[name]`` lists the
     prior and likelihood ranges. Checks and padding run in NumPy before anything is
     compiled; featurisation and network run as one ahead-of-time compiled executable per
-    (network, task), cached, so that every later query costs a fraction of a millisecond.
+    (network, task), cached, so that every later query costs about a millisecond on a CPU.
     Use :func:`prepare_query` + :func:`apply_model` to ``jit``/``vmap`` queries yourself.
 
     Args:
