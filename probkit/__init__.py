@@ -1,24 +1,100 @@
 """probkit: probabilistic programming and sampling on JAX.
 
+Every subpackage is an attribute of ``probkit``, loaded on first use (PEP 562), so
+``import probkit`` stays light: it imports neither torch nor blackjax and does not
+start a JAX backend (``probkit.distributed.initialize`` can still be called after it).
+
 Example:
     >>> import probkit as pk
     >>> sorted(pk.mcmc.KERNELS)
     ['chees', 'hmc', 'mala', 'meads', 'nuts', 'rwm']
 """
 
-from probkit import distributed, mcmc, progress, results
-from probkit.results import MCMCResult
-from probkit.target import Target, from_numpyro
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+from probkit._compilation_cache import (
+    compilation_cache_dir,
+    configure_from_environment,
+    set_compilation_cache,
+)
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "MCMCResult",
-    "Target",
-    "__version__",
+configure_from_environment()
+del configure_from_environment
+
+#: Subpackages reachable as ``probkit.<name>``, imported on first attribute access.
+_SUBPACKAGES = (
+    "bayesopt",
+    "bridges",
     "distributed",
-    "from_numpyro",
+    "fkc",
+    "graph",
+    "importance",
     "mcmc",
+    "models",
     "progress",
     "results",
+    "scaling",
+    "sde",
+    "smc",
+    "target",
+)
+
+#: Names re-exported at the top level: name -> module that defines it.
+_NAMES = {
+    "MCMCResult": "probkit.results",
+    "SamplingWarning": "probkit.results",
+    "Target": "probkit.target",
+    "from_numpyro": "probkit.target",
+}
+
+__all__ = [
+    "MCMCResult",
+    "SamplingWarning",
+    "Target",
+    "__version__",
+    "compilation_cache_dir",
+    "from_numpyro",
+    "set_compilation_cache",
+    *_SUBPACKAGES,
 ]
+
+
+def __getattr__(name: str):
+    if name in _NAMES:
+        value = getattr(importlib.import_module(_NAMES[name]), name)
+    elif name in _SUBPACKAGES:
+        value = importlib.import_module(f"probkit.{name}")
+    else:
+        raise AttributeError(f"module 'probkit' has no attribute {name!r}")
+    globals()[name] = value  # later look-ups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:  # static analysers and IDEs see the eager imports
+    from probkit import (  # noqa: F401
+        bayesopt,
+        bridges,
+        distributed,
+        fkc,
+        graph,
+        importance,
+        mcmc,
+        models,
+        progress,
+        results,
+        scaling,
+        sde,
+        smc,
+        target,
+    )
+    from probkit.results import MCMCResult, SamplingWarning  # noqa: F401
+    from probkit.target import Target, from_numpyro  # noqa: F401

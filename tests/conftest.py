@@ -8,6 +8,9 @@ import sys
 import pytest
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# Tests that count compilations must see them: no persistent cache unless a test
+# turns it on (tests/test_compilation_cache.py does, in subprocesses).
+os.environ["PROBKIT_COMPILATION_CACHE"] = "off"
 
 
 @pytest.fixture
