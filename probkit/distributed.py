@@ -5,13 +5,16 @@ vectorised with ``vmap``; on several, the same code shards it over a 1-D
 :class:`jax.sharding.Mesh`. Results must not depend on the number of devices:
 samplers derive per-chain keys with ``jax.random.fold_in(key, chain_index)``.
 
-Multi-host runs use JAX's own runtime: call :func:`jax.distributed.initialize`
-in every process before building the mesh; :func:`chain_mesh` then spans every
-device of every process.
+Multi-process and multi-host runs use JAX's own multi-controller runtime: call
+:func:`initialize` (a thin wrapper over :func:`jax.distributed.initialize`) in every
+process before any JAX computation; :func:`chain_mesh` then spans every device of
+every process, every process runs the same script, and :func:`gather` brings a
+sharded result back to each process (or to process 0 only).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,9 +22,175 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-__all__ = ["chain_mesh", "leading_axis_sharding", "shard_leading_axis", "check_divisible"]
+__all__ = [
+    "initialize",
+    "is_multiprocess",
+    "gather",
+    "chain_mesh",
+    "leading_axis_sharding",
+    "shard_leading_axis",
+    "check_divisible",
+    "check_same_mesh",
+]
 
 AXIS = "chains"
+
+
+def _backend_started() -> bool:
+    try:
+        from jax._src import xla_bridge
+
+        return bool(xla_bridge._backends)
+    except (ImportError, AttributeError):  # a JAX without the private registry
+        return False
+
+
+def initialize(
+    coordinator_address: str | None = None,
+    num_processes: int | None = None,
+    process_id: int | None = None,
+    *,
+    local_device_ids: int | Sequence[int] | None = None,
+    initialization_timeout: int = 300,
+    heartbeat_timeout_seconds: int = 100,
+    cpu_collectives: str = "gloo",
+    **kwargs: Any,
+) -> None:
+    """Join this process to a multi-process JAX runtime (every process calls it).
+
+    A thin wrapper over :func:`jax.distributed.initialize`. With no arguments JAX
+    detects the cluster (SLURM, Open MPI, Kubernetes, Cloud TPU); otherwise pass the
+    coordinator's ``host:port``, the number of processes and this one's index. On
+    CPU devices it also turns on CPU collectives (``cpu_collectives``, default
+    ``"gloo"``), without which a computation spanning processes cannot run.
+
+    Call it before any JAX computation (importing probkit is fine: no probkit module
+    starts a backend on import). A process that never joins makes the others fail
+    after ``initialization_timeout`` seconds; one that dies mid-run makes the others
+    fail after ``heartbeat_timeout_seconds``, both with JAX's error instead of a hang.
+
+    Args:
+        coordinator_address: ``"host:port"`` of process 0 (``None``: detect).
+        num_processes: the number of processes (``None``: detect).
+        process_id: this process's index in ``0 .. num_processes - 1`` (``None``: detect).
+        local_device_ids: the local devices this process uses (``None``: all).
+        initialization_timeout: seconds to wait for every process to join.
+        heartbeat_timeout_seconds: seconds without a heartbeat before a process
+            counts as dead.
+        cpu_collectives: CPU collectives implementation (``"gloo"`` or ``"mpi"``);
+            ``None`` leaves JAX's setting alone.
+        **kwargs: passed on to :func:`jax.distributed.initialize`.
+
+    Example:
+        >>> import probkit as pk
+        >>> pk.distributed.initialize  # doctest: +ELLIPSIS
+        <function initialize at ...>
+
+        In a script started once per process (e.g. by ``srun``)::
+
+            import probkit as pk
+            pk.distributed.initialize()              # before any JAX computation
+            mesh = pk.distributed.chain_mesh()       # every device of every process
+            result = pk.mcmc.sample(target, num_chains=64, chain_method="sharded", seed=0)
+    """
+    if num_processes is not None and num_processes < 1:
+        raise ValueError(f"num_processes={num_processes} must be >= 1 (or None to detect).")
+    if process_id is not None and num_processes is not None:
+        if not 0 <= process_id < num_processes:
+            raise ValueError(
+                f"process_id={process_id} must be in 0..{num_processes - 1} "
+                f"(num_processes={num_processes})."
+            )
+    if initialization_timeout <= 0 or heartbeat_timeout_seconds <= 0:
+        raise ValueError(
+            "initialization_timeout and heartbeat_timeout_seconds must be positive seconds."
+        )
+    if _backend_started():
+        raise RuntimeError(
+            "probkit.distributed.initialize() must run before any JAX computation, but a "
+            "JAX backend has already started in this process. Call it right after the "
+            "imports, before creating arrays, keys or targets."
+        )
+    if cpu_collectives is not None:
+        platforms = (os.environ.get("JAX_PLATFORMS") or jax.config.jax_platforms or "").lower()
+        if platforms in ("", "cpu") or platforms.startswith("cpu"):
+            jax.config.update("jax_cpu_collectives_implementation", cpu_collectives)
+    jax.distributed.initialize(
+        coordinator_address=coordinator_address,
+        num_processes=num_processes,
+        process_id=process_id,
+        local_device_ids=local_device_ids,
+        initialization_timeout=initialization_timeout,
+        heartbeat_timeout_seconds=heartbeat_timeout_seconds,
+        **kwargs,
+    )
+
+
+def is_multiprocess() -> bool:
+    """Whether this process is one of several in a JAX multi-process runtime.
+
+    Example:
+        >>> from probkit.distributed import is_multiprocess
+        >>> is_multiprocess()
+        False
+    """
+    return jax.process_count() > 1
+
+
+def gather(tree: Any, *, to: str = "all") -> Any:
+    """Every leaf of ``tree`` as a NumPy array holding the global value.
+
+    On one process this is ``np.asarray``. On several, a leaf sharded over devices
+    of other processes cannot be fetched directly; it is all-gathered across
+    processes (every process calls ``gather``). With ``to="first"`` only process 0
+    gets the arrays and the others get ``None`` leaves (less host memory on large
+    runs; the collective is the same).
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from probkit.distributed import gather
+        >>> gather({"x": jnp.arange(3)})["x"].tolist()
+        [0, 1, 2]
+    """
+    if to not in ("all", "first"):
+        raise ValueError(f"to={to!r} must be 'all' (every process) or 'first' (process 0).")
+    if jax.process_count() == 1:
+        return jax.tree_util.tree_map(np.asarray, tree)
+    from jax.experimental import multihost_utils
+
+    def one(x):
+        if not isinstance(x, jax.Array) or x.is_fully_addressable:
+            return np.asarray(x)
+        return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+
+    gathered = jax.tree_util.tree_map(one, tree)
+    if to == "first" and jax.process_index() != 0:
+        return jax.tree_util.tree_map(lambda _: None, gathered)
+    return gathered
+
+
+def check_same_mesh(mesh: Mesh) -> None:
+    """Raise a clear error when the processes of a multi-process run disagree on ``mesh``.
+
+    Every process must build the same mesh (same devices in the same order); a
+    mismatch otherwise shows up as a hang or an obscure XLA error in the first
+    collective. A no-op on one process.
+    """
+    if jax.process_count() == 1:
+        return
+    from jax.experimental import multihost_utils
+
+    ids = np.asarray([d.id for d in mesh.devices.flat], dtype=np.int64)
+    shape = np.asarray(mesh.devices.shape + (len(ids),), dtype=np.int64)
+    try:
+        multihost_utils.assert_equal(shape, "mesh shape")
+        multihost_utils.assert_equal(ids, "mesh devices")
+    except AssertionError as error:
+        raise ValueError(
+            f"process {jax.process_index()} built a mesh that differs from another "
+            f"process's ({error}). Build the mesh the same way in every process, e.g. "
+            "probkit.distributed.chain_mesh() with no arguments."
+        ) from None
 
 
 def chain_mesh(devices: Sequence[jax.Device] | None = None, axis_name: str = AXIS) -> Mesh:

@@ -57,7 +57,7 @@ def _run(env_cache, setup: str = "", extra_env: dict | None = None):
 
 @pytest.mark.slow
 def test_warm_cache_compiles_nothing_and_gives_the_same_draws(tmp_path):
-    setup = "pk.set_compilation_cache(%r, min_compile_seconds=0.0)" % str(tmp_path)
+    setup = f"pk.set_compilation_cache({str(tmp_path)!r}, min_compile_seconds=0.0)"
     cold, _ = _run("off", setup)
     assert cold["folder"] == str(tmp_path)
     assert cold["compiles"] > 0 and any(tmp_path.iterdir())
@@ -95,7 +95,7 @@ def test_unwritable_folder_warns_once_and_still_samples(tmp_path):
 
 
 def test_corrupt_entries_degrade_to_compiling(tmp_path):
-    setup = "pk.set_compilation_cache(%r, min_compile_seconds=0.0)" % str(tmp_path)
+    setup = f"pk.set_compilation_cache({str(tmp_path)!r}, min_compile_seconds=0.0)"
     first, _ = _run("off", setup)
     entries = [p for p in Path(tmp_path).rglob("*") if p.is_file()]
     assert entries

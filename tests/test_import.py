@@ -55,7 +55,7 @@ print("RESULT" + json.dumps({"heavy": heavy, "started": started}))
 def _run(names):
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
     proc = subprocess.run(
-        [sys.executable, "-c", SCRIPT % (names,)],
+        [sys.executable, "-c", SCRIPT.replace("%r", repr(names))],
         capture_output=True,
         text=True,
         env=env,
