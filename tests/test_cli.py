@@ -97,3 +97,101 @@ def test_demo_writes_plots(tmp_path, capsys):
     assert "r_hat" in text and "divergences" in text and "ess_bulk" in text
     assert (out / "trace.png").stat().st_size > 10_000
     assert (out / "forest.png").stat().st_size > 10_000
+
+
+def test_kernel_names_match_probkit_mcmc():
+    import probkit as pk
+    from probkit.cli import KERNEL_NAMES
+
+    assert sorted(KERNEL_NAMES) == sorted(pk.mcmc.KERNELS)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--chains", "0"], "--chains: must be at least 1"),
+        (["--chains", "two"], "--chains: expected a whole number"),
+        (["--draws", "-5"], "--draws: must be at least 1"),
+        (["--warmup", "-1"], "--warmup: must be 0 or more"),
+        (["--kernel", "nutz"], "--kernel: invalid choice: 'nutz'"),
+        (["--mass-matrix", "full"], "--mass-matrix: invalid choice"),
+        (["--target-accept", "1.5"], "--target-accept: must lie strictly between 0 and 1"),
+    ],
+)
+def test_bad_options_are_refused_before_loading_the_model(tmp_path, capsys, options, message):
+    # The model file does not even exist: the options are checked first.
+    with pytest.raises(SystemExit) as exit_info:
+        main(["sample", f"{tmp_path / 'missing.py'}:model", *options])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("out", "message"),
+    [
+        ("{tmp}", "is a folder"),
+        ("{tmp}/no/such/folder/r.nc", "does not exist"),
+    ],
+)
+def test_unwritable_out_is_refused_before_sampling(tmp_path, out, message):
+    (tmp_path / "m.py").write_text(MODEL_FILE)
+    with pytest.raises(SystemExit, match=message):
+        main(["sample", f"{tmp_path / 'm.py'}:model", "--out", out.format(tmp=tmp_path)])
+
+
+def test_demo_out_that_is_a_file_is_refused(tmp_path):
+    (tmp_path / "plots").write_text("")
+    with pytest.raises(SystemExit, match="--out .* is a file"):
+        main(["demo", "--out", str(tmp_path / "plots")])
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("null", "key 'y' is null"),
+        ('"abc"', "key 'y' is a string"),
+        ("[1.0, [2.0, 3.0]]", "key 'y' is a ragged list"),
+        ("[1.0, null]", "key 'y' is a ragged list or holds null"),
+        ('["a", "b"]', "key 'y' holds"),
+        ('{"a": 1}', "key 'y' is a JSON object"),
+    ],
+)
+def test_bad_data_values_name_the_key(tmp_path, value, message):
+    (tmp_path / "m.py").write_text(MODEL_FILE)
+    (tmp_path / "d.json").write_text('{"y": %s, "scale": 1.0}' % value)  # noqa: UP031
+    with pytest.raises(SystemExit, match=message):
+        main(["sample", f"{tmp_path / 'm.py'}:model", "--data", str(tmp_path / "d.json")])
+
+
+def test_version_and_help(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.startswith("probkit ")
+    with pytest.raises(SystemExit):
+        main(["sample", "--help"])
+    text = capsys.readouterr().out
+    for option in ("--kernel", "--mass-matrix", "--target-accept", "--chains", "--out"):
+        assert option in text
+    assert "default: nuts" in text
+
+
+def test_a_failed_write_after_sampling_falls_back(tmp_path, monkeypatch, capsys):
+    from probkit import cli
+
+    class Data:
+        def __init__(self):
+            self.calls = []
+
+        def to_netcdf(self, path):
+            self.calls.append(path)
+            if len(self.calls) == 1:
+                raise OSError("disk full")
+            open(path, "w").close()
+
+    monkeypatch.chdir(tmp_path)
+    data = Data()
+    written = cli._write_netcdf(data, tmp_path / "r.nc")
+    assert written.parent == tmp_path and written.name.startswith("probkit-result-")
+    assert written.exists()
+    assert "Saved the run to" in capsys.readouterr().err
