@@ -17,6 +17,13 @@ numbers (smaller is better):
 * ``killing``: particle ``i`` survives with probability ``W_i / max W`` and is
   otherwise replaced by a multinomial draw (Del Moral); needs ``n == len(log_weights)``.
 
+Why not blackjax's schemes (``blackjax.smc.resampling``): they search
+``jnp.cumsum(weights)`` without dividing it by its last entry, so in float32 the
+round-off of the sum (~1e-4 at N = 10^5) goes to the last particle, and their
+systematic scheme searches where the CDF gives the counts directly (measured 7.4 ms
+vs 1.1 ms at N = 10^5 on CPU). Weights (normalising, ESS) live in
+``probkit._weights``.
+
 Precision: the inverse-CDF schemes search a float32 cumulative sum. It is divided
 by its last entry so that it ends exactly at 1, and indices are clipped to the
 valid range; the relative error of the cumulative sum (~log2(N) float32 ulps for
@@ -29,7 +36,13 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
-from jax.scipy.special import logsumexp
+
+from probkit._weights import (
+    effective_sample_size,
+    normalise_log_weights,
+    normalised_weights,
+    scaled_weights,
+)
 
 __all__ = [
     "ResamplingFn",
@@ -48,49 +61,8 @@ __all__ = [
 ResamplingFn = Callable[[jax.Array, jax.Array, int], jax.Array]
 
 
-def normalise_log_weights(log_weights: jax.Array) -> jax.Array:
-    """Log-weights shifted so that their exponentials sum to one.
-
-    Example:
-        >>> import jax.numpy as jnp
-        >>> from probkit.smc import normalise_log_weights
-        >>> float(jnp.exp(normalise_log_weights(jnp.array([0.0, 0.0]))).sum())
-        1.0
-    """
-    return log_weights - logsumexp(log_weights)
-
-
-def effective_sample_size(log_weights: jax.Array) -> jax.Array:
-    """Kish's effective sample size ``1 / sum W_i^2`` of (unnormalised) log-weights.
-
-    Example:
-        >>> import jax.numpy as jnp
-        >>> from probkit.smc import effective_sample_size
-        >>> round(float(effective_sample_size(jnp.zeros(10))), 4)
-        10.0
-    """
-    # (sum w)^2 / sum w^2 is invariant to the scale of w: one exp pass, no normalising.
-    w = _weights_up_to_scale(log_weights)
-    return jnp.sum(w) ** 2 / jnp.sum(w**2)
-
-
-def scaled_weights(log_weights: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """``(exp(log_w - top), top)`` with ``top = max log_w`` (0 when no weight is finite).
-
-    The weights lie in [0, 1] with the largest equal to 1, so sums of them neither
-    overflow nor lose the small ones; ``log(sum) + top`` is the log-sum-exp.
-    """
-    top = jnp.max(log_weights)
-    top = jax.lax.stop_gradient(jnp.where(jnp.isfinite(top), top, 0.0))
-    return jnp.exp(log_weights - top), top
-
-
 def _weights_up_to_scale(log_weights: jax.Array) -> jax.Array:
     return scaled_weights(log_weights)[0]
-
-
-def _weights(log_weights: jax.Array) -> jax.Array:
-    return jnp.exp(normalise_log_weights(log_weights))
 
 
 def _cumsum(x: jax.Array) -> jax.Array:
@@ -181,7 +153,7 @@ def residual(key: jax.Array, log_weights: jax.Array, n: int) -> jax.Array:
         [0, 0, 1, 1]
     """
     num = log_weights.shape[0]
-    scaled = n * _weights(log_weights)
+    scaled = n * normalised_weights(log_weights)
     deterministic = jnp.floor(scaled)
     remaining = n - jnp.sum(deterministic).astype(jnp.int32)
     fractional = scaled - deterministic
@@ -214,7 +186,7 @@ def ssp(key: jax.Array, log_weights: jax.Array, n: int) -> jax.Array:
         [0, 1, 1, 1]
     """
     num = log_weights.shape[0]
-    scaled = n * _weights(log_weights)
+    scaled = n * normalised_weights(log_weights)
     counts = jnp.floor(scaled)
     fractional = scaled - counts
     counts = counts.astype(jnp.int32)
