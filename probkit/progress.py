@@ -1,4 +1,10 @@
-"""One progress-bar mechanism for jitted ``lax.scan`` loops.
+"""Progress bars and interruptible loops for jitted ``lax.scan`` loops.
+
+:func:`interruptible_scan` is what the top-level drivers run: the scan body is
+compiled once and the host runs it in chunks of about half a second, so that a
+progress bar needs no host callback (programs with callbacks are never written to
+the persistent compilation cache) and Ctrl-C stops the loop within about a second,
+keeping every step already done (:class:`Interrupted`).
 
 :func:`progress_scan` is a drop-in for :func:`jax.lax.scan`. With
 ``progress_bar=True`` it sends the step index to the host every ``print_rate``
@@ -13,14 +19,23 @@ library (tests and CI stay quiet), on by default in the command-line interface.
 from __future__ import annotations
 
 import itertools
+import signal
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-__all__ = ["progress_fraction", "progress_scan", "progress_ticker"]
+__all__ = [
+    "Interrupted",
+    "interruptible_scan",
+    "progress_fraction",
+    "progress_scan",
+    "progress_ticker",
+]
 
 _lock = threading.Lock()
 _bars: dict[int, Any] = {}
@@ -217,3 +232,188 @@ def progress_fraction(desc: str, *, label: str = "temperature") -> Callable[...,
         jax.debug.callback(lambda s, f: _draw_fraction(bar_id, desc, label, s, f), step, fraction)
 
     return report
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a loop; what was done is attached.
+
+    It is a :class:`KeyboardInterrupt`, so code that does not look inside stops as
+    usual. Attributes:
+
+    - ``steps_done``: how many steps of the loop finished;
+    - ``carry``: the loop's state after those steps;
+    - ``ys``: the stacked per-step outputs of those steps (leading axis ``steps_done``);
+    - ``partial_result``: what a driver made of them (e.g. an ``MCMCResult`` of the
+      draws done), or ``None``.
+    """
+
+    def __init__(self, message: str, *, steps_done: int, carry: Any, ys: Any):
+        super().__init__(message)
+        self.steps_done = steps_done
+        self.carry = carry
+        self.ys = ys
+        self.partial_result: Any = None
+
+
+class _StopFlag:
+    """SIGINT sets a flag (checked between chunks); a second Ctrl-C stops at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+        self._installed = False
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:  # second Ctrl-C: the default behaviour, now
+            signal.signal(signal.SIGINT, self._previous or signal.default_int_handler)
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self) -> _StopFlag:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.getsignal(signal.SIGINT)
+            signal.signal(signal.SIGINT, self._handle)
+            self._installed = True
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._installed:
+            signal.signal(signal.SIGINT, self._previous or signal.default_int_handler)
+
+
+def _run_chunk(static_and_xs, carry, ys, start, stop):
+    f, xs = static_and_xs
+
+    def body(i, carry_and_ys):
+        carry, ys = carry_and_ys
+        x = jax.tree_util.tree_map(
+            lambda a: jax.lax.dynamic_index_in_dim(a, i, 0, keepdims=False), xs
+        )  # None stays None: a loop without inputs compiles one program for any length
+        carry, y = f(carry, x)
+        ys = jax.tree_util.tree_map(
+            lambda buffer, value: jax.lax.dynamic_update_index_in_dim(buffer, value, i, 0), ys, y
+        )
+        return carry, ys
+
+    return jax.lax.fori_loop(start, stop, body, (carry, ys))
+
+
+# One compiled program per static structure of (f, xs, carry): f's array leaves
+# (a jax.tree_util.Partial's data, an equinox Module's parameters) are arguments,
+# so new data of the same shapes compiles nothing. The carry and the output
+# buffer are donated: each chunk updates them in place.
+_run_chunk_jit = eqx.filter_jit(_run_chunk, donate="all-except-first")
+
+
+def _allocate(f, init, xs, length: int):
+    x0 = jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct(a.shape[1:], a.dtype), xs)
+    _, y_shape = jax.eval_shape(f, init, x0)
+    return jax.tree_util.tree_map(lambda s: jnp.zeros((length, *s.shape), s.dtype), y_shape)
+
+
+def interruptible_scan(
+    f: Callable,
+    init: Any,
+    xs: Any = None,
+    length: int | None = None,
+    *,
+    progress_bar: bool = False,
+    desc: str = "",
+    chunk_seconds: float = 0.5,
+):
+    """``jax.lax.scan(f, init, xs, length)`` run from the host in chunks, for drivers.
+
+    The body is compiled once (for any chunk length) and run in chunks of about
+    ``chunk_seconds``: the first chunks are short and time the step, later ones
+    are sized from that. Between chunks the host draws the progress bar and checks
+    for Ctrl-C, which stops the loop within about ``chunk_seconds`` and raises
+    :class:`Interrupted` carrying the steps done. Results equal ``lax.scan``'s.
+
+    Not for use under ``jax.jit``/``vmap`` (the pure loops use ``lax.scan``); pass
+    data to ``f`` as array leaves of a :class:`jax.tree_util.Partial` or an equinox
+    Module, so that a second call with new data of the same shapes compiles nothing.
+    In a multi-process run every process uses the same fixed chunk schedule (the
+    chunks contain collectives), so chunk lengths do not depend on timing there.
+
+    Args:
+        f: the scan body ``(carry, x) -> (carry, y)``.
+        init: the initial carry (donated: do not reuse its buffers).
+        xs: the scanned inputs, leading axis ``length`` (or ``None`` with ``length``).
+        length: number of steps when ``xs`` is ``None``.
+        progress_bar: draw a bar on the host.
+        desc: the bar's label.
+        chunk_seconds: the wall time a chunk aims at (Ctrl-C's latency).
+
+    Returns:
+        ``(carry, ys)`` as :func:`jax.lax.scan` returns them.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from probkit.progress import interruptible_scan
+        >>> carry, ys = interruptible_scan(lambda c, x: (c + x, c), jnp.zeros(()), jnp.ones(5))
+        >>> float(carry), ys.tolist()
+        (5.0, [0.0, 1.0, 2.0, 3.0, 4.0])
+    """
+    if chunk_seconds <= 0:
+        raise ValueError(f"chunk_seconds={chunk_seconds} must be positive.")
+    if xs is None:
+        if length is None:
+            raise ValueError("interruptible_scan needs `length` when `xs` is None.")
+        length = int(length)
+    else:
+        leaves = jax.tree_util.tree_leaves(xs)
+        if not leaves:
+            raise ValueError("xs has no array leaves; pass `length` and xs=None instead.")
+        n = int(jnp.shape(leaves[0])[0])
+        if length is not None and int(length) != n:
+            raise ValueError(f"length={length} differs from the leading axis of xs ({n}).")
+        length = n
+    if length < 0:
+        raise ValueError(f"length={length} must be >= 0.")
+    done, size = 0, 1
+    # The handler is in place before anything compiles: a Ctrl-C during compilation
+    # stops the loop after its first step instead of inside XLA's compiler.
+    stop = _StopFlag()
+    bar = None
+    try:
+        with stop:
+            ys = _allocate(f, init, xs, length)
+            carry = init
+            if length == 0:
+                return carry, ys
+            multiprocess = jax.process_count() > 1
+            if progress_bar:
+                from tqdm.auto import tqdm
+
+                bar = tqdm(total=length, desc=desc, leave=True, dynamic_ncols=True)
+            while done < length:
+                size = min(size, length - done)
+                started = time.perf_counter()
+                carry, ys = _run_chunk_jit(
+                    (f, xs), carry, ys, jnp.asarray(done), jnp.asarray(done + size)
+                )
+                jax.block_until_ready((carry, ys))
+                elapsed = time.perf_counter() - started
+                first = done == 0  # the first chunk includes compilation: not timed
+                done += size
+                if multiprocess:
+                    size = max(1, length // 20)
+                elif first:
+                    size = 2
+                else:
+                    wanted = int(chunk_seconds * size / max(elapsed, 1e-9))
+                    size = max(1, min(wanted, 16 * size))
+                if bar is not None:
+                    bar.update(done - bar.n)
+                if stop.requested and done < length:
+                    what = f" of {desc}" if desc else ""
+                    raise Interrupted(
+                        f"interrupted after {done} of {length} steps{what}",
+                        steps_done=done,
+                        carry=carry,
+                        ys=jax.tree_util.tree_map(lambda a, k=done: a[:k], ys),
+                    )
+    finally:
+        if bar is not None:
+            bar.close()
+    return carry, ys
