@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -11,6 +13,7 @@ from tqdm.auto import tqdm
 
 from probkit.bayesopt._optimizer import Optimizer, _check_int
 from probkit.bayesopt._result import BOResult
+from probkit.progress import Interrupted
 
 __all__ = ["maximize", "minimize"]
 
@@ -38,6 +41,37 @@ def _evaluate(
     return value, None
 
 
+def _start(
+    checkpoint: str | os.PathLike | None,
+    bounds: Any,
+    initial_design: int,
+    maximize: bool,
+    optimizer_kwargs: dict[str, Any],
+) -> Optimizer:
+    """A fresh optimiser, or the one saved in ``checkpoint`` by an earlier run of the same call."""
+    optimizer = Optimizer(
+        bounds, initial_design=initial_design, maximize=maximize, **optimizer_kwargs
+    )
+    if checkpoint is None:
+        return optimizer
+    path = Path(checkpoint)
+    if path.is_dir():
+        raise ValueError(f"checkpoint={str(checkpoint)!r} is a folder; give a file name.")
+    if not path.exists():
+        optimizer.save(path)  # fails now, not after the first evaluation, if unwritable
+        return optimizer
+    saved = Optimizer.load(path)
+    expected, found = optimizer.settings(), saved.settings()
+    if found != expected:
+        differing = sorted(k for k in expected if expected[k] != found.get(k))
+        raise ValueError(
+            f"checkpoint={str(checkpoint)!r} was written by a run with other settings "
+            f"(different: {', '.join(differing)}). Use another file, or delete it to start "
+            "afresh."
+        )
+    return saved
+
+
 def _run(
     objective: Callable[[np.ndarray], Any],
     bounds: Sequence[Sequence[float]] | np.ndarray,
@@ -48,6 +82,7 @@ def _run(
     batch_size: int,
     callback: Callable[[BOResult], Any] | None,
     progress_bar: bool,
+    checkpoint: str | os.PathLike | None = None,
     **optimizer_kwargs: Any,
 ) -> BOResult:
     if not callable(objective):
@@ -61,23 +96,45 @@ def _run(
             "every evaluation, the initial design included. Raise budget or lower "
             "initial_design."
         )
-    optimizer = Optimizer(
-        bounds, initial_design=initial_design, maximize=maximize, **optimizer_kwargs
-    )
-    with tqdm(total=budget, disable=not progress_bar, desc="bayesopt") as bar:
-        while optimizer.num_evaluations < budget:
-            remaining = budget - optimizer.num_evaluations
-            first = optimizer.num_evaluations == 0
-            q = min(initial_design if first else batch_size, remaining)
-            X = optimizer.ask(q)
-            evaluated = [_evaluate(objective, x, optimizer.num_outputs) for x in X]
-            optimizer._tell(X, np.stack([v for v, _ in evaluated]), [e for _, e in evaluated])
-            bar.update(q)
-            result = optimizer.result()
-            if np.isfinite(result.y_best):
-                bar.set_postfix(best=f"{result.y_best:.6g}")
-            if callback is not None and callback(result) is True:
-                break
+    optimizer = _start(checkpoint, bounds, initial_design, maximize, optimizer_kwargs)
+    try:
+        with tqdm(
+            total=budget,
+            initial=optimizer.num_evaluations,
+            disable=not progress_bar,
+            desc="bayesopt",
+        ) as bar:
+            while optimizer.num_evaluations < budget:
+                remaining = budget - optimizer.num_evaluations
+                # Points asked for before an interruption are evaluated first.
+                X = optimizer.pending[:remaining]
+                if not len(X):
+                    first = optimizer.num_evaluations == 0
+                    X = optimizer.ask(min(initial_design if first else batch_size, remaining))
+                for x in X:
+                    value, error = _evaluate(objective, x, optimizer.num_outputs)
+                    # Told one by one: an interruption keeps every finished evaluation.
+                    optimizer._tell(x[None, :], value[None, :], [error])
+                    if checkpoint is not None:
+                        optimizer.save(checkpoint)
+                    bar.update(1)
+                result = optimizer.result()
+                if np.isfinite(result.y_best):
+                    bar.set_postfix(best=f"{result.y_best:.6g}")
+                if callback is not None and callback(result) is True:
+                    break
+    except KeyboardInterrupt:
+        where = f"; saved to {checkpoint}, rerun to resume" if checkpoint is not None else ""
+        if checkpoint is not None:
+            optimizer.save(checkpoint)
+        interrupted = Interrupted(
+            f"interrupted after {optimizer.num_evaluations} of {budget} evaluations{where}",
+            steps_done=optimizer.num_evaluations,
+            carry=optimizer,
+            ys=None,
+        )
+        interrupted.partial_result = optimizer.result()
+        raise interrupted from None
     result = optimizer.result()
     if result.x_best is None:
         first_error = next((e for e in result.errors if e), "no feasible point")
@@ -109,6 +166,7 @@ def minimize(
     fidelities: Mapping[int, float] | None = None,
     surrogate_options: Mapping[str, Any] | None = None,
     acquisition_options: Mapping[str, Any] | None = None,
+    checkpoint: str | os.PathLike | None = None,
 ) -> BOResult:
     """Minimise an expensive black-box function by Bayesian optimisation.
 
@@ -140,6 +198,15 @@ def minimize(
         callback: called with the :class:`BOResult` so far after every batch;
             returning ``True`` stops the run.
         progress_bar: show a progress bar.
+        checkpoint: a JSON file the optimiser is saved to after every evaluation
+            (:meth:`Optimizer.save`). If it exists when the call starts, the run
+            resumes from it (same settings required), so rerunning an interrupted
+            script continues where it stopped.
+
+    Interrupting (Ctrl-C) keeps every finished evaluation: the
+    :class:`probkit.progress.Interrupted` raised carries ``partial_result`` (a
+    :class:`BOResult`) and ``carry`` (the :class:`Optimizer`, which can go on with
+    ``ask``/``tell``). An objective that raises is recorded as a failed evaluation.
 
     Returns:
         A :class:`BOResult` (``x_best``, ``y_best``, the history, the surrogate).
@@ -175,6 +242,7 @@ def minimize(
         fidelities=fidelities,
         surrogate_options=surrogate_options,
         acquisition_options=acquisition_options,
+        checkpoint=checkpoint,
     )
 
 
@@ -197,6 +265,7 @@ def maximize(
     fidelities: Mapping[int, float] | None = None,
     surrogate_options: Mapping[str, Any] | None = None,
     acquisition_options: Mapping[str, Any] | None = None,
+    checkpoint: str | os.PathLike | None = None,
 ) -> BOResult:
     """Maximise an expensive black-box function; the arguments are those of :func:`minimize`.
 
@@ -227,4 +296,5 @@ def maximize(
         fidelities=fidelities,
         surrogate_options=surrogate_options,
         acquisition_options=acquisition_options,
+        checkpoint=checkpoint,
     )

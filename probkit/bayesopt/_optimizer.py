@@ -10,9 +10,13 @@ RNG is untouched and a run is reproducible call for call.
 
 from __future__ import annotations
 
+import json
 import numbers
+import os
+import tempfile
 import warnings
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -98,6 +102,24 @@ class Optimizer:
         surrogate_options: Mapping[str, Any] | None = None,
         acquisition_options: Mapping[str, Any] | None = None,
     ) -> None:
+        # What save() writes and load() rebuilds the optimiser from.
+        self._config = {
+            "bounds": np.asarray(bounds, dtype=float).tolist(),
+            "initial_design": initial_design,
+            "surrogate": surrogate,
+            "acquisition": acquisition,
+            "noise": noise,
+            "seed": seed,
+            "maximize": bool(maximize),
+            "integer_dims": [int(i) for i in integer_dims],
+            "categorical_dims": [int(i) for i in categorical_dims],
+            "num_constraints": num_constraints,
+            "fidelities": None
+            if fidelities is None
+            else [[int(k), float(v)] for k, v in dict(fidelities).items()],
+            "surrogate_options": dict(surrogate_options or {}),
+            "acquisition_options": dict(acquisition_options or {}),
+        }
         self.space = make_search_space(
             bounds,
             integer_dims=integer_dims,
@@ -140,6 +162,7 @@ class Optimizer:
                 f"{sorted(ACQUISITION_DEFAULTS)}."
             )
         self._sobol = qmc.Sobol(d=self.space.num_dims, scramble=True, seed=self.seed)
+        self._num_quasi_random = 0
         self._X: list[np.ndarray] = []
         self._values: list[np.ndarray] = []
         self._errors: list[str | None] = []
@@ -205,6 +228,7 @@ class Optimizer:
             # a better initial design than i.i.d. uniform points.
             warnings.filterwarnings("ignore", message=".*balance properties.*")
             unit = self._sobol.random(q)
+        self._num_quasi_random += q
         return self.space.from_unit_cube(unit)
 
     def _fit(self, data: TrainingData, step_seed: int):
@@ -337,6 +361,92 @@ class Optimizer:
                 return
 
     # -- result -----------------------------------------------------------------------
+    # -- save / load ----------------------------------------------------------------
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the optimiser's settings and history to a JSON file (atomically).
+
+        :meth:`load` rebuilds an optimiser that asks what this one would have asked:
+        the same history, pending points, Sobol' position and per-ask seeds. (Its
+        first surrogate fit starts from scratch rather than from the last fit's
+        hyperparameters, so later proposals can differ in the last digits.)
+
+        Example:
+            >>> import tempfile, os
+            >>> from probkit.bayesopt import Optimizer
+            >>> opt = Optimizer([(0.0, 1.0)], initial_design=3, seed=1)
+            >>> opt.tell(opt.ask(2), [0.3, 0.1])
+            >>> path = opt.save(os.path.join(tempfile.mkdtemp(), "bo.json"))
+            >>> Optimizer.load(path).num_evaluations
+            2
+        """
+        try:
+            config = json.loads(json.dumps(self._config))
+        except TypeError as err:
+            raise ValueError(
+                "the optimiser's surrogate_options or acquisition_options hold values that "
+                f"JSON cannot store ({err}); save() needs plain numbers, strings and lists."
+            ) from None
+        state = {
+            "format": "probkit.bayesopt.Optimizer/1",
+            "config": config,
+            "X": np.asarray(self._X).reshape(-1, self.space.num_dims).tolist(),
+            "values": [
+                [None if not np.isfinite(v) else float(v) for v in row] for row in self._values
+            ],
+            "errors": list(self._errors),
+            "pending": self.pending.tolist(),
+            "num_asks": self._num_asks,
+            "num_quasi_random": self._num_quasi_random,
+        }
+        path = Path(path)
+        folder = path.parent if str(path.parent) else Path(".")
+        with tempfile.NamedTemporaryFile("w", dir=folder, delete=False, suffix=".tmp") as f:
+            json.dump(state, f)
+        os.replace(f.name, path)  # a crash mid-write never leaves half a file
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Optimizer:
+        """Rebuild an optimiser written by :meth:`save` (see there).
+
+        Example:
+            >>> from probkit.bayesopt import Optimizer
+            >>> Optimizer.load  # doctest: +ELLIPSIS
+            <bound method Optimizer.load of ...>
+        """
+        try:
+            state = json.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise FileNotFoundError(f"path={str(path)!r}: no such optimiser file.") from None
+        except json.JSONDecodeError as err:
+            raise ValueError(f"path={str(path)!r} is not an optimiser file ({err}).") from None
+        if not isinstance(state, dict) or state.get("format") != "probkit.bayesopt.Optimizer/1":
+            raise ValueError(
+                f"path={str(path)!r} is not a file written by probkit.bayesopt.Optimizer.save."
+            )
+        config = dict(state["config"])
+        if config["fidelities"] is not None:
+            config["fidelities"] = {int(k): float(v) for k, v in config["fidelities"]}
+        optimizer = cls(**config)
+        values = [
+            np.array([np.nan if v is None else v for v in row], dtype=float)
+            for row in state["values"]
+        ]
+        optimizer._X = [np.asarray(x, dtype=float) for x in state["X"]]
+        optimizer._values = values
+        optimizer._errors = list(state["errors"])
+        optimizer._pending = [np.asarray(x, dtype=float) for x in state["pending"]]
+        optimizer._num_asks = int(state["num_asks"])
+        if state["num_quasi_random"]:
+            optimizer._sobol.fast_forward(int(state["num_quasi_random"]))
+        optimizer._num_quasi_random = int(state["num_quasi_random"])
+        return optimizer
+
+    def settings(self) -> dict[str, Any]:
+        """The constructor arguments this optimiser was made with (as :meth:`save` stores them)."""
+        return json.loads(json.dumps(self._config, default=str))
+
     def result(self) -> BOResult:
         """The history so far and the best feasible evaluation.
 

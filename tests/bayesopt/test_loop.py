@@ -205,3 +205,48 @@ def test_multi_fidelity_kg_runs_and_counts_cost():
     assert type(result.surrogate).__name__ == "SingleTaskMultiFidelityGP"
     np.testing.assert_allclose(result.total_cost, np.sum(2.0 + result.X[:, 2]))
     assert np.all((result.X[:, 2] >= 0.0) & (result.X[:, 2] <= 1.0))
+
+
+def test_checkpoint_resumes_an_interrupted_run_with_every_evaluation_kept(tmp_path):
+    from probkit.progress import Interrupted
+
+    kwargs = dict(initial_design=5, seed=4, acquisition_options=LEAN, progress_bar=False)
+    full = bo.minimize(branin, BRANIN_BOUNDS, budget=8, **kwargs)
+    calls = {"n": 0}
+
+    def interrupted_at_the_seventh_call(x):
+        calls["n"] += 1
+        if calls["n"] == 7:
+            raise KeyboardInterrupt
+        return branin(x)
+
+    path = tmp_path / "bo.json"
+    with pytest.raises(Interrupted, match="6 of 8 evaluations") as info:
+        bo.minimize(
+            interrupted_at_the_seventh_call, BRANIN_BOUNDS, budget=8, checkpoint=path, **kwargs
+        )
+    assert info.value.partial_result.num_evaluations == 6
+    np.testing.assert_array_equal(info.value.partial_result.X, full.X[:6])
+    resumed = bo.minimize(branin, BRANIN_BOUNDS, budget=8, checkpoint=path, **kwargs)
+    assert resumed.num_evaluations == 8
+    np.testing.assert_array_equal(resumed.X[:6], full.X[:6])
+    # The resumed run's first surrogate fit starts afresh (no warm start from the
+    # interrupted one), so its proposals match to optimiser precision, not bits.
+    np.testing.assert_allclose(resumed.X[6:], full.X[6:], atol=1e-3)
+    with pytest.raises(ValueError, match="other settings.*seed"):
+        bo.minimize(branin, BRANIN_BOUNDS, budget=8, checkpoint=path, **{**kwargs, "seed": 5})
+
+
+def test_save_and_load_round_trip(tmp_path):
+    opt = bo.Optimizer(BRANIN_BOUNDS, initial_design=4, seed=2, num_constraints=0)
+    X = opt.ask(3)
+    opt.tell(X[:2], [branin(X[0]), float("nan")])
+    path = opt.save(tmp_path / "o.json")
+    loaded = bo.Optimizer.load(path)
+    np.testing.assert_array_equal(loaded.result().X, opt.result().X)
+    np.testing.assert_array_equal(loaded.pending, opt.pending)
+    assert loaded.result().errors == opt.result().errors
+    np.testing.assert_array_equal(loaded.ask(1), opt.ask(1))  # the Sobol' position is kept
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(ValueError, match="not a file written by"):
+        bo.Optimizer.load(tmp_path / "bad.json")
