@@ -103,8 +103,10 @@ def _initial_positions(target: Target, init, key, num_chains: int):
     """Unconstrained initial positions with a leading chain axis."""
     if init is None:
         target_key = compiled_cache_key(target)
+        # The initialiser itself is part of the key: it carries the init option and
+        # the initial position, which the target's compile_key does not.
         draw = _memoised(
-            target_key and ("init", target_key),
+            target_key and ("init", target_key, target.init_with_data),
             lambda: jax.jit(target.init_with_data, static_argnums=1),
         )
         return draw(key, num_chains, target.data)
