@@ -83,8 +83,9 @@ class SelfRepellentState(NamedTuple):
 
     @property
     def visits(self):
-        """The visit measure ``x_n`` (a probability vector)."""
-        return jnp.exp(self.log_scale + self.log_visits)
+        """The visit measure ``x_n`` (a probability vector; a batch of them for a
+        batch of states)."""
+        return jnp.exp(jnp.expand_dims(self.log_scale, -1) + self.log_visits)
 
 
 class SelfRepellentWalk(eqx.Module):
