@@ -13,7 +13,13 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["MCMCResult", "SamplingWarning", "to_inference_data", "smc_to_inference_data"]
+__all__ = [
+    "MCMCResult",
+    "SamplingWarning",
+    "to_inference_data",
+    "smc_to_inference_data",
+    "particle_dict",
+]
 
 #: Sample statistics under the names ArviZ gives them.
 ARVIZ_STAT_NAMES = (
@@ -186,6 +192,47 @@ class MCMCResult:
 # --------------------------------------------------------------------------------------
 
 
+def particle_dict(particles: Any) -> dict[str, np.ndarray]:
+    """Name the leaves of a particle pytree: dict keys, ``x`` for a bare array, else paths.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from probkit.results import particle_dict
+        >>> sorted(particle_dict({"mu": jnp.zeros(3), "tau": jnp.ones(3)}))
+        ['mu', 'tau']
+    """
+    import jax
+
+    if isinstance(particles, dict) and all(
+        not isinstance(v, dict | list | tuple) for v in particles.values()
+    ):
+        return {str(k): np.asarray(v) for k, v in particles.items()}
+    leaves = jax.tree_util.tree_leaves_with_path(particles)
+    if len(leaves) == 1 and not leaves[0][0]:
+        return {"x": np.asarray(leaves[0][1])}
+    out = {}
+    for path, leaf in leaves:
+        name = jax.tree_util.keystr(path, simple=True, separator=".")
+        out[name or "x"] = np.asarray(leaf)
+    return out
+
+
+def _systematic_indices(seed: int, log_weights: np.ndarray, n: int) -> np.ndarray:
+    """Systematic resampling on the host, in float64 (the single uniform from ``seed``).
+
+    The same rule as :func:`probkit.smc.systematic` (whose module imports this one,
+    so it is not imported here): offspring ``k`` goes to the first particle whose
+    cumulative weight exceeds ``(k + U) / n``.
+    """
+    import jax
+
+    u = float(jax.random.uniform(jax.random.key(seed), ()))
+    w = np.exp(log_weights - np.max(log_weights))
+    cdf = np.cumsum(w) / np.sum(w)
+    idx = np.searchsorted(cdf, (np.arange(n) + u) / n, side="right")
+    return np.minimum(idx, len(log_weights) - 1)
+
+
 def smc_to_inference_data(result: Any, *, weights: str = "resample", seed: int = 0):
     """InferenceData of a :class:`probkit.smc.SMCResult` (one chain of ``N`` draws).
 
@@ -206,9 +253,6 @@ def smc_to_inference_data(result: Any, *, weights: str = "resample", seed: int =
         'resampled (systematic)'
     """
     import arviz as az
-    import jax
-
-    from probkit.smc import particle_dict, systematic
 
     if weights not in ("resample", "record"):
         raise ValueError(f"weights must be 'resample' or 'record', got {weights!r}.")
@@ -221,7 +265,7 @@ def smc_to_inference_data(result: Any, *, weights: str = "resample", seed: int =
         if np.allclose(log_w, -np.log(n), atol=1e-6):
             handling = "equal"
         elif weights == "resample":
-            idx = np.asarray(systematic(jax.random.key(seed), result.log_weights, n))
+            idx = _systematic_indices(seed, log_w, n)
             values = {k: v[idx] for k, v in values.items()}
             handling = "resampled (systematic)"
         else:

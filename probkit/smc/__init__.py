@@ -15,6 +15,7 @@ Example:
     (256,)
 """
 
+from probkit.results import particle_dict
 from probkit.smc._feynman_kac import FeynmanKac, SMCInfo, SMCState, init, reweight, step
 from probkit.smc._kalman import KalmanResult, LinearGaussian, kalman_filter, rts_smoother
 from probkit.smc._mcmc_moves import KERNELS, MoveInfo, adapt_scale, mcmc_move, whitening
@@ -31,8 +32,8 @@ from probkit.smc._resampling import (
     stratified,
     systematic,
 )
-from probkit.smc._result import SMCHistory, SMCResult, particle_dict
-from probkit.smc._run import loop, particle_axis_constraint, run
+from probkit.smc._result import SMCHistory, SMCResult
+from probkit.smc._run import loop, particle_axis_constraint, run, trim
 from probkit.smc._state_space import (
     ParticleFilterResult,
     StateSpaceModel,
@@ -55,6 +56,7 @@ __all__ = [
     "reweight",
     "loop",
     "run",
+    "trim",
     "particle_axis_constraint",
     "particle_dict",
     "ResamplingFn",

@@ -7,12 +7,27 @@ Markov chain ``X_0 ~ M_0``, ``X_t ~ M_t(X_{t-1}, .)`` reweighted by potentials
     Z_T = E[ G_0(X_0) prod_{t=1}^{T-1} G_t(X_{t-1}, X_t) ]
 
 is the log-evidence that SMC estimates without bias (on the natural scale).
-Particle filters, tempered SMC samplers and Feynman-Kac correctors for diffusion
-models are all such models, handed to the one loop below.
+Particle filters, tempered and waste-free SMC samplers and Feynman-Kac correctors
+for diffusion models are all such models, handed to the one loop
+(:func:`probkit.smc.loop`).
 
 Step ``t >= 1`` of the loop: resample if the ESS of the current weights is below
 ``ess_threshold * N``; move ``X_t = M_t(X_{t-1})``; reweight by ``G_t``; add
 ``log sum_i W_{t-1}^i G_t^i`` to the log-evidence.
+
+Adaptive samplers add three optional pieces (as particles' ``FeynmanKac.done`` /
+``AdaptiveTempering`` and blackjax's ``update_parameters`` do):
+
+* **parameters** ``theta_t``, a pytree carried in the state and recomputed after each
+  move from the moved particles (next temperature, MCMC step size, preconditioner).
+  The move of step ``t`` uses ``theta_{t-1}``; the potential of step ``t`` uses
+  ``theta_t``. Models that declare no parameters keep the three-argument ``move`` and
+  ``log_potential``.
+* **done(state)**, for loops of unknown length: the loop stops after the first step
+  at which it is true (or after ``num_steps`` steps, then a maximum).
+* **num_resampled** ``M < N``: each resampling draws ``M`` ancestors and the move
+  turns them into ``N`` particles (waste-free SMC: ``M`` MCMC chains of ``N / M``
+  states each).
 
 Precision: each log-evidence increment is a log-sum-exp of normalised log-weights
 (no overflow whatever the scale of the potentials). The running sum is kept with
@@ -29,7 +44,8 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from probkit.smc._resampling import ResamplingFn, effective_sample_size, scaled_weights
+from probkit._weights import effective_sample_size, scaled_weights
+from probkit.smc._resampling import ResamplingFn
 
 __all__ = ["FeynmanKac", "SMCState", "SMCInfo", "init", "step", "reweight"]
 
@@ -43,15 +59,34 @@ class FeynmanKac(NamedTuple):
         init: ``(key, n) -> particles``, a pytree whose leaves have a leading axis
             of size ``n`` (draws from ``M_0``).
         move: ``(key, t, particles) -> particles``, the kernel ``M_t`` applied to
-            every particle (``t = 1, ..., num_steps - 1``).
-        log_potential: ``(t, previous, particles) -> log G_t`` of shape ``(n,)``.
-            At ``t = 0``, ``previous`` is the initial particles themselves.
+            every particle (``t = 1, ..., num_steps - 1``); with parameters,
+            ``(key, t, particles, parameters) -> particles`` (``parameters`` of step
+            ``t - 1``).
+        log_potential: ``(t, previous, particles) -> log G_t`` of shape ``(n,)``;
+            with parameters, ``(t, previous, particles, parameters)`` (those of step
+            ``t``). At ``t = 0``, ``previous`` is the initial particles themselves;
+            with ``num_resampled``, ``previous`` holds the ``M`` resampled ancestors.
         num_steps: ``T``, the number of potentials ``G_0, ..., G_{T-1}`` (so
-            ``T - 1`` moves).
+            ``T - 1`` moves); with ``done``, the largest number of steps.
+        parameters: optional initial parameters ``theta`` (a pytree of arrays),
+            handed to ``update_parameters`` at step 0. A model declares parameters
+            by setting this or ``update_parameters``.
+        update_parameters: optional ``(t, particles, log_weights, parameters) ->
+            parameters``, called at every step after the move (at step 0 after
+            ``init``), from the particles and their weights before reweighting,
+            and the previous parameters. Without it the parameters stay constant.
+        done: optional ``state -> bool`` (an :class:`SMCState`): the loop stops after
+            the first step at which it is true, or after ``num_steps`` steps. Per-step
+            arrays of such a run have length ``num_steps``; ``result.num_steps``
+            counts the steps done (:func:`probkit.smc.run` trims to it).
+        num_resampled: optional ``M``: every resampling draws ``M`` ancestors (not
+            ``N``) and ``move`` must return ``N`` particles from them (waste-free
+            SMC). The loop then resamples at every step.
 
     To pass arrays (data, parameters) to a jitted run as arguments rather than as
-    compile-time constants, wrap the functions in :class:`jax.tree_util.Partial`:
-    :func:`probkit.smc.run` traces every array inside the model.
+    compile-time constants, wrap the functions in :class:`jax.tree_util.Partial`
+    (or make them methods of an ``equinox.Module``): :func:`probkit.smc.run` traces
+    every array inside the model and compiles once per static structure.
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -64,12 +99,34 @@ class FeynmanKac(NamedTuple):
         ... )
         >>> fk.num_steps
         3
+
+        An adaptive model: the move's step size follows the particles' spread, and
+        the loop stops once that spread is small.
+
+        >>> fk = FeynmanKac(
+        ...     init=lambda key, n: 3.0 * jax.random.normal(key, (n,)),
+        ...     move=lambda key, t, x, sd: x + 0.5 * sd * jax.random.normal(key, x.shape),
+        ...     log_potential=lambda t, prev, x, sd: -0.5 * x**2,
+        ...     num_steps=50,
+        ...     parameters=jnp.ones(()),
+        ...     update_parameters=lambda t, x, log_w, sd: jnp.sqrt(
+        ...         jnp.sum(jnp.exp(log_w) * x**2)),
+        ...     done=lambda state: state.parameters < 0.7,
+        ... )
+        >>> import probkit.smc as smc
+        >>> result = smc.run(fk, num_particles=1000)
+        >>> int(result.num_steps) < 50, result.ess.shape == (int(result.num_steps),)
+        (True, True)
     """
 
     init: Callable[[jax.Array, int], PyTree]
-    move: Callable[[jax.Array, jax.Array, PyTree], PyTree]
-    log_potential: Callable[[jax.Array, PyTree, PyTree], jax.Array]
+    move: Callable[..., PyTree]
+    log_potential: Callable[..., jax.Array]
     num_steps: int
+    parameters: PyTree = None
+    update_parameters: Callable[[jax.Array, PyTree, jax.Array, PyTree], PyTree] | None = None
+    done: Callable[[SMCState], jax.Array] | None = None
+    num_resampled: int | None = None
 
 
 class SMCState(NamedTuple):
@@ -83,6 +140,7 @@ class SMCState(NamedTuple):
         t: the index of the step just done.
         ess: effective sample size of ``log_weights`` (kept so that the next step's
             resampling decision needs no second pass over the weights).
+        parameters: the model's parameters ``theta_t`` (``None`` without any).
     """
 
     particles: PyTree
@@ -91,6 +149,7 @@ class SMCState(NamedTuple):
     log_evidence_error: jax.Array
     t: jax.Array
     ess: jax.Array
+    parameters: PyTree = None
 
 
 class SMCInfo(NamedTuple):
@@ -99,14 +158,18 @@ class SMCInfo(NamedTuple):
     Attributes:
         ess: effective sample size of the weights after reweighting.
         resampled: whether the particles were resampled before the move.
-        ancestors: index of each particle's parent (``arange(N)`` when not resampled).
+        ancestors: index of each particle's parent (``arange(N)`` when not resampled;
+            ``M`` entries with ``num_resampled``).
         log_evidence_increment: ``log sum_i W_{t-1}^i G_t^i``.
+        num_nan: how many particles' log-potentials were NaN (counted as zero
+            weight; :func:`probkit.smc.run` warns when any were).
     """
 
     ess: jax.Array
     resampled: jax.Array
     ancestors: jax.Array
     log_evidence_increment: jax.Array
+    num_nan: jax.Array
 
 
 def _kahan_add(total: jax.Array, error: jax.Array, value: jax.Array):
@@ -133,11 +196,36 @@ def _check_log_potential(log_g: jax.Array, n: int, t: int | str) -> jax.Array:
     return log_g
 
 
+def has_parameters(fk: FeynmanKac) -> bool:
+    """Whether ``fk`` declares parameters (its move and potential then take them)."""
+    return fk.parameters is not None or fk.update_parameters is not None
+
+
+def _move(fk: FeynmanKac, key, t, particles, parameters):
+    if has_parameters(fk):
+        return fk.move(key, t, particles, parameters)
+    return fk.move(key, t, particles)
+
+
+def _log_potential(fk: FeynmanKac, t, previous, particles, parameters):
+    if has_parameters(fk):
+        return fk.log_potential(t, previous, particles, parameters)
+    return fk.log_potential(t, previous, particles)
+
+
+def _update_parameters(fk: FeynmanKac, t, particles, log_weights, parameters):
+    if fk.update_parameters is None:
+        return parameters
+    return fk.update_parameters(t, particles, log_weights, parameters)
+
+
 def reweight(log_weights: jax.Array, log_potential: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Multiply normalised weights by potentials.
 
     Returns the new normalised log-weights and ``log sum_i W_i G_i`` (the
-    log-evidence increment). A potential of NaN counts as zero weight (``-inf``).
+    log-evidence increment). A potential of NaN counts as zero weight (``-inf``);
+    the loop counts such particles (``SMCInfo.num_nan``) and :func:`probkit.smc.run`
+    warns about them.
 
     Example:
         >>> import jax.numpy as jnp
@@ -146,32 +234,33 @@ def reweight(log_weights: jax.Array, log_potential: jax.Array) -> tuple[jax.Arra
         >>> round(float(inc), 4), jnp.exp(log_w).tolist()
         (-0.6931, [1.0, 0.0])
     """
-    log_weights, increment, _ = _reweight(log_weights, log_potential)
+    log_weights, increment, _, _ = _reweight(log_weights, log_potential)
     return log_weights, increment
 
 
 def _reweight(
     log_weights: jax.Array, log_potential: jax.Array
-) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """:func:`reweight` plus the new ESS, from one pass of ``exp`` over the particles."""
-    log_potential = jnp.where(jnp.isnan(log_potential), -jnp.inf, log_potential)
+) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
+    """:func:`reweight` plus the new ESS and the NaN count, from one ``exp`` pass."""
+    nan = jnp.isnan(log_potential)
+    log_potential = jnp.where(nan, -jnp.inf, log_potential)
     unnormalised = log_weights + log_potential
     w, top = scaled_weights(unnormalised)
     total = jnp.sum(w)
     increment = jnp.log(total) + top
     ess = total**2 / jnp.sum(w**2)
-    return unnormalised - increment, increment, ess
+    return unnormalised - increment, increment, ess, jnp.sum(nan, dtype=jnp.int32)
 
 
-def init(fk: FeynmanKac, key: jax.Array, num_particles: int) -> tuple[SMCState, SMCInfo]:
-    """Draw ``X_0 ~ M_0``, weight by ``G_0``: the first step of the loop.
+def init(key: jax.Array, fk: FeynmanKac, num_particles: int) -> tuple[SMCState, SMCInfo]:
+    """Draw ``X_0 ~ M_0``, set the parameters, weight by ``G_0``: step 0 of the loop.
 
     Example:
         >>> import jax, jax.numpy as jnp
         >>> from probkit.smc import FeynmanKac, init
         >>> fk = FeynmanKac(lambda k, n: jnp.zeros(n), lambda k, t, x: x,
         ...                 lambda t, p, x: jnp.zeros(x.shape[0]), 2)
-        >>> state, info = init(fk, jax.random.key(0), 4)
+        >>> state, info = init(jax.random.key(0), fk, 4)
         >>> float(state.log_evidence), float(info.ess)
         (0.0, 4.0)
     """
@@ -183,15 +272,20 @@ def init(fk: FeynmanKac, key: jax.Array, num_particles: int) -> tuple[SMCState, 
             "it must return a pytree whose leaves have leading size n."
         )
     t0 = jnp.zeros((), jnp.int32)
-    log_g = _check_log_potential(fk.log_potential(t0, particles, particles), n, 0)
     uniform = jnp.full((n,), -jnp.log(n), dtype=jnp.result_type(float))
-    log_weights, increment, ess = _reweight(uniform, log_g)
-    state = SMCState(particles, log_weights, increment, jnp.zeros_like(increment), t0, ess)
+    parameters = _update_parameters(fk, t0, particles, uniform, fk.parameters)
+    log_g = _log_potential(fk, t0, particles, particles, parameters)
+    log_g = _check_log_potential(log_g, n, 0)
+    log_weights, increment, ess, num_nan = _reweight(uniform, log_g)
+    state = SMCState(
+        particles, log_weights, increment, jnp.zeros_like(increment), t0, ess, parameters
+    )
     info = SMCInfo(
         ess=ess,
         resampled=jnp.asarray(False),
         ancestors=jnp.arange(n, dtype=jnp.int32),
         log_evidence_increment=increment,
+        num_nan=num_nan,
     )
     return state, info
 
@@ -207,16 +301,22 @@ def resample_if_needed(
     resampling_fn: ResamplingFn,
     ess_threshold: float,
     ess: jax.Array | None = None,
+    num_resampled: int | None = None,
 ) -> tuple[PyTree, jax.Array, jax.Array, jax.Array]:
     """Resample when ESS < ``ess_threshold * N``; returns (particles, log_w, resampled, ancestors).
 
     ``ess_threshold >= 1`` resamples at every step and ``<= 0`` never (decided in
     Python, so the other branch is not even compiled). ``ess``, if known, saves
-    recomputing it from ``log_weights``.
+    recomputing it from ``log_weights``. ``num_resampled`` draws that many ancestors
+    (always, whatever ``ess_threshold``); the returned log-weights are then the
+    uniform weights of the ``N`` particles the move will make from them.
     """
     n = log_weights.shape[0]
     identity = jnp.arange(n, dtype=jnp.int32)
     uniform = jnp.full_like(log_weights, -jnp.log(n))
+    if num_resampled is not None:
+        ancestors = resampling_fn(key, log_weights, num_resampled).astype(jnp.int32)
+        return _gather(particles, ancestors), uniform, jnp.asarray(True), ancestors
     if ess_threshold <= 0.0:
         return particles, log_weights, jnp.asarray(False), identity
     if ess_threshold >= 1.0:
@@ -237,19 +337,19 @@ def resample_if_needed(
 
 
 def step(
-    fk: FeynmanKac,
     key: jax.Array,
+    fk: FeynmanKac,
     state: SMCState,
     *,
     resampling_fn: ResamplingFn,
     ess_threshold: float = 0.5,
     constrain: Callable[[PyTree], PyTree] | None = None,
 ) -> tuple[SMCState, SMCInfo]:
-    """One step ``t = state.t + 1``: resample if needed, move, reweight.
+    """One step ``t = state.t + 1``: resample if needed, move, update parameters, reweight.
 
     Args:
-        fk: the Feynman-Kac model.
         key: a ``jax.random`` key.
+        fk: the Feynman-Kac model.
         state: the state after step ``t - 1``.
         resampling_fn: ``(key, log_weights, n) -> indices``.
         ess_threshold: resample when ESS < ``ess_threshold * N``.
@@ -261,8 +361,8 @@ def step(
         >>> from probkit.smc import FeynmanKac, init, step, systematic
         >>> fk = FeynmanKac(lambda k, n: jnp.zeros(n), lambda k, t, x: x + 1.0,
         ...                 lambda t, p, x: -x, 3)
-        >>> state, _ = init(fk, jax.random.key(0), 4)
-        >>> state, info = step(fk, jax.random.key(1), state, resampling_fn=systematic)
+        >>> state, _ = init(jax.random.key(0), fk, 4)
+        >>> state, info = step(jax.random.key(1), fk, state, resampling_fn=systematic)
         >>> int(state.t), float(state.log_evidence)
         (1, -1.0)
     """
@@ -271,13 +371,21 @@ def step(
     n = state.log_weights.shape[0]
     t = state.t + 1
     previous, log_weights, resampled, ancestors = resample_if_needed(
-        key_resample, state.particles, state.log_weights, resampling_fn, ess_threshold, state.ess
+        key_resample,
+        state.particles,
+        state.log_weights,
+        resampling_fn,
+        ess_threshold,
+        state.ess,
+        fk.num_resampled,
     )
     previous = constrain(previous)
-    particles = constrain(fk.move(key_move, t, previous))
-    log_g = _check_log_potential(fk.log_potential(t, previous, particles), n, "t")
-    log_weights, increment, ess = _reweight(log_weights, log_g)
+    particles = constrain(_move(fk, key_move, t, previous, state.parameters))
+    parameters = _update_parameters(fk, t, particles, log_weights, state.parameters)
+    log_g = _log_potential(fk, t, previous, particles, parameters)
+    log_g = _check_log_potential(log_g, n, "t")
+    log_weights, increment, ess, num_nan = _reweight(log_weights, log_g)
     log_evidence, error = _kahan_add(state.log_evidence, state.log_evidence_error, increment)
-    new_state = SMCState(particles, log_weights, log_evidence, error, t, ess)
-    info = SMCInfo(ess, resampled, ancestors, increment)
+    new_state = SMCState(particles, log_weights, log_evidence, error, t, ess, parameters)
+    info = SMCInfo(ess, resampled, ancestors, increment, num_nan)
     return new_state, info

@@ -8,7 +8,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["SMCHistory", "SMCResult", "particle_dict"]
+from probkit.results import particle_dict, smc_to_inference_data
+
+__all__ = ["SMCHistory", "SMCResult"]
 
 PyTree = Any
 
@@ -29,29 +31,6 @@ class SMCHistory(NamedTuple):
     ancestors: jax.Array
 
 
-def particle_dict(particles: PyTree) -> dict[str, np.ndarray]:
-    """Name the leaves of a particle pytree: dict keys, ``x`` for a bare array, else paths.
-
-    Example:
-        >>> import jax.numpy as jnp
-        >>> from probkit.smc import particle_dict
-        >>> sorted(particle_dict({"mu": jnp.zeros(3), "tau": jnp.ones(3)}))
-        ['mu', 'tau']
-    """
-    if isinstance(particles, dict) and all(
-        not isinstance(v, dict | list | tuple) for v in particles.values()
-    ):
-        return {str(k): np.asarray(v) for k, v in particles.items()}
-    leaves = jax.tree_util.tree_leaves_with_path(particles)
-    if len(leaves) == 1 and not leaves[0][0]:
-        return {"x": np.asarray(leaves[0][1])}
-    out = {}
-    for path, leaf in leaves:
-        name = jax.tree_util.keystr(path, simple=True, separator=".")
-        out[name or "x"] = np.asarray(leaf)
-    return out
-
-
 class SMCResult(NamedTuple):
     """The output of an SMC run (a pytree: it can be returned from ``jit``/``vmap``).
 
@@ -67,7 +46,13 @@ class SMCResult(NamedTuple):
         samples: for samplers of static targets, a dict of constrained model values
             with leading axis ``N`` and equal weights; else ``None``.
         info: per-step diagnostics of the specific sampler (e.g. ``temperature``,
-            ``acceptance_rate``), a dict of arrays.
+            ``acceptance_rate``), a dict of arrays; ``info["parameters"]`` holds the
+            model's parameters after each step when it declares any.
+        num_steps: the number of steps done, ``T``. Loops that stop on ``done``
+            return per-step arrays of the largest length from :func:`probkit.smc.loop`,
+            valid up to ``num_steps``; :func:`probkit.smc.run` trims them.
+        num_nan: per step, how many particles' log-potentials were NaN (given zero
+            weight), shape ``(T,)``.
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -88,6 +73,8 @@ class SMCResult(NamedTuple):
     history: SMCHistory | None = None
     samples: dict | None = None
     info: dict | None = None
+    num_steps: jax.Array | None = None
+    num_nan: jax.Array | None = None
 
     @property
     def num_particles(self) -> int:
@@ -121,8 +108,6 @@ class SMCResult(NamedTuple):
             >>> idata.posterior["x"].shape
             (1, 100, 2)
         """
-        from probkit.results import smc_to_inference_data
-
         return smc_to_inference_data(self, weights=weights, seed=seed)
 
     def summary(self, *, quantiles: tuple[float, float] = (0.05, 0.95)):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -13,12 +14,13 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from probkit._threefry import cpu_fast_key
 from probkit.distributed import check_divisible
-from probkit.progress import progress_scan
-from probkit.smc._feynman_kac import FeynmanKac, init, step
+from probkit.progress import progress_fraction, progress_scan
+from probkit.results import SamplingWarning
+from probkit.smc._feynman_kac import FeynmanKac, SMCState, has_parameters, init, step
 from probkit.smc._resampling import ResamplingFn, get_resampling
 from probkit.smc._result import SMCHistory, SMCResult
 
-__all__ = ["loop", "run", "particle_axis_constraint"]
+__all__ = ["loop", "run", "trim", "particle_axis_constraint"]
 
 PyTree = Any
 
@@ -46,6 +48,28 @@ def _stack_first(first: PyTree, rest: PyTree) -> PyTree:
     return jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a[None], b], axis=0), first, rest)
 
 
+def _check_loop_arguments(fk: FeynmanKac, ess_threshold: float, store_history: bool) -> None:
+    if fk.num_resampled is not None:
+        if ess_threshold < 1.0:
+            raise ValueError(
+                f"fk.num_resampled={fk.num_resampled} draws fewer ancestors than particles, "
+                "so the loop must resample at every step: pass ess_threshold=1.0."
+            )
+        if store_history:
+            raise ValueError(
+                "store_history=True is not available with fk.num_resampled (the ancestry "
+                "of a move that makes N particles from M depends on the move); use "
+                "summary_fn to record what you need at each step."
+            )
+
+
+def _padding(x: jax.Array, length: int) -> jax.Array:
+    """``length`` copies of ``x``'s shape, filled with NaN (floats) or zero."""
+    x = jnp.asarray(x)
+    fill = jnp.nan if jnp.issubdtype(x.dtype, jnp.inexact) else 0
+    return jnp.full((length, *x.shape), fill, x.dtype)
+
+
 def loop(
     key: jax.Array,
     fk: FeynmanKac,
@@ -57,6 +81,9 @@ def loop(
     progress_bar: bool = False,
     mesh: Mesh | None = None,
     summary_fn: Callable[[jax.Array, PyTree, jax.Array], PyTree] | None = None,
+    progress_fn: Callable[[SMCState], jax.Array] | None = None,
+    progress_desc: str = "SMC",
+    progress_label: str = "progress",
 ) -> SMCResult:
     """Run the Feynman-Kac model ``fk`` with ``num_particles`` particles (pure, jittable).
 
@@ -65,6 +92,18 @@ def loop(
     ``summary_fn(t, particles, log_weights)``, if given, is evaluated after every step
     and its outputs, stacked on a leading time axis, are returned in
     ``result.info["summaries"]`` (online moments without storing the history).
+
+    A model with ``fk.done`` runs as a ``lax.while_loop`` that stops after the first
+    step at which ``done(state)`` holds, or after ``fk.num_steps`` steps. Its per-step
+    arrays (``ess``, ``resampled``, ``log_evidence_increments``, ``num_nan``,
+    ``info``, ``history``) have length ``fk.num_steps``, valid up to
+    ``result.num_steps`` and padded after it (NaN or zero); :func:`run` trims them.
+    Without ``done``, the loop is a ``lax.scan`` of ``fk.num_steps - 1`` steps. Both
+    draw the same keys, so a ``done`` that never holds gives the same run.
+
+    Progress bars: a ``lax.scan`` counts steps; a loop with ``done`` shows
+    ``progress_fn(state)`` (a number in [0, 1], e.g. a temperature; default: steps
+    done / ``fk.num_steps``) labelled ``progress_label``, under ``progress_desc``.
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -77,59 +116,71 @@ def loop(
         >>> run(keys).shape
         (3,)
     """
+    _check_loop_arguments(fk, ess_threshold, store_history)
     constrain = particle_axis_constraint(mesh)
     # Same bits, drawn by straight-line code on CPU (see probkit._threefry).
     key_init, key_loop = jax.random.split(cpu_fast_key(key))
-    state, info0 = init(fk, key_init, num_particles)
+    state, info0 = init(key_init, fk, num_particles)
     if constrain is not None:
         state = state._replace(particles=constrain(state.particles))
+    declares_parameters = has_parameters(fk)
 
     def _summarise(state):
         return summary_fn(state.t, state.particles, state.log_weights)
 
+    def record(state, info):
+        """What is kept of each step (a pytree of per-step values)."""
+        if not store_history:  # (T, N) ancestors are only kept with the history
+            info = info._replace(ancestors=None)
+        hist = (state.particles, state.log_weights) if store_history else None
+        summary = None if summary_fn is None else _summarise(state)
+        parameters = state.parameters if declares_parameters else None
+        return info, hist, summary, parameters
+
     def body(state, key):
         new_state, info = step(
-            fk,
             key,
+            fk,
             state,
             resampling_fn=resampling_fn,
             ess_threshold=ess_threshold,
             constrain=constrain,
         )
-        hist = (new_state.particles, new_state.log_weights) if store_history else None
-        summary = None if summary_fn is None else _summarise(new_state)
-        if not store_history:  # (T, N) ancestors are only kept with the history
-            info = info._replace(ancestors=None)
-        return new_state, (info, hist, summary)
+        return new_state, record(new_state, info)
 
-    first = state
+    first = record(state, info0)
     num_moves = fk.num_steps - 1
-    if num_moves > 0:
-        keys = jax.random.split(key_loop, num_moves)
-        state, (infos, hist, summaries) = progress_scan(
-            body, state, keys, progress_bar=progress_bar, desc="SMC"
-        )
-        if not store_history:
-            info0 = info0._replace(ancestors=None)
-        infos = _stack_first(info0, infos)
+    keys = jax.random.split(key_loop, max(num_moves, 1))
+    if fk.done is None:
+        if num_moves > 0:
+            state, rest = progress_scan(
+                body, state, keys, progress_bar=progress_bar, desc=progress_desc
+            )
+            records = _stack_first(first, rest)
+        else:
+            records = jax.tree_util.tree_map(lambda x: x[None], first)
+        num_steps = jnp.asarray(fk.num_steps, jnp.int32)
     else:
-        infos = jax.tree_util.tree_map(lambda x: x[None], info0)
-        hist = jax.tree_util.tree_map(lambda x: x[:0], (state.particles, state.log_weights))
-        summaries = (
-            None
-            if summary_fn is None
-            else jax.tree_util.tree_map(lambda x: x[None][:0], _summarise(first))
+        state, records, num_steps = _while_loop(
+            fk,
+            state,
+            first,
+            body,
+            keys,
+            progress_bar,
+            progress_fn,
+            progress_desc,
+            progress_label,
         )
-    info = None
+    infos, hist, summaries, parameters = records
+    info = {}
     if summary_fn is not None:
-        info = {"summaries": _stack_first(_summarise(first), summaries)}
+        info["summaries"] = summaries
+    if declares_parameters:
+        info["parameters"] = parameters
     history = None
     if store_history:
-        history = SMCHistory(
-            particles=_stack_first(first.particles, hist[0]),
-            log_weights=_stack_first(first.log_weights, hist[1]),
-            ancestors=infos.ancestors,
-        )
+        history = SMCHistory(particles=hist[0], log_weights=hist[1], ancestors=infos.ancestors)
     return SMCResult(
         particles=state.particles,
         log_weights=state.log_weights,
@@ -138,8 +189,44 @@ def loop(
         resampled=infos.resampled,
         log_evidence_increments=infos.log_evidence_increment,
         history=history,
-        info=info,
+        info=info or None,
+        num_steps=num_steps,
+        num_nan=infos.num_nan,
     )
+
+
+def _while_loop(
+    fk, state, first, body, keys, progress_bar, progress_fn, progress_desc, progress_label
+):
+    """``body`` until ``fk.done(state)`` or ``fk.num_steps`` steps; per-step records."""
+    size = fk.num_steps
+    records = jax.tree_util.tree_map(lambda x: _padding(x, size), first)
+    records = jax.tree_util.tree_map(lambda buf, x: buf.at[0].set(x), records, first)
+    report = None
+    if progress_bar:
+        report = progress_fraction(progress_desc, label=progress_label)
+        if progress_fn is None:
+            progress_fn = lambda s: (s.t + 1) / size  # noqa: E731
+
+    def cond(carry):
+        state, _ = carry
+        return (state.t + 1 < size) & ~jnp.asarray(fk.done(state), bool)
+
+    def while_body(carry):
+        state, records = carry
+        key = jax.lax.dynamic_index_in_dim(keys, state.t, keepdims=False)
+        state, values = body(state, key)
+        if report is not None:
+            report(state.t, progress_fn(state))
+        records = jax.tree_util.tree_map(
+            lambda buf, x: jax.lax.dynamic_update_index_in_dim(buf, x, state.t, 0),
+            records,
+            values,
+        )
+        return state, records
+
+    state, records = jax.lax.while_loop(cond, while_body, (state, records))
+    return state, records, state.t + 1
 
 
 _loop_jit = eqx.filter_jit(loop)
@@ -165,8 +252,77 @@ def _check_run_arguments(fk, num_particles, ess_threshold, mesh) -> None:
             f"ess_threshold must lie in [0, 1] (1 resamples every step, 0 never), got "
             f"{ess_threshold!r}."
         )
+    for name in ("update_parameters", "done"):
+        value = getattr(fk, name)
+        if value is not None and not callable(value):
+            raise TypeError(f"fk.{name} must be a function or None, got {type(value).__name__}.")
+    m = fk.num_resampled
+    if m is not None:
+        if not isinstance(m, int | np.integer) or not 1 <= m <= num_particles:
+            raise ValueError(
+                f"fk.num_resampled must be an int in [1, num_particles={num_particles}], got {m!r}."
+            )
+        if float(ess_threshold) < 1.0:
+            raise ValueError(
+                f"fk.num_resampled={m} needs resampling at every step: pass "
+                f"ess_threshold=1.0 (got {ess_threshold!r})."
+            )
     if mesh is not None:
         check_divisible(int(num_particles), mesh, what="num_particles")
+
+
+def trim(result: SMCResult) -> SMCResult:
+    """Cut the per-step arrays of a loop with ``done`` to the steps done (host side).
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> import probkit.smc as smc
+        >>> fk = smc.FeynmanKac(lambda k, n: jnp.zeros(n), lambda k, t, x: x + 1.0,
+        ...                     lambda t, p, x: jnp.zeros_like(x), 10,
+        ...                     done=lambda s: s.t >= 2)
+        >>> out = smc.loop(jax.random.key(0), fk, num_particles=4, resampling_fn=smc.systematic)
+        >>> out.ess.shape, smc.trim(out).ess.shape
+        ((10,), (3,))
+    """
+    if result.num_steps is None:
+        return result
+    keep = int(result.num_steps)
+    cut = lambda tree: jax.tree_util.tree_map(lambda x: x[:keep], tree)  # noqa: E731
+    return result._replace(
+        ess=result.ess[:keep],
+        resampled=result.resampled[:keep],
+        log_evidence_increments=result.log_evidence_increments[:keep],
+        num_nan=None if result.num_nan is None else result.num_nan[:keep],
+        history=None if result.history is None else cut(result.history),
+        info=None if result.info is None else {k: cut(v) for k, v in result.info.items()},
+    )
+
+
+_NAN_HINT = (
+    "Return -inf where the density is zero, and fix the NaN elsewhere (e.g. the log of "
+    "a negative number, a scale that can reach 0), or check the model at those particles."
+)
+
+
+def warn_nan_potentials(result: SMCResult, *, what: str = "log_potential", hint: str = "") -> None:
+    """Warn (:class:`probkit.results.SamplingWarning`) if any log-potential was NaN."""
+    if result.num_nan is None:
+        return
+    counts = np.asarray(result.num_nan)
+    if result.num_steps is not None:
+        counts = counts[: int(result.num_steps)]
+    bad = np.flatnonzero(counts)
+    if not bad.size:
+        return
+    t = int(bad[0])
+    warnings.warn(
+        f"{what} was NaN for {int(counts[t])} of {result.num_particles} particles at step "
+        f"t={t} ({bad.size} step(s) had NaN, {int(counts.sum())} particle-steps in all). "
+        "Those particles got weight zero, which biases the log-evidence and the draws "
+        f"unless the density there really is zero. {hint or _NAN_HINT}",
+        SamplingWarning,
+        stacklevel=3,
+    )
 
 
 def check_finite_log_evidence(result: SMCResult) -> None:
@@ -223,6 +379,10 @@ def run(
     Raises:
         FloatingPointError: when every particle got zero weight at some step.
 
+    Warns:
+        SamplingWarning: when ``log_potential`` was NaN for some particles (they get
+            weight zero).
+
     Example:
         >>> import jax, jax.numpy as jnp
         >>> import probkit.smc as smc
@@ -249,5 +409,7 @@ def run(
         mesh=mesh,
         summary_fn=summary_fn,
     )
+    result = trim(result)
     check_finite_log_evidence(result)
+    warn_nan_potentials(result)
     return result

@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import probkit.results as pk_results
 import probkit.smc as smc
 
 
@@ -133,3 +134,94 @@ def test_summary_and_arviz_use_the_weights():
     )
     recorded = result.to_arviz(weights="record")
     np.testing.assert_allclose(recorded.sample_stats["log_weight"][0], result.log_weights)
+
+
+def _adaptive_fk(num_steps, done=True):
+    # Parameters: the weighted sd of the particles, recomputed after every move and
+    # used as the next move's step size; the potential is a fixed Gaussian.
+    def update(t, x, log_w, params):
+        sd = jnp.sqrt(jnp.sum(jnp.exp(log_w) * x**2))
+        return {"sd": sd, "t": t}
+
+    return smc.FeynmanKac(
+        init=lambda key, n: 3.0 * jax.random.normal(key, (n,)),
+        move=lambda key, t, x, p: x + 0.5 * p["sd"] * jax.random.normal(key, x.shape),
+        log_potential=lambda t, prev, x, p: -0.5 * x**2,
+        num_steps=num_steps,
+        parameters={"sd": jnp.ones(()), "t": jnp.zeros((), jnp.int32)},
+        update_parameters=update,
+        done=(lambda state: state.parameters["sd"] < 0.7) if done else None,
+    )
+
+
+def test_parameters_are_updated_from_the_moved_particles_and_recorded():
+    result = smc.run(_adaptive_fk(6, done=False), num_particles=500, store_history=True)
+    params = result.info["parameters"]
+    assert params["t"].tolist() == list(range(6))  # one update per step, step 0 included
+    # each recorded sd is the weighted sd of that step's particles before reweighting:
+    # after step t's reweighting by exp(-x^2/2) the weights are W_t, so recompute
+    # from the stored particles and the weights of step t - 1 (uniform after resampling)
+    x = np.asarray(result.history.particles, np.float64)
+    np.testing.assert_allclose(params["sd"][0], np.sqrt(np.mean(x[0] ** 2)), rtol=1e-4)
+    for t in range(1, 6):
+        w = np.exp(np.asarray(result.history.log_weights[t - 1], np.float64))
+        w = np.full_like(w, 1 / len(w)) if result.resampled[t] else w
+        np.testing.assert_allclose(params["sd"][t], np.sqrt(np.sum(w * x[t] ** 2)), rtol=1e-4)
+
+
+def test_done_stops_the_loop_and_run_trims_to_the_steps_done():
+    fk = _adaptive_fk(200)
+    result = smc.run(fk, num_particles=400, seed=1)
+    steps = int(result.num_steps)
+    sd = np.asarray(result.info["parameters"]["sd"])
+    assert 1 < steps < 200 and sd.shape == (steps,) and result.ess.shape == (steps,)
+    assert sd[-1] < 0.7 and np.all(sd[:-1] >= 0.7)  # stopped at the first step done
+    # the pure loop returns arrays of the largest length, padded after the count
+    raw = jax.jit(lambda k: smc.loop(k, fk, num_particles=400, resampling_fn=smc.systematic))(
+        jax.random.key(1)
+    )
+    assert raw.ess.shape == (200,) and int(raw.num_steps) == steps
+    assert np.all(np.isnan(np.asarray(raw.ess)[steps:]))
+    # a done that never holds runs the same keys as the scan: the same numbers
+    never = fk._replace(done=lambda state: False, num_steps=5)
+    scan = fk._replace(done=None, num_steps=5)
+    a, b = smc.run(never, num_particles=64), smc.run(scan, num_particles=64)
+    np.testing.assert_array_equal(a.particles, b.particles)
+    assert float(a.log_evidence) == float(b.log_evidence)
+
+
+def test_num_resampled_draws_fewer_ancestors_and_the_move_makes_n():
+    # Waste-free shape: M = N / 4 ancestors, each extended to 4 particles by the move.
+    # Gaussian prior, potential exp(-x^2/2) at t = 0, then flat potentials: the
+    # log-evidence is log E[exp(-X^2/2)] = -log(2)/2 exactly.
+    n, m = 400, 100
+    seen = []
+
+    def move(key, t, x):
+        seen.append(x.shape)
+        return jnp.repeat(x, n // m) + 0.0 * jax.random.normal(key, (n,))
+
+    fk = smc.FeynmanKac(
+        init=lambda key, n: jax.random.normal(key, (n,)),
+        move=move,
+        log_potential=lambda t, prev, x: jnp.where(t == 0, -0.5 * x**2, 0.0),
+        num_steps=3,
+        num_resampled=m,
+    )
+    result = smc.run(fk, num_particles=n, ess_threshold=1.0)
+    assert (m,) in seen and result.particles.shape == (n,)
+    assert result.resampled.tolist() == [False, True, True]
+    assert abs(float(result.log_evidence) + 0.5 * np.log(2.0)) < 0.1  # 5 sd of N = 400
+    with pytest.raises(ValueError, match="ess_threshold=1.0"):
+        smc.run(fk, num_particles=n)
+    with pytest.raises(ValueError, match="num_resampled"):
+        smc.run(fk._replace(num_resampled=2 * n), num_particles=n, ess_threshold=1.0)
+
+
+def test_nan_potentials_warn_with_what_to_do():
+    fk = _iid_gaussian_fk(3)._replace(
+        log_potential=lambda t, prev, x: jnp.where(x > 1.5, jnp.nan, -0.5 * x**2)
+    )
+    with pytest.warns(pk_results.SamplingWarning, match="NaN for .* particles at step t=0"):
+        result = smc.run(fk, num_particles=1000)
+    assert int(result.num_nan[0]) > 0
