@@ -1,0 +1,198 @@
+"""Time to first result: a fresh process from import to diagnosed draws, probkit vs NumPyro.
+
+The MCMC benchmark (``mcmc_vs_numpyro.py``) measures sampling in one process, compile
+time apart. A user running a script waits for more: importing, binding the data,
+tracing and compiling, sampling, and (with probkit's defaults) the diagnostics. Each
+run here is a fresh Python process that fits one posteriordb posterior with NUTS,
+4 chains x (1000 warm-up + 1000 draws), chains vectorised:
+
+* probkit: ``pk.mcmc.sample(pk.from_numpyro(model, **data))`` with its defaults,
+  diagnostics on (R-hat, bulk/tail ESS, divergences);
+* NumPyro: ``MCMC(NUTS(model), ..., chain_method="vectorized").run(key, **data)``,
+  which computes no diagnostics.
+
+"cold" runs start with an empty compilation cache (a fresh folder for probkit's
+persistent cache, ``PROBKIT_COMPILATION_CACHE``); "warm" runs reuse the folder a
+previous run of the same script filled, as every later run of a user's script does.
+NumPyro keeps no persistent cache by default, so its cold and warm runs are the same
+thing. Runs alternate between the tools, ``--repeats`` times each; the table shows
+medians. The minimum bulk ESS over the posterior's parameters (ArviZ, computed after
+the timed part) gives ESS per total second. The last row times the ``probkit sample``
+command on eight schools as a user types it.
+
+    JAX_PLATFORMS=cpu python benchmarks/time_to_result.py [--names ...] [--repeats 3]
+
+writes ``benchmarks/results/time_to_result.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+WORKER = r"""
+import json, sys, time
+t0 = time.perf_counter()
+tool, name = sys.argv[1], sys.argv[2]
+stages = {}
+if tool == "probkit":
+    import probkit as pk
+    from probkit.models import posteriordb
+    t1 = time.perf_counter()
+    posterior = posteriordb.load(name)
+    target = pk.from_numpyro(posterior.model, **posterior.data)
+    t2 = time.perf_counter()
+    result = pk.mcmc.sample(target, kernel="nuts", num_chains=4, seed=0, diagnose=False)
+    t3 = time.perf_counter()
+    result.diagnose(emit=False)
+    t4 = time.perf_counter()
+    samples = {k: result.samples[k] for k in posterior.reference_draws()}
+else:
+    import jax
+    import numpyro
+    from numpyro.infer import MCMC, NUTS
+    from probkit.models import posteriordb
+    t1 = time.perf_counter()
+    posterior = posteriordb.load(name)
+    mcmc = MCMC(NUTS(posterior.model), num_warmup=1000, num_samples=1000, num_chains=4,
+                chain_method="vectorized", progress_bar=False)
+    t2 = time.perf_counter()
+    mcmc.run(jax.random.PRNGKey(0), **posterior.data)
+    samples = mcmc.get_samples(group_by_chain=True)
+    samples = {k: samples[k] for k in posterior.reference_draws()}
+    jax.block_until_ready(samples)
+    t3 = t4 = time.perf_counter()
+import arviz as az, numpy as np
+flat = [np.asarray(v, np.float64).reshape(4, 1000, -1) for v in samples.values()]
+ess = min(float(az.ess(v[:, :, j], method="bulk")) for v in flat for j in range(v.shape[2]))
+print("RESULT" + json.dumps({"import": t1 - t0, "setup": t2 - t1, "sample": t3 - t2,
+                             "diagnostics": t4 - t3, "total": t4 - t0, "min_ess_bulk": ess}))
+"""
+
+
+def _run_worker(tool: str, name: str, cache: str) -> dict:
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "PROBKIT_COMPILATION_CACHE": cache}
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-c", WORKER, tool, name],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=1800,
+    )
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"{tool} {name} failed:\n{proc.stderr[-3000:]}")
+    row = json.loads(proc.stdout.split("RESULT", 1)[1])
+    row["process"] = wall  # interpreter start-up and exit included
+    return row
+
+
+def _run_cli(cache: str, folder: Path) -> float:
+    from probkit.models import posteriordb
+
+    posterior = posteriordb.load("eight_schools-eight_schools_noncentered")
+    (folder / "model.py").write_text(
+        "from probkit.models.posteriordb import eight_schools_noncentered as model\n"
+    )
+    data = {k: (v.tolist() if hasattr(v, "tolist") else v) for k, v in posterior.data.items()}
+    (folder / "data.json").write_text(json.dumps(data))
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "PROBKIT_COMPILATION_CACHE": cache}
+    command = [
+        str(Path(sys.executable).with_name("probkit")),
+        "sample",
+        f"{folder / 'model.py'}:model",
+        "--data",
+        str(folder / "data.json"),
+        "--out",
+        str(folder / "r.nc"),
+        "--no-progress",
+    ]
+    start = time.perf_counter()
+    subprocess.run(command, capture_output=True, text=True, env=env, check=True, timeout=1800)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    from probkit.models import posteriordb
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--names", nargs="*", default=posteriordb.names())
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out", default=str(ROOT / "benchmarks/results/time_to_result.md"))
+    args = parser.parse_args()
+
+    rows = []
+    for name in args.names:
+        runs = {("probkit", "cold"): [], ("probkit", "warm"): [], ("numpyro", "-"): []}
+        for _ in range(args.repeats):
+            with tempfile.TemporaryDirectory() as cache:
+                runs["probkit", "cold"].append(_run_worker("probkit", name, cache))
+                runs["numpyro", "-"].append(_run_worker("numpyro", name, "off"))
+                runs["probkit", "warm"].append(_run_worker("probkit", name, cache))
+        numpyro_total = statistics.median(r["process"] for r in runs["numpyro", "-"])
+        numpyro_rate = statistics.median(
+            r["min_ess_bulk"] / r["process"] for r in runs["numpyro", "-"]
+        )
+        for (tool, mode), results in runs.items():
+            med = {k: statistics.median(r[k] for r in results) for k in results[0]}
+            rate = statistics.median(r["min_ess_bulk"] / r["process"] for r in results)
+            rows.append(
+                (name, tool, mode, med, rate, numpyro_total / med["process"], rate / numpyro_rate)
+            )
+            print(rows[-1], flush=True)
+
+    cli_times = []
+    for _ in range(args.repeats):
+        with tempfile.TemporaryDirectory() as cache, tempfile.TemporaryDirectory() as folder:
+            cold = _run_cli(cache, Path(folder))
+            warm = _run_cli(cache, Path(folder))
+            cli_times.append((cold, warm))
+
+    lines = [
+        "# Time to first result: a fresh process, probkit vs NumPyro",
+        "",
+        f"Measured {time.strftime('%Y-%m-%d')} on {platform.machine()}, "
+        f"{os.cpu_count()} CPU cores, Python {platform.python_version()}; "
+        f"medians of {args.repeats} runs per row, runs alternating between the tools. "
+        "NUTS, 4 chains x (1000 + 1000), chains vectorised; probkit with its defaults "
+        "(diagnostics on), NumPyro's `MCMC.run` (no diagnostics). Seconds; `process` is "
+        "the whole subprocess (interpreter start-up included). `speed-up` is NumPyro's "
+        "process time over this row's; `ESS/s ratio` is min bulk ESS per process second "
+        "over NumPyro's. Produced by `benchmarks/time_to_result.py`.",
+        "",
+        "| posterior | tool | cache | import | set-up | compile + sample | diagnostics "
+        "| process | min ESS bulk | ESS / s | speed-up vs NumPyro | ESS/s ratio |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, tool, mode, med, rate, speedup, ratio in rows:
+        lines.append(
+            f"| {name} | {tool} | {mode} | {med['import']:.1f} | {med['setup']:.1f} | "
+            f"{med['sample']:.1f} | {med['diagnostics']:.2f} | {med['process']:.1f} | "
+            f"{med['min_ess_bulk']:.0f} | {rate:.0f} | {speedup:.2f} | {ratio:.2f} |"
+        )
+    cold = statistics.median(c for c, _ in cli_times)
+    warm = statistics.median(w for _, w in cli_times)
+    lines += [
+        "",
+        f"`probkit sample` on eight schools (the command, data from JSON, NetCDF written): "
+        f"cold {cold:.1f} s, warm {warm:.1f} s.",
+        "",
+    ]
+    Path(args.out).write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
