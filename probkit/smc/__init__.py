@@ -1,4 +1,4 @@
-"""Sequential Monte Carlo on a Feynman-Kac core (DESIGN §2).
+"""Sequential Monte Carlo on a Feynman-Kac core.
 
 One loop (:func:`run`, pure :func:`loop`) runs every Feynman-Kac model
 (:class:`FeynmanKac`): particle filters, tempered and waste-free SMC samplers, and
@@ -15,10 +15,10 @@ Example:
     (256,)
 """
 
-from probkit.results import particle_dict
+from probkit.results import particle_dict  # noqa: F401  (moved to probkit.results)
 from probkit.smc._feynman_kac import FeynmanKac, SMCInfo, SMCState, init, reweight, step
 from probkit.smc._kalman import KalmanResult, LinearGaussian, kalman_filter, rts_smoother
-from probkit.smc._mcmc_moves import KERNELS, MoveInfo, adapt_scale, mcmc_move, whitening
+from probkit.smc._mcmc_moves import MOVE_KERNELS, MoveInfo, adapt_scale, mcmc_move, whitening
 from probkit.smc._resampling import (
     RESAMPLING_SCHEMES,
     ResamplingFn,
@@ -42,10 +42,22 @@ from probkit.smc._state_space import (
     particle_filter_loop,
     state_space_feynman_kac,
 )
-from probkit.smc._tempered import TemperedState, tempered, tempered_loop
+from probkit.smc._tempered import (
+    TemperedParticles,
+    TemperingParameters,
+    tempered,
+    tempered_feynman_kac,
+    tempered_loop,
+)
 from probkit.smc._tempering import TemperedPath, next_temperature, tempered_path
 
+# What users call. Also importable from here, for those who build their own samplers:
+# SMCInfo's pieces (reweight), the resampling table (RESAMPLING_SCHEMES, ResamplingFn),
+# normalise_log_weights, particle_axis_constraint, the tempered sampler's types
+# (TemperedParticles, TemperingParameters) and bisection (next_temperature), and the
+# MCMC-move helpers (MOVE_KERNELS, MoveInfo, whitening, adapt_scale).
 __all__ = [
+    # the Feynman-Kac loop
     "FeynmanKac",
     "SMCState",
     "SMCInfo",
@@ -53,23 +65,19 @@ __all__ = [
     "SMCHistory",
     "init",
     "step",
-    "reweight",
     "loop",
     "run",
     "trim",
-    "particle_axis_constraint",
-    "particle_dict",
-    "ResamplingFn",
-    "RESAMPLING_SCHEMES",
-    "get_resampling",
+    # resampling
     "multinomial",
     "stratified",
     "systematic",
     "residual",
     "ssp",
     "killing",
-    "normalise_log_weights",
+    "get_resampling",
     "effective_sample_size",
+    # state-space models
     "StateSpaceModel",
     "ParticleFilterResult",
     "state_space_feynman_kac",
@@ -80,15 +88,26 @@ __all__ = [
     "KalmanResult",
     "kalman_filter",
     "rts_smoother",
+    # tempered and waste-free samplers
     "TemperedPath",
     "tempered_path",
-    "next_temperature",
-    "TemperedState",
-    "tempered",
+    "tempered_feynman_kac",
     "tempered_loop",
-    "KERNELS",
-    "MoveInfo",
-    "whitening",
+    "tempered",
     "mcmc_move",
-    "adapt_scale",
 ]
+
+_INTERNAL = (
+    reweight,
+    RESAMPLING_SCHEMES,
+    ResamplingFn,
+    normalise_log_weights,
+    particle_axis_constraint,
+    TemperedParticles,
+    TemperingParameters,
+    next_temperature,
+    MOVE_KERNELS,
+    MoveInfo,
+    whitening,
+    adapt_scale,
+)

@@ -29,14 +29,15 @@ import jax
 import jax.numpy as jnp
 
 __all__ = [
-    "KERNELS",
+    "MOVE_KERNELS",
     "MoveInfo",
     "whitening",
     "mcmc_move",
     "adapt_scale",
 ]
 
-KERNELS = ("rwm", "mala", "hmc")
+#: The MCMC kernels an SMC move can use (``probkit.mcmc.KERNELS`` is MCMC's own table).
+MOVE_KERNELS = ("rwm", "mala", "hmc")
 
 #: Acceptance rates the step-size factor is tuned towards.
 TARGET_ACCEPTANCE = {"rwm": 0.3, "mala": 0.574, "hmc": 0.75}
@@ -145,7 +146,7 @@ def _algorithm(
 
         return (lambda u: blackjax.hmc.init(u, logdensity_u)), hmc_step
     else:
-        raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}.")
+        raise ValueError(f"kernel must be one of {MOVE_KERNELS}, got {kernel!r}.")
 
     def step(key, state):
         state, info = algorithm.step(key, state)
@@ -202,8 +203,42 @@ def mcmc_move(
         >>> new.shape
         (100, 2)
     """
-    n, num_dims = particles.shape
     mean, chol = whitening(*((particles, None) if whiten_from is None else whiten_from))
+    moved, acceptance, jump = whitened_move(
+        key,
+        particles,
+        logdensity,
+        mean,
+        chol,
+        kernel=kernel,
+        scale=scale,
+        num_mcmc_steps=num_mcmc_steps,
+        num_integration_steps=num_integration_steps,
+        keep_path=keep_path,
+    )
+    return moved, MoveInfo(jnp.mean(acceptance), jnp.mean(jump))
+
+
+def whitened_move(
+    key: jax.Array,
+    particles: jax.Array,
+    logdensity: Callable[[jax.Array], jax.Array],
+    mean: jax.Array,
+    chol: jax.Array,
+    *,
+    kernel: str,
+    scale: jax.Array,
+    num_mcmc_steps: int,
+    num_integration_steps: int | None = None,
+    keep_path: bool = False,
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """:func:`mcmc_move` with a given whitening ``(mean, chol)``, diagnostics per particle.
+
+    Returns the moved particles (``(num_mcmc_steps + 1, n, d)`` with ``keep_path``),
+    each chain's mean acceptance rate ``(n,)`` and squared jump per whitened
+    dimension ``(n,)``.
+    """
+    n, num_dims = particles.shape
     to_x = lambda u: mean + chol @ u
     logdensity_u = lambda u: logdensity(to_x(u))
     u0 = jax.scipy.linalg.solve_triangular(chol, (particles - mean).T, lower=True).T
@@ -221,12 +256,12 @@ def mcmc_move(
     # vmap over chains of scans: one fused loop per particle runs faster on CPU
     # than a scan over vmapped steps.
     last, path, acceptance = jax.vmap(chain)(jax.random.split(key, n), u0)
-    jump = jnp.mean(jnp.sum((last - u0) ** 2, axis=-1)) / num_dims
-    info = MoveInfo(jnp.mean(acceptance), jump)
+    jump = jnp.sum((last - u0) ** 2, axis=-1) / num_dims
+    acceptance = jnp.mean(acceptance, axis=-1)
     if keep_path:
         path = jnp.concatenate([u0[None], jnp.swapaxes(path, 0, 1)], axis=0)
-        return jax.vmap(jax.vmap(to_x))(path), info
-    return jax.vmap(to_x)(last), info
+        return jax.vmap(jax.vmap(to_x))(path), acceptance, jump
+    return jax.vmap(to_x)(last), acceptance, jump
 
 
 #: Largest step-size factor per kernel (HMC: a trajectory of at most ``pi / 2``).

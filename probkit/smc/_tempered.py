@@ -1,35 +1,25 @@
-"""Tempered and waste-free SMC samplers for static targets.
+"""Tempered and waste-free SMC samplers for static targets, as Feynman-Kac models.
 
 The sampler follows ``pi_lambda ∝ p_0 L^lambda`` from ``lambda = 0`` to ``1``
-(:mod:`probkit.smc._tempering`). Each step is the Feynman-Kac step of
-:func:`probkit.smc.step` with a potential ``G = L^(lambda_t - lambda_{t-1})`` and an
-MCMC move invariant for ``pi_{lambda_t}``, in the order reweight, resample, move
-(Del Moral, Doucet & Jasra 2006; Chopin & Papaspiliopoulos 2020, ch. 17):
+(:mod:`probkit.smc._tempering`). :func:`tempered_feynman_kac` writes it as a
+:class:`probkit.smc.FeynmanKac` model run by the one SMC loop (Del Moral, Doucet &
+Jasra 2006; Chopin & Papaspiliopoulos 2020, ch. 17): step ``t`` resamples (``N``
+particles, or ``M = N / P`` for waste-free SMC, Dau & Chopin 2022), moves with an
+MCMC kernel invariant for ``pi_{lambda_t}`` (:func:`probkit.smc.mcmc_move`, a
+whitened blackjax kernel), then chooses ``lambda_{t+1}`` from the moved particles
+(the model's parameters) and reweights by ``G_t = L^(lambda_{t+1} - lambda_t)``.
+The parameters also carry the whitening (mean and Cholesky factor of the moved,
+equally weighted population: estimated before resampling, so that no particle's
+kernel depends on its own copies) and the step-size factor, adapted from each
+move's acceptance rate. The loop stops (``done``) after the move at
+``lambda = 1``.
 
-1. next temperature: by bisection so that the conditional ESS is
-   ``target_ess * N`` (adaptive), or the next entry of a given schedule;
-2. reweight by ``L^delta`` and add ``log sum_i W_i L_i^delta`` to the log-evidence;
-3. resample ``N`` particles (resample-move) or ``M = N / P`` particles
-   (waste-free, Dau & Chopin 2022);
-4. move with a whitened blackjax kernel (:func:`probkit.smc.mcmc_move`), the
-   whitening estimated from the previous population (before reweighting and
-   resampling, so that each particle's kernel does not depend on its own copies):
-   ``num_mcmc_steps`` steps per particle, or, waste-free, ``P - 1`` steps of each
-   of the ``M`` chains, all ``N = M P`` visited states kept as the new particles.
-
-The loop is a ``lax.while_loop`` (the number of temperatures is not known in
-advance) that records per-step diagnostics in arrays of length
-``max_num_steps + 1``; :func:`tempered` trims them. Its progress bar follows the
-temperature from 0 to 1 (a host callback per step; one bar under ``vmap``). With a
-device mesh, the particle axis is sharded: the bisection, the whitening and the
-resampling reduce or gather across devices, and each particle's MCMC chain runs
-where the particle lives, from its own key.
+``lambda_{t+1}`` is found by bisection so that the conditional ESS is
+``target_ess * N`` (adaptive), or is the next entry of a given schedule.
 """
 
 from __future__ import annotations
 
-import collections
-import weakref
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -40,67 +30,249 @@ import numpy as np
 from jax.sharding import Mesh
 
 from probkit.distributed import check_divisible
-from probkit.progress import progress_fraction
-from probkit.smc._feynman_kac import _kahan_add, reweight
-from probkit.smc._mcmc_moves import KERNELS, adapt_scale, mcmc_move
-from probkit.smc._resampling import (
-    ResamplingFn,
-    effective_sample_size,
-    get_resampling,
-    systematic,
-)
+from probkit.smc._feynman_kac import FeynmanKac, SMCState
+from probkit.smc._mcmc_moves import MOVE_KERNELS, adapt_scale, whitened_move, whitening
+from probkit.smc._resampling import ResamplingFn, get_resampling, systematic
 from probkit.smc._result import SMCResult
-from probkit.smc._run import particle_axis_constraint
-from probkit.smc._tempering import TemperedPath, next_temperature, tempered_path
-from probkit.target import compiled_cache_key
+from probkit.smc._run import loop, warn_nan_potentials
+from probkit.smc._tempering import TemperedPath, as_target, next_temperature, tempered_path
 
-__all__ = ["TemperedState", "tempered_loop", "tempered"]
+__all__ = [
+    "TemperedParticles",
+    "TemperingParameters",
+    "tempered_feynman_kac",
+    "tempered_loop",
+    "tempered",
+]
 
 PyTree = Any
 
-
-#: Defaults of the adaptive sampler. With moves that leave particles nearly
-#: independent, Var(log Z_hat) ~ (number of temperatures) (1 / ess - 1) / N, and the
-#: number of temperatures grows as 1 / sqrt(1 / ess - 1): a higher conditional ESS
-#: per step buys a lower variance for proportionally more steps. The default 0.5
-#: (the usual choice, and blackjax's) takes about 15 temperatures for a 10-d
-#: regression with 200 observations at N = 1000 (Var ~ 0.014); 0.7 takes about 21
-#: (Var ~ 0.008), still in less time than blackjax's adaptive_tempered_smc at its
-#: target 0.5 (which chooses each temperature from the previous population, so it
-#: keeps an ESS of about 0.62, 19 temperatures, Var ~ 0.012). Five whitened HMC
-#: steps of a quarter period make the particles nearly independent (three leave Var
-#: 1.5 times higher). See benchmarks/results/smc.md.
+# With moves that leave particles nearly independent, Var(log Z_hat) ~ (number of
+# temperatures) (1 / ess - 1) / N, and the number of temperatures grows as
+# 1 / sqrt(1 / ess - 1): a higher conditional ESS per step buys a lower variance for
+# proportionally more steps; 0.5 is the usual choice (and blackjax's). Five whitened
+# HMC steps of a quarter period leave the particles nearly independent. Measurements
+# behind both: benchmarks/results/smc.md.
 DEFAULT_TARGET_ESS = 0.5
 DEFAULT_NUM_MCMC_STEPS = 5
 
 
-class TemperedState(NamedTuple):
-    """State of a tempered SMC sampler.
+class TemperedParticles(NamedTuple):
+    """Particles of the tempered sampler.
 
     Attributes:
-        particles: flat unconstrained positions ``(N, d)``.
-        log_likelihood: ``log L`` of each particle ``(N,)``.
-        log_weights: normalised log-weights ``(N,)``.
-        temperature: the current ``lambda``.
-        log_evidence / log_evidence_error: Kahan-compensated running ``log Z``.
-        scale: the MCMC step-size factor.
-        step: number of temperatures done.
+        x: flat unconstrained positions ``(N, d)``.
+        log_likelihood: ``log L(x)`` ``(N,)``, computed once per move.
+        acceptance: each particle's chain's mean acceptance rate in the last move.
+        squared_jump: its squared move per whitened dimension in the last move.
     """
 
-    particles: jax.Array
+    x: jax.Array
     log_likelihood: jax.Array
-    log_weights: jax.Array
+    acceptance: jax.Array
+    squared_jump: jax.Array
+
+
+class TemperingParameters(NamedTuple):
+    """The parameters of step ``t`` of the tempered sampler.
+
+    Attributes:
+        temperature: ``lambda_{t+1}``, targeted by the weights after step ``t``.
+        previous_temperature: ``lambda_t``, the temperature of step ``t``'s move.
+        scale: step-size factor of the next move.
+        scale_used: step-size factor of step ``t``'s move.
+        mean / chol: whitening of the next move (the moved particles' mean and
+            Cholesky factor of their covariance).
+        acceptance_rate / squared_jump: mean diagnostics of step ``t``'s move (NaN
+            at step 0).
+    """
+
     temperature: jax.Array
-    log_evidence: jax.Array
-    log_evidence_error: jax.Array
+    previous_temperature: jax.Array
     scale: jax.Array
-    step: jax.Array
+    scale_used: jax.Array
+    mean: jax.Array
+    chol: jax.Array
+    acceptance_rate: jax.Array
+    squared_jump: jax.Array
+
+
+class _Tempering(eqx.Module):
+    """The pieces of the tempered Feynman-Kac model; arrays are leaves, settings static."""
+
+    path: TemperedPath
+    schedule: jax.Array | None
+    kernel: str = eqx.field(static=True)
+    target_ess: float = eqx.field(static=True)
+    num_mcmc_steps: int = eqx.field(static=True)
+    waste_free: bool = eqx.field(static=True)
+    num_integration_steps: int | None = eqx.field(static=True)
+
+    def log_likelihood(self, x: jax.Array) -> jax.Array:
+        return jax.vmap(self.path.log_likelihood)(x)
+
+    def init(self, key: jax.Array, n: int) -> TemperedParticles:
+        x = self.path.sample_prior(key, n)
+        log_lik = self.log_likelihood(x)
+        nan = jnp.full_like(log_lik, jnp.nan)
+        return TemperedParticles(x, log_lik, nan, nan)
+
+    def move(
+        self, key: jax.Array, t: jax.Array, particles: TemperedParticles, p: TemperingParameters
+    ) -> TemperedParticles:
+        def logdensity(x):
+            return self.path.log_density(x, p.temperature)
+
+        move = dict(
+            kernel=self.kernel,
+            scale=p.scale,
+            num_integration_steps=self.num_integration_steps,
+        )
+        if self.waste_free:
+            # M chains of P states each, all kept: the N = M P new particles.
+            chains, acceptance, jump = whitened_move(
+                key,
+                particles.x,
+                logdensity,
+                p.mean,
+                p.chol,
+                num_mcmc_steps=self.num_mcmc_steps - 1,
+                keep_path=True,
+                **move,
+            )
+            x = chains.reshape(-1, chains.shape[-1])
+            acceptance = jnp.tile(acceptance, self.num_mcmc_steps)
+            jump = jnp.tile(jump, self.num_mcmc_steps)
+        else:
+            x, acceptance, jump = whitened_move(
+                key,
+                particles.x,
+                logdensity,
+                p.mean,
+                p.chol,
+                num_mcmc_steps=self.num_mcmc_steps,
+                **move,
+            )
+        return TemperedParticles(x, self.log_likelihood(x), acceptance, jump)
+
+    def update_parameters(
+        self,
+        t: jax.Array,
+        particles: TemperedParticles,
+        log_weights: jax.Array,
+        p: TemperingParameters,
+    ) -> TemperingParameters:
+        if self.schedule is None:
+            temperature = next_temperature(
+                log_weights, particles.log_likelihood, p.temperature, self.target_ess
+            )
+        else:
+            temperature = self.schedule[jnp.minimum(t, self.schedule.shape[0] - 1)]
+        acceptance = jnp.mean(particles.acceptance)
+        scale = jnp.where(t > 0, adapt_scale(p.scale, acceptance, self.kernel), p.scale)
+        mean, chol = whitening(particles.x)
+        return TemperingParameters(
+            temperature=temperature.astype(p.temperature.dtype),
+            previous_temperature=p.temperature,
+            scale=scale,
+            scale_used=p.scale,
+            mean=mean,
+            chol=chol,
+            acceptance_rate=acceptance,
+            squared_jump=jnp.mean(particles.squared_jump),
+        )
+
+    def log_potential(
+        self,
+        t: jax.Array,
+        previous: TemperedParticles,
+        particles: TemperedParticles,
+        p: TemperingParameters,
+    ) -> jax.Array:
+        delta = p.temperature - p.previous_temperature
+        log_lik = particles.log_likelihood
+        # 0 * -inf would be NaN: a zero likelihood stays a zero weight.
+        return jnp.where(log_lik == -jnp.inf, -jnp.inf, delta * log_lik)
+
+    def done(self, state: SMCState) -> jax.Array:
+        # The move at temperature 1 is done: the particles are draws from the target.
+        return state.parameters.previous_temperature >= 1.0
+
+
+def tempered_feynman_kac(
+    path: TemperedPath,
+    *,
+    num_particles: int,
+    kernel: str = "hmc",
+    schedule: jax.Array | None = None,
+    target_ess: float = DEFAULT_TARGET_ESS,
+    num_mcmc_steps: int = DEFAULT_NUM_MCMC_STEPS,
+    waste_free: bool = False,
+    max_num_steps: int = 500,
+    num_integration_steps: int | None = None,
+) -> FeynmanKac:
+    """Tempered (or waste-free) SMC as a :class:`probkit.smc.FeynmanKac` model.
+
+    Run it with :func:`probkit.smc.loop` or :func:`probkit.smc.run` with
+    ``ess_threshold=1.0`` (tempered SMC resamples at every step). Its particles are
+    :class:`TemperedParticles`, its parameters :class:`TemperingParameters`; it
+    stops after the move at temperature 1, within ``max_num_steps`` temperatures
+    (``max_num_steps + 1`` steps). See :func:`tempered` for the arguments.
+
+    Example:
+        >>> import jax, jax.numpy as jnp, numpyro.distributions as dist
+        >>> import probkit as pk, probkit.smc as smc
+        >>> target = pk.Target.from_logdensity(lambda x: -0.5 * jnp.sum(x**2), jnp.zeros(2))
+        >>> path = smc.tempered_path(target, reference=dist.Normal(jnp.zeros(2), 3.0).to_event(1))
+        >>> fk = smc.tempered_feynman_kac(path, num_particles=200, kernel="rwm")
+        >>> result = smc.run(fk, num_particles=200, ess_threshold=1.0)
+        >>> float(result.info["parameters"].temperature[-1])
+        1.0
+    """
+    dtype = jnp.result_type(float)
+    d = path.num_dims
+    one = jnp.ones((), dtype)
+    nan = jnp.full((), jnp.nan, dtype)
+    initial = TemperingParameters(
+        temperature=jnp.zeros((), dtype),
+        previous_temperature=jnp.zeros((), dtype),
+        scale=one,
+        scale_used=one,
+        mean=jnp.zeros((d,), dtype),
+        chol=jnp.eye(d, dtype=dtype),
+        acceptance_rate=nan,
+        squared_jump=nan,
+    )
+    model = _Tempering(
+        path=path,
+        schedule=None if schedule is None else jnp.asarray(schedule, dtype),
+        kernel=kernel,
+        target_ess=float(target_ess),
+        num_mcmc_steps=int(num_mcmc_steps),
+        waste_free=bool(waste_free),
+        num_integration_steps=None if num_integration_steps is None else int(num_integration_steps),
+    )
+    return FeynmanKac(
+        init=model.init,
+        move=model.move,
+        log_potential=model.log_potential,
+        num_steps=int(max_num_steps) + 1,
+        parameters=initial,
+        update_parameters=model.update_parameters,
+        done=model.done,
+        num_resampled=int(num_particles) // int(num_mcmc_steps) if waste_free else None,
+    )
+
+
+def _shift(first: jax.Array, values: jax.Array) -> jax.Array:
+    """``[first, values[0], ..., values[-2]]``: step ``t``'s values as those of ``t + 1``."""
+    first = jnp.asarray(first, values.dtype)
+    return jnp.concatenate([first[None], values[:-1]])
 
 
 def tempered_loop(
     key: jax.Array,
     path: TemperedPath,
-    data: PyTree,
     *,
     num_particles: int,
     kernel: str = "hmc",
@@ -114,173 +286,73 @@ def tempered_loop(
     progress_bar: bool = False,
     mesh: Mesh | None = None,
 ) -> SMCResult:
-    """Tempered SMC as a pure, jittable function of a key and the data (for ``vmap``).
+    """Tempered SMC as a pure, jittable function of a key and a path (for ``vmap``).
 
-    Per-step arrays in the result (``ess``, ``log_evidence_increments``,
-    ``info["temperature"]``, ...) have length ``max_num_steps + 1``; entries after
-    ``info["num_steps"]`` are padding. ``particles`` are flat unconstrained positions
-    ``(N, d)``; ``samples`` the model's values. See :func:`tempered` for the arguments.
+    :func:`tempered_feynman_kac` run by :func:`probkit.smc.loop`, its per-step
+    records laid out per temperature: entry ``k`` of ``ess``,
+    ``log_evidence_increments`` and ``info["temperature"]`` is the reweighting to
+    ``lambda_k`` (entry 0: ``lambda_0 = 0``), entry ``k`` of
+    ``info["acceptance_rate"]``, ``info["squared_jump"]`` and ``info["scale"]`` the
+    move at ``lambda_k``. Arrays have length ``max_num_steps + 1``; entries after
+    ``info["num_steps"]`` (the number of temperatures) are padding. ``particles``
+    are flat unconstrained positions ``(N, d)``; ``samples`` the model's values. See
+    :func:`tempered` for the arguments. The data travel inside ``path`` (an
+    ``equinox.Module``): jit with ``equinox.filter_jit``, or pass ``path`` as an
+    argument of ``jax.jit``.
 
     Example:
         >>> import jax, jax.numpy as jnp, numpyro.distributions as dist
         >>> import probkit as pk, probkit.smc as smc
         >>> target = pk.Target.from_logdensity(lambda x: -0.5 * jnp.sum(x**2), jnp.zeros(2))
         >>> path = smc.tempered_path(target, reference=dist.Normal(jnp.zeros(2), 3.0).to_event(1))
-        >>> result = smc.tempered_loop(jax.random.key(0), path, target.data, num_particles=200,
+        >>> result = smc.tempered_loop(jax.random.key(0), path, num_particles=200,
         ...                            kernel="rwm", max_num_steps=20)
         >>> float(result.info["temperature"][result.info["num_steps"]])
         1.0
     """
-    n = num_particles
-    pin = particle_axis_constraint(mesh) or (lambda x: x)
-    if waste_free:
-        chain_length = num_mcmc_steps
-        num_chains = n // chain_length
-    key_init, key_loop = jax.random.split(key)
-    x0 = pin(path.sample_prior(key_init, n, data))
-    log_lik = jax.vmap(lambda x: path.log_likelihood(data, x))(x0)
-    dtype = log_lik.dtype
-    uniform = jnp.full((n,), -jnp.log(n), dtype)
-    zero = jnp.zeros((), dtype)
-    scale0 = jnp.ones((), dtype)
-    state = TemperedState(x0, log_lik, uniform, zero, zero, zero, scale0, jnp.zeros((), jnp.int32))
-    size = max_num_steps + 1
-    nan = jnp.full((size,), jnp.nan, dtype)
-    records = {
-        "temperature": jnp.ones((size,), dtype).at[0].set(0.0),
-        "ess": nan.at[0].set(float(n)),
-        "log_evidence_increment": jnp.zeros((size,), dtype),
-        "acceptance_rate": nan,
-        "squared_jump": nan,
-        "scale": nan.at[0].set(scale0),
-    }
-    report = progress_fraction(desc="tempered SMC") if progress_bar else None
-
-    def cond(carry):
-        state, _, _ = carry
-        return (state.temperature < 1.0) & (state.step < max_num_steps)
-
-    def body(carry):
-        state, records, key = carry
-        key, key_resample, key_start, key_move = jax.random.split(key, 4)
-        if schedule is None:
-            new_temperature = next_temperature(
-                state.log_weights, state.log_likelihood, state.temperature, target_ess
-            )
-        else:
-            new_temperature = schedule[jnp.minimum(state.step, schedule.shape[0] - 1)]
-        delta = new_temperature - state.temperature
-        log_potential = jnp.where(
-            state.log_likelihood == -jnp.inf, -jnp.inf, delta * state.log_likelihood
-        )
-        log_w, increment = reweight(state.log_weights, log_potential)
-        log_z, error = _kahan_add(state.log_evidence, state.log_evidence_error, increment)
-        ess = effective_sample_size(log_w)
-
-        def logdensity(x):
-            return path.log_density(data, x, new_temperature)
-
-        move = dict(
-            kernel=kernel,
-            scale=state.scale,
-            num_integration_steps=num_integration_steps,
-            whiten_from=(state.particles, None),
-        )
-        if waste_free:
-            starts = jnp.take(state.particles, resampling_fn(key_start, log_w, num_chains), axis=0)
-            chains, info = mcmc_move(
-                key_move,
-                starts,
-                logdensity,
-                num_mcmc_steps=chain_length - 1,
-                keep_path=True,
-                **move,
-            )
-            particles = chains.reshape(n, -1)
-        else:
-            resampled = pin(
-                jnp.take(state.particles, resampling_fn(key_resample, log_w, n), axis=0)
-            )
-            particles, info = mcmc_move(
-                key_move, resampled, logdensity, num_mcmc_steps=num_mcmc_steps, **move
-            )
-        particles = pin(particles)
-        log_lik = jax.vmap(lambda x: path.log_likelihood(data, x))(particles)
-        step = state.step + 1
-        if report is not None:
-            report(step, new_temperature)
-        new_state = TemperedState(
-            particles,
-            log_lik,
-            uniform,
-            new_temperature,
-            log_z,
-            error,
-            adapt_scale(state.scale, info.acceptance_rate, kernel),
-            step,
-        )
-        values = {
-            "temperature": new_temperature,
-            "ess": ess,
-            "log_evidence_increment": increment,
-            "acceptance_rate": info.acceptance_rate,
-            "squared_jump": info.squared_jump,
-            "scale": state.scale,
-        }
-        records = {k: records[k].at[step].set(v) for k, v in values.items()}
-        return new_state, records, key
-
-    state, records, _ = jax.lax.while_loop(cond, body, (state, records, key_loop))
-    samples = jax.vmap(lambda x: path.constrain(data, x))(state.particles)
-    steps = jnp.arange(size)
-    return SMCResult(
-        particles=state.particles,
-        log_weights=state.log_weights,
-        log_evidence=state.log_evidence,
-        ess=records["ess"],
-        resampled=(steps > 0) & (steps <= state.step),
-        log_evidence_increments=records["log_evidence_increment"],
-        history=None,
+    fk = tempered_feynman_kac(
+        path,
+        num_particles=num_particles,
+        kernel=kernel,
+        schedule=schedule,
+        target_ess=target_ess,
+        num_mcmc_steps=num_mcmc_steps,
+        waste_free=waste_free,
+        max_num_steps=max_num_steps,
+        num_integration_steps=num_integration_steps,
+    )
+    result = loop(
+        key,
+        fk,
+        num_particles=num_particles,
+        resampling_fn=resampling_fn,
+        ess_threshold=1.0,
+        progress_bar=progress_bar,
+        mesh=mesh,
+        progress_fn=lambda state: state.parameters.previous_temperature,
+        progress_desc="tempered SMC",
+        progress_label="temperature",
+    )
+    p = result.info["parameters"]
+    x = result.particles.x
+    samples = jax.vmap(path.constrain)(x)
+    return result._replace(
+        particles=x,
+        ess=_shift(num_particles, result.ess),
+        log_evidence_increments=_shift(0.0, result.log_evidence_increments),
+        num_nan=_shift(0, result.num_nan),
         samples=samples,
         info={
-            "temperature": records["temperature"],
-            "acceptance_rate": records["acceptance_rate"],
-            "squared_jump": records["squared_jump"],
-            "scale": records["scale"],
-            "num_steps": state.step,
+            "temperature": _shift(0.0, p.temperature),
+            "acceptance_rate": p.acceptance_rate,
+            "squared_jump": p.squared_jump,
+            "scale": p.scale_used,
+            "num_steps": result.num_steps - 1,
         },
     )
 
 
 _tempered_jit = eqx.filter_jit(tempered_loop)
-_PATHS: dict[tuple[int, int], tuple[Any, TemperedPath]] = {}
-_PATHS_BY_KEY: collections.OrderedDict = collections.OrderedDict()
-_PATHS_MAX_ENTRIES = 32
-
-
-def _cached_path(target, reference) -> TemperedPath:
-    # One TemperedPath (hence one compiled sampler) per target and reference:
-    # repeated calls reuse the compiled program. Targets with a compile key (NumPyro
-    # models, log-density functions) share it across new data of the same shapes.
-    cache_key = compiled_cache_key(target)
-    if cache_key is not None:
-        key = (cache_key, id(reference))
-        hit = _PATHS_BY_KEY.get(key)
-        if hit is not None and hit[0] is reference:
-            _PATHS_BY_KEY.move_to_end(key)
-            return hit[1]
-        path = tempered_path(target, reference)
-        _PATHS_BY_KEY[key] = (reference, path)  # holds the reference: its id stays its own
-        if len(_PATHS_BY_KEY) > _PATHS_MAX_ENTRIES:
-            _PATHS_BY_KEY.popitem(last=False)
-        return path
-    key = (id(target), id(reference))
-    hit = _PATHS.get(key)
-    if hit is not None and hit[0]() is target:
-        return hit[1]
-    path = tempered_path(target, reference)
-    _PATHS[key] = (weakref.ref(target, lambda _: _PATHS.pop(key, None)), path)
-    return path
 
 
 def _check_schedule(schedule) -> np.ndarray | None:
@@ -374,8 +446,9 @@ def tempered(
         >>> round(float(result.samples["mu"].mean()), 1)
         2.0
     """
-    if kernel not in KERNELS:
-        raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}.")
+    target = as_target(target)
+    if kernel not in MOVE_KERNELS:
+        raise ValueError(f"kernel must be one of {MOVE_KERNELS}, got {kernel!r}.")
     if not isinstance(num_particles, int | np.integer) or num_particles < 2:
         raise ValueError(f"num_particles must be an int >= 2, got {num_particles!r}.")
     if not 0.0 < float(target_ess) < 1.0:
@@ -395,20 +468,26 @@ def tempered(
             "num_integration_steps must be a positive int, or None for round(1.05 d^(1/4)) "
             f"leapfrog steps in dimension d, got {num_integration_steps!r}."
         )
+    if not isinstance(max_num_steps, int | np.integer) or max_num_steps < 1:
+        raise ValueError(f"max_num_steps must be a positive int, got {max_num_steps!r}.")
     if mesh is not None:
         check_divisible(int(num_particles), mesh, what="num_particles")
+        if waste_free:
+            check_divisible(
+                int(num_particles) // int(num_mcmc_steps),
+                mesh,
+                what="num_particles / num_mcmc_steps (the number of waste-free chains)",
+            )
     schedule_values = _check_schedule(schedule)
     if schedule_values is not None:
         max_num_steps = len(schedule_values)
-    path = _cached_path(target, reference)
-    schedule_array = None if schedule_values is None else jnp.asarray(schedule_values)
+    path = tempered_path(target, reference)
     result = _tempered_jit(
         jax.random.key(seed),
         path,
-        target.data,
         num_particles=int(num_particles),
         kernel=kernel,
-        schedule=schedule_array,
+        schedule=None if schedule_values is None else jnp.asarray(schedule_values),
         target_ess=float(target_ess),
         num_mcmc_steps=int(num_mcmc_steps),
         waste_free=bool(waste_free),
@@ -426,15 +505,26 @@ def tempered(
         ess=result.ess[:keep],
         resampled=result.resampled[:keep],
         log_evidence_increments=result.log_evidence_increments[:keep],
+        num_nan=result.num_nan[:keep],
         info=info,
     )
-    if not np.all(np.isfinite(np.asarray(result.log_evidence_increments))):
-        bad = int(np.flatnonzero(~np.isfinite(np.asarray(result.log_evidence_increments)))[0])
+    increments = np.asarray(result.log_evidence_increments)
+    if not np.all(np.isfinite(increments)):
+        bad = int(np.flatnonzero(~np.isfinite(increments))[0])
         raise FloatingPointError(
             f"tempered SMC broke down at step {bad} (temperature {info['temperature'][bad]:.3g}): "
             "every particle got zero or NaN likelihood weight. Check the model's log "
             "likelihood for NaN at prior draws, or pass a reference closer to the target."
         )
+    warn_nan_potentials(
+        result,
+        what="the log-likelihood",
+        hint=(
+            "Check the model's likelihood at prior draws (e.g. a scale or rate that can be "
+            "zero or negative there) and return -inf where it is truly zero, or pass a "
+            "reference= that avoids that region."
+        ),
+    )
     if info["temperature"][-1] < 1.0:
         raise RuntimeError(
             f"tempered SMC reached temperature {info['temperature'][-1]:.3g} < 1 after "

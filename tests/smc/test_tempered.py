@@ -25,10 +25,11 @@ R = 8
 
 def _replicates(target, path=None, **options):
     path = smc.tempered_path(target) if path is None else path
+    # the path (an equinox Module) carries the data as array leaves: a jit argument
     run = jax.jit(
-        jax.vmap(lambda key, data: smc.tempered_loop(key, path, data, **options), in_axes=(0, None))
+        jax.vmap(lambda key, path: smc.tempered_loop(key, path, **options), in_axes=(0, None))
     )
-    return run(jax.random.split(jax.random.key(11), R), target.data)
+    return run(jax.random.split(jax.random.key(11), R), path)
 
 
 def _regression():
