@@ -102,36 +102,39 @@ def _run(
     step = jax.vmap(walk.step)
 
     def advance(carry, _):
-        keys, states = carry
-        pairs = jax.vmap(jax.random.split)(keys)
-        states, info = step(pairs[:, 1], states)
-        return (pairs[:, 0], states), info
+        # Step t of walker w uses fold_in(key_w, t): one Threefry block per walker and
+        # step (a split would cost two), independent of how walkers are laid out.
+        t, states = carry
+        step_keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(keys, t)
+        states, info = step(step_keys, states)
+        return (t + 1, states), info
 
+    t = jnp.zeros((), jnp.uint32)
     if num_burnin:
-        (keys, states), _ = jax.lax.scan(advance, (keys, states), length=num_burnin)
+        (t, states), _ = jax.lax.scan(advance, (t, states), length=num_burnin)
 
     def inner(carry, _):
-        keys, states, sums, counts, moved = carry
-        (keys, states), info = advance((keys, states), None)
+        t, states, sums, counts, moved = carry
+        (t, states), info = advance((t, states), None)
         nodes = states.node
         sums = sums + table[nodes]
         counts = counts.at[nodes].add(1)
         moved = moved + info.moved.astype(jnp.int32)
-        return (keys, states, sums, counts, moved), (nodes if keep_trace else None)
+        return (t, states, sums, counts, moved), (nodes if keep_trace else None)
 
     def outer(carry, _):
-        keys, states, counts, moved = carry
+        t, states, counts, moved = carry
         sums = jnp.zeros((keys.shape[0], table.shape[1]), jnp.float32)
-        (keys, states, sums, counts, moved), trace = jax.lax.scan(
-            inner, (keys, states, sums, counts, moved), length=batch_size
+        (t, states, sums, counts, moved), trace = jax.lax.scan(
+            inner, (t, states, sums, counts, moved), length=batch_size
         )
-        return (keys, states, counts, moved), (sums / batch_size, trace)
+        return (t, states, counts, moved), (sums / batch_size, trace)
 
     counts = jnp.zeros(num_nodes, jnp.int32)
     moved = jnp.zeros(keys.shape[0], jnp.int32)
     (_, states, counts, moved), (batch_means, trace) = progress_scan(
         outer,
-        (keys, states, counts, moved),
+        (t, states, counts, moved),
         length=num_batches,
         progress_bar=progress_bar,
         desc="graph walk",

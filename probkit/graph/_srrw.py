@@ -155,34 +155,36 @@ class SelfRepellentWalk(eqx.Module):
         )
         size = self.chunk_size
 
-        def chunk(c, carry):
+        def chunk(c, carry, key_c):
             log_total, choice = carry
-            key_c = jax.random.fold_in(key, c)
-            key_pick, key_keep = jax.random.split(key_c)
+            # Barrier: see MetropolisHastingsWalk.step (XLA would recompute the hash).
+            u_pick, u_keep = jax.lax.optimization_barrier(jax.random.uniform(key_c, (2,)))
             offsets = c * size + jnp.arange(size)
             mask = offsets < degree
             log_w = self._row_log_weights(start + offsets, mask, log_visits)
             peak = jnp.max(log_w)
             weights = jnp.exp(log_w - peak)
             cumulative = jnp.cumsum(weights)
-            level = jax.random.uniform(key_pick) * cumulative[-1]
+            level = u_pick * cumulative[-1]
             pick = jnp.minimum(jnp.sum(cumulative <= level), jnp.sum(mask) - 1)
             log_chunk = peak + jnp.log(cumulative[-1])
             new_total = jnp.logaddexp(log_total, log_chunk)
-            replace = jax.random.uniform(key_keep) < jnp.exp(log_chunk - new_total)
+            replace = u_keep < jnp.exp(log_chunk - new_total)
             candidate = graph.indices[start + c * size + pick]
             return new_total, jnp.where(replace, candidate, choice)
 
-        carry = (log_self, node)
+        # The first chunk draws from ``key`` itself (one Threefry block for both
+        # uniforms); further chunks fold their index in.
+        carry = chunk(0, (log_self, node), key)
         if self.num_chunks == 1:
-            return chunk(0, carry)[1]
+            return carry[1]
         chunks_needed = (degree + size - 1) // size
 
         def body(state):
             c, carry = state
-            return c + 1, chunk(c, carry)
+            return c + 1, chunk(c, carry, jax.random.fold_in(key, c))
 
-        _, (_, choice) = jax.lax.while_loop(lambda s: s[0] < chunks_needed, body, (0, carry))
+        _, (_, choice) = jax.lax.while_loop(lambda s: s[0] < chunks_needed, body, (1, carry))
         return choice
 
     def step(self, key: Any, state: SelfRepellentState) -> tuple[SelfRepellentState, WalkInfo]:

@@ -215,16 +215,17 @@ def _optimise_run(token, keys, starts, params, *, num_records, record_every):
     step = jax.vmap(token.step)
 
     def inner(carry, _):
-        keys, states = carry
-        pairs = jax.vmap(jax.random.split)(keys)
-        states, _ = step(pairs[:, 1], states)
-        return (pairs[:, 0], states), None
+        # Step t of token w uses fold_in(key_w, t), as in ``sample``.
+        t, states = carry
+        states, _ = step(jax.vmap(jax.random.fold_in, in_axes=(0, None))(keys, t), states)
+        return (t + 1, states), None
 
     def outer(carry, _):
         carry, _ = jax.lax.scan(inner, carry, length=record_every)
         return carry, carry[1].params
 
-    (_, states), trace = jax.lax.scan(outer, (keys, states), length=num_records)
+    t = jnp.zeros((), jnp.uint32)
+    (_, states), trace = jax.lax.scan(outer, (t, states), length=num_records)
     trace = jax.tree_util.tree_map(lambda x: jnp.moveaxis(x, 0, 1), trace)
     return trace, states
 
