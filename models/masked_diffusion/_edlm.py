@@ -45,8 +45,8 @@ class EnergyCorrectedResult(NamedTuple):
     Attributes:
         sequences: ``(n, L)``, int32.
         ess: effective sample size of the ``K`` candidates' weights per step and chain,
-            ``(num_steps, n)`` (``K`` where the step was not corrected or had nothing
-            left to reveal... it then equals 1 when ``K = 1``).
+            ``(num_steps, n)`` (computed in every step, also those left uncorrected by
+            ``correct_above``, whose draws ignore the weights).
         log_normaliser: SMC's estimate of ``log E_q[exp(-E)]`` per step and chain.
         num_network_calls: denoiser calls (batched over chains).
     """
