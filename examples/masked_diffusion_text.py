@@ -142,10 +142,12 @@ def main() -> None:
         + " / ".join(f"{np.interp(e, np.log10(steps), trunc_h):.4f}" for e in (3, 4, 5))
     )
     predicted = exact_h - np.interp(np.log10(2000), np.log10(steps), trunc_h)
-    print(f"sampler check, 2000 steps, {len(x0)} sequences, plug-in entropy of the name "
-          f"characters: float64 {mc['float64']:.4f}, float32 {mc['float32']:.4f} (the float32 "
-          f"law predicts a gap of {predicted:.4f} nats at t = 1/2, below this check's Monte "
-          "Carlo error of a few hundredths; the benchmark measures the effect with 5e7 draws)")  # fmt: skip
+    print(
+        f"sampler check, 2000 steps, {len(x0)} sequences, plug-in entropy of the name "
+        f"characters: float64 {mc['float64']:.4f}, float32 {mc['float32']:.4f} (the float32 "
+        f"law predicts a gap of {predicted:.4f} nats at t = 1/2, below this check's Monte "
+        "Carlo error of a few hundredths; the benchmark measures the effect with 5e7 draws)"
+    )
 
     fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(10, 3.8))
     ax0.plot(gaps, ratio, "o-", ms=3)
