@@ -50,6 +50,7 @@ def test_proposal_corrected_energy_makes_one_step_exact():
     assert int(out.num_network_calls) == 1 and out.ess.shape == (1, N)
 
 
+@pytest.mark.slow
 def test_correction_of_a_uniform_denoiser_improves_with_candidates():
     energy = Partial(_table_energy, jnp.log(jnp.asarray(DIST.probs, jnp.float32)))
     _, sd = md.tv_noise_floor(DIST, N)

@@ -38,7 +38,8 @@ def net():
 def mask_ce(net):
     """Per-mask cross-entropies of X, from the network's raw logits (NumPy)."""
     masks = np.array(list(itertools.product([False, True], repeat=L))[1:])
-    logits = np.asarray(eqx.filter_jit(jax.vmap(net))(jnp.where(masks, V, X)), np.float64)
+    batched = eqx.filter_jit(lambda m, x: jax.vmap(m)(x))
+    logits = np.asarray(batched(net, jnp.where(masks, V, X)), np.float64)
     log_p = logits - special.logsumexp(logits, axis=-1, keepdims=True)
     token = log_p[:, np.arange(L), np.asarray(X)]
     ce = -np.sum(np.where(masks, token, 0.0), axis=1)

@@ -6,7 +6,9 @@ The exact tail probability is 7 e^-17 = 2.90e-7. JAX's float32 Gumbel is -log(-l
 with u on the grid k 2^-23, so it never exceeds 15.94; the law of float32 Gumbel-max on
 this case is computed here exactly by enumerating all 2^23 grid values (NumPy, float32
 arithmetic): tail probability 0.48e-7, 83% below the truth. Counts of tail draws are
-Poisson; the tests use exact Poisson tail probabilities (scipy) at the 1e-3 level.
+Poisson; the tests use exact Poisson tail probabilities (scipy) at the 1e-3 level:
+float32 draws (5.2e7 rows) follow the float32 law and not the exact one, float64 draws
+(1.05e8 rows) the exact law and not the float32 one.
 """
 
 import jax
@@ -111,3 +113,15 @@ def test_float32_sampling_draws_too_few_tail_tokens():
     assert stats.poisson.cdf(count, rows * exact) < 1e-3
     assert stats.poisson.cdf(count, rows * truncated) > 1e-3
     assert stats.poisson.sf(count - 1, rows * truncated) > 1e-3
+
+
+@pytest.mark.slow
+def test_float64_sampling_draws_the_exact_tail():
+    rows = ROWS * 2 * CHUNKS
+    exact = TAIL * np.exp(-GAP) / (1.0 + TAIL * np.exp(-GAP))
+    with jax.enable_x64(True):
+        count = _count_tail("float64", 2 * CHUNKS)
+    # Consistent with the exact law (expected 30.4) and not with the float32 one (5.0).
+    assert stats.poisson.cdf(count, rows * exact) > 1e-3
+    assert stats.poisson.sf(count - 1, rows * exact) > 1e-3
+    assert stats.poisson.sf(count - 1, rows * _float32_tail_probability()) < 1e-3

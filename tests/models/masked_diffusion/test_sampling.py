@@ -69,6 +69,7 @@ def test_stepwise_error_shrinks_with_steps_and_cache_changes_nothing(denoiser, f
     assert int(plain.num_network_calls) == 200 and int(cached.num_network_calls) <= L
 
 
+@pytest.mark.slow
 def test_cached_stepwise_many_steps_matches_target(denoiser, floor):
     out = md.sample(
         denoiser, md.initial_sequences(N, L, V), mask_token=V, method="stepwise", num_steps=400,

@@ -43,7 +43,7 @@ def test_fit_lowers_the_exact_gap_and_validates():
     data = md.sample_sequences(jax.random.key(0), dist, 4096)
     net = md.Denoiser(3, 4, key=jax.random.key(1), width=16, depth=1, num_heads=2)
     before = elbo_gap(net, dist)
-    trained = md.fit(net, data, num_steps=300, batch_size=64, learning_rate=3e-3, ema_decay=0.9)
+    trained = md.fit(net, data, num_steps=200, batch_size=64, learning_rate=3e-3, ema_decay=0.9)
     # a smoke test of the optimiser loop (the shipped model carries the accuracy check)
     assert elbo_gap(trained.model, dist) < 0.5 * before
     for bad, match in (
@@ -63,6 +63,4 @@ def test_save_load_roundtrip(tmp_path):
     net = md.Denoiser(3, 4, key=jax.random.key(2), width=8, depth=1, num_heads=2)
     md.save(tmp_path / "net.eqx", net, note="x")
     loaded = md.load(tmp_path / "net.eqx")
-    x = jnp.array([0, 3, 1, 3])
-    np.testing.assert_array_equal(net(x), loaded(x))
     assert eqx.tree_equal(eqx.filter(net, eqx.is_array), eqx.filter(loaded, eqx.is_array))
