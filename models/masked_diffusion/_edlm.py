@@ -45,9 +45,10 @@ class EnergyCorrectedResult(NamedTuple):
     Attributes:
         sequences: ``(n, L)``, int32.
         ess: effective sample size of the ``K`` candidates' weights per step and chain,
-            ``(num_steps, n)`` (computed in every step, also those left uncorrected by
-            ``correct_above``, whose draws ignore the weights).
-        log_normaliser: SMC's estimate of ``log E_q[exp(-E)]`` per step and chain.
+            ``(num_steps, n)`` (1 in the steps left uncorrected by ``correct_above``,
+            which draw one candidate).
+        log_normaliser: SMC's estimate of ``log E_q[exp(-E)]`` per step and chain (0
+            in uncorrected steps).
         num_network_calls: denoiser calls (batched over chains).
     """
 
@@ -160,7 +161,7 @@ def energy_corrected_loop(
 
     import probkit.smc as smc
 
-    def one_chain(key, log_p, x, use_correction):
+    def corrected_chain(key, log_p, x):
         key_smc, key_pick = jax.random.split(key)
         fk = step_feynman_kac(
             log_p,
@@ -178,10 +179,12 @@ def energy_corrected_loop(
             ess_threshold=0.0,
         )
         pick = categorical(key_pick, out.log_weights, precision)
-        chosen = jax.tree_util.tree_map(lambda a: a[pick], out.particles)
-        plain = fk.init(key_pick, 1)[0]
-        x0 = jnp.where(use_correction, chosen, plain)
-        return x0, out.ess[-1], out.log_evidence
+        ess, log_z = out.ess[-1].astype(jnp.float32), out.log_evidence.astype(jnp.float32)
+        return out.particles[pick].astype(jnp.int32), ess, log_z
+
+    def plain_chain(key, log_p, x):
+        x0 = _candidates(log_p, x, mask_token, precision, key, 1)[0]
+        return x0.astype(jnp.int32), jnp.ones((), jnp.float32), jnp.zeros((), jnp.float32)
 
     def body(carry, inputs):
         x, calls = carry
@@ -189,8 +192,11 @@ def energy_corrected_loop(
         key_chains, key_reveal = jax.random.split(key)
         log_p = _log_probs(denoiser, x)
         keys = jax.random.split(key_chains, n)
-        x0, ess, log_z = jax.vmap(one_chain, in_axes=(0, 0, 0, None))(
-            keys, log_p, x, use_correction
+        # Steps left uncorrected (t <= correct_above) skip the candidates altogether.
+        x0, ess, log_z = jax.lax.cond(
+            use_correction,
+            lambda: jax.vmap(corrected_chain)(keys, log_p, x),
+            lambda: jax.vmap(plain_chain)(keys, log_p, x),
         )
         reveal = (jax.random.uniform(key_reveal, x.shape) < p) & (x == mask_token)
         return (jnp.where(reveal, x0, x), calls + 1), (ess, log_z)

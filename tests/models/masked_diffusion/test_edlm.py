@@ -48,6 +48,13 @@ def test_proposal_corrected_energy_makes_one_step_exact():
     assert tvs[1] > mean + 10 * sd
     assert tvs[256] < mean + 4 * sd
     assert int(out.num_network_calls) == 1 and out.ess.shape == (1, N)
+    # correct_above = 1: the only step (t = 1) is left uncorrected, as K = 1 would be.
+    skipped = md.energy_corrected_sample(
+        md.exact_denoiser(DIST), energy, x0, mask_token=V, num_steps=1, num_candidates=256,
+        proposal_correction=True, correct_above=1.0, seed=1,
+    )  # fmt: skip
+    assert abs(_tv(skipped.sequences, DIST) - tvs[1]) < 6 * sd
+    assert np.all(np.asarray(skipped.ess) == 1.0)
 
 
 @pytest.mark.slow
