@@ -147,15 +147,15 @@ def bench_tempered(num_particles: int, repeats: int) -> list[dict]:
     data = (jnp.asarray(X), jnp.asarray(y))
     rows = []
 
-    # probkit: NumPyro model -> Target -> tempered_loop (data passed as an argument)
+    # probkit: NumPyro model -> Target -> TemperedPath (an equinox Module: the data
+    # are its array leaves, passed to the compiled sampler as an argument)
     target = pk.from_numpyro(_regression_model, X=data[0], y=data[1])
     path = smc.tempered_path(target)
 
-    def probkit_run(key, target_data, target_ess):
+    def probkit_run(key, path, target_ess):
         result = smc.tempered_loop(
             key,
             path,
-            target_data,
             num_particles=num_particles,
             target_ess=target_ess,
             max_num_steps=200,
@@ -167,7 +167,7 @@ def bench_tempered(num_particles: int, repeats: int) -> list[dict]:
             _time_tempered(
                 f"probkit.smc.tempered (defaults, target_ess={target_ess})",
                 functools.partial(probkit_run, target_ess=target_ess),
-                target.data,
+                path,
                 repeats,
                 exact,
             )

@@ -13,10 +13,9 @@ Gaussian, which turns a particle into an independent draw when the whitened targ
 is Gaussian; the number of leapfrog steps follows the step size (or is given), and
 each particle and step jitters its step size by up to 40% so that no trajectory
 length resonates with a direction of the target. The factor is capped so that a
-trajectory is at most that quarter period: the former cap of half a period (``pi``)
-maps a Gaussian particle to its mirror image, ``x -> 2 m - x``, so that ten HMC
-steps left particles (and their duplicates after resampling) nearly where they
-started.
+trajectory is at most that quarter period: half a period (``pi``) maps a Gaussian
+particle to its mirror image, ``x -> 2 m - x``, so that an even number of HMC steps
+leaves particles (and their duplicates after resampling) nearly where they started.
 """
 
 from __future__ import annotations
@@ -188,8 +187,8 @@ def mcmc_move(
             the previous population, before reweighting and resampling: estimating
             the whitening from the resampled particles themselves (with their
             duplicates), or from the reweighted population, makes each particle's
-            kernel depend on its own copies; in a 10-d regression at N = 1000 that
-            biased tempered-SMC log-evidence by +0.2 and +0.1 nats respectively.
+            kernel depend on its own copies, which biases the log-evidence upwards
+            (measured in benchmarks/results/smc.md, notes).
 
     Returns:
         the moved particles and a :class:`MoveInfo`.

@@ -76,6 +76,30 @@ class SMCResult(NamedTuple):
     num_steps: jax.Array | None = None
     num_nan: jax.Array | None = None
 
+    def __repr__(self) -> str:
+        # A short summary: the arrays of a run with 10^5 particles would print for pages.
+        def describe(x):
+            try:
+                value = np.asarray(x)
+            except Exception:  # a tracer inside jit / vmap
+                return f"<{getattr(x, 'shape', '?')}>"
+            return f"{float(value):.6g}" if value.ndim == 0 else f"<array {value.shape}>"
+
+        shapes = jax.tree_util.tree_map(lambda x: tuple(jnp.shape(x)), self.particles)
+        steps = self.ess.shape[-1] if self.num_steps is None else self.num_steps
+        parts = [
+            f"log_evidence={describe(self.log_evidence)}",
+            f"num_particles={self.log_weights.shape[-1]}",
+            f"ess={describe(self.ess[..., -1])} (last step)",
+            f"num_steps={describe(steps)}",
+            f"particles={shapes}",
+        ]
+        if self.samples is not None:
+            parts.append(f"samples={sorted(self.samples)}")
+        if self.info:
+            parts.append(f"info={sorted(self.info)}")
+        return "SMCResult(" + ", ".join(parts) + ")"
+
     @property
     def num_particles(self) -> int:
         """``N``, the number of particles."""

@@ -264,3 +264,21 @@ def test_new_data_of_the_same_shapes_reuse_the_compiled_sampler(backend_compile_
         precision = len(y) + 1e-2
         tol = 5 / np.sqrt(precision) / np.sqrt(run["num_particles"] / 2)
         assert abs(float(result.samples["mu"].mean()) - y.sum() / precision) < tol
+
+
+def _half_nan_likelihood():
+    # No arguments: tempered() takes the model function itself. The likelihood is NaN
+    # for x < 0, about half of the prior's mass.
+    x = numpyro.sample("x", dist.Normal(0.0, 1.0))
+    numpyro.factor("likelihood", jnp.where(x > 0, -0.5 * (x - 1.0) ** 2, jnp.nan))
+
+
+def test_nan_likelihood_warns_and_model_functions_are_accepted_or_advised():
+    with pytest.warns(pk.results.SamplingWarning, match="log-likelihood was NaN for"):
+        result = smc.tempered(_half_nan_likelihood, num_particles=200, kernel="rwm")
+    assert int(result.num_nan[1]) > 50  # the prior draws with x < 0, at lambda_1
+    assert np.all(result.samples["x"] > 0)
+    with pytest.raises(TypeError, match=r"pk.from_numpyro\(model, \*args, \*\*kwargs\)"):
+        smc.tempered(_normal_mean)
+    with pytest.raises(TypeError, match="must be a probkit.Target"):
+        smc.tempered("model")
