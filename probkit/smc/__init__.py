@@ -15,25 +15,37 @@ Example:
     (256,)
 """
 
-from probkit.results import particle_dict  # noqa: F401  (moved to probkit.results)
-from probkit.smc._feynman_kac import FeynmanKac, SMCInfo, SMCState, init, reweight, step
+from probkit.results import particle_dict as particle_dict  # moved to probkit.results
+from probkit.smc._feynman_kac import FeynmanKac, SMCInfo, SMCState, init, step
+from probkit.smc._feynman_kac import reweight as reweight
 from probkit.smc._kalman import KalmanResult, LinearGaussian, kalman_filter, rts_smoother
-from probkit.smc._mcmc_moves import MOVE_KERNELS, MoveInfo, adapt_scale, mcmc_move, whitening
+from probkit.smc._mcmc_moves import MOVE_KERNELS as MOVE_KERNELS
+from probkit.smc._mcmc_moves import MoveInfo as MoveInfo
+from probkit.smc._mcmc_moves import adapt_scale as adapt_scale
+from probkit.smc._mcmc_moves import mcmc_move
+from probkit.smc._mcmc_moves import whitening as whitening
 from probkit.smc._resampling import (
-    RESAMPLING_SCHEMES,
-    ResamplingFn,
+    RESAMPLING_SCHEMES as RESAMPLING_SCHEMES,
+)
+from probkit.smc._resampling import (
+    ResamplingFn as ResamplingFn,
+)
+from probkit.smc._resampling import (
     effective_sample_size,
     get_resampling,
     killing,
     multinomial,
-    normalise_log_weights,
     residual,
     ssp,
     stratified,
     systematic,
 )
+from probkit.smc._resampling import (
+    normalise_log_weights as normalise_log_weights,
+)
 from probkit.smc._result import SMCHistory, SMCResult
-from probkit.smc._run import loop, particle_axis_constraint, run, trim
+from probkit.smc._run import loop, run, trim
+from probkit.smc._run import particle_axis_constraint as particle_axis_constraint
 from probkit.smc._state_space import (
     ParticleFilterResult,
     StateSpaceModel,
@@ -43,15 +55,21 @@ from probkit.smc._state_space import (
     state_space_feynman_kac,
 )
 from probkit.smc._tempered import (
-    TemperedParticles,
-    TemperingParameters,
+    TemperedParticles as TemperedParticles,
+)
+from probkit.smc._tempered import (
+    TemperingParameters as TemperingParameters,
+)
+from probkit.smc._tempered import (
     tempered,
     tempered_feynman_kac,
     tempered_loop,
 )
-from probkit.smc._tempering import TemperedPath, next_temperature, tempered_path
+from probkit.smc._tempering import TemperedPath, tempered_path
+from probkit.smc._tempering import next_temperature as next_temperature
 
-# What users call. Also importable from here, for those who build their own samplers:
+# What users call. Also importable from here (the "as" re-exports above), for those
+# who build their own samplers:
 # SMCInfo's pieces (reweight), the resampling table (RESAMPLING_SCHEMES, ResamplingFn),
 # normalise_log_weights, particle_axis_constraint, the tempered sampler's types
 # (TemperedParticles, TemperingParameters) and bisection (next_temperature), and the
@@ -96,18 +114,3 @@ __all__ = [
     "tempered",
     "mcmc_move",
 ]
-
-_INTERNAL = (
-    reweight,
-    RESAMPLING_SCHEMES,
-    ResamplingFn,
-    normalise_log_weights,
-    particle_axis_constraint,
-    TemperedParticles,
-    TemperingParameters,
-    next_temperature,
-    MOVE_KERNELS,
-    MoveInfo,
-    whitening,
-    adapt_scale,
-)
