@@ -12,6 +12,12 @@ cannot trace, such as a Hugging Face model (:func:`transformers_step_model`, nee
 ``llm`` extra). Potentials (when each is right): see :func:`log_reward`,
 :func:`softmax_reward`, :func:`reward_difference`.
 
+Flow and diffusion models (Kim et al. 2025): a velocity on a Gaussian path becomes an
+SDE with the same marginals (:func:`sde_step`), moves to another path by a change of
+time and scale (:func:`convert_velocity`, :func:`vp_interpolant`,
+:func:`velocity_from_score`), and is searched for a reward by :func:`flow_best_of_n`,
+SMC (:func:`flow_smc`) or rollover budget forcing (:func:`rollover_budget_forcing`).
+
 Example:
     >>> import jax, jax.numpy as jnp
     >>> import probkit.scaling as scaling
@@ -28,6 +34,25 @@ Example:
 """
 
 from probkit.scaling._feynman_kac import StepModel, StepParticles, step_feynman_kac
+from probkit.scaling._flow import (
+    convert_velocity,
+    diffusion_schedule,
+    gaussian_mixture_marginal,
+    gaussian_mixture_velocity,
+    posterior_means,
+    score_from_velocity,
+    sde_step,
+    velocity_from_score,
+    vp_interpolant,
+)
+from probkit.scaling._flow_search import (
+    FlowParticles,
+    FlowSearchResult,
+    flow_best_of_n,
+    flow_feynman_kac,
+    flow_smc,
+    rollover_budget_forcing,
+)
 from probkit.scaling._host import gather, host_particle_filter
 from probkit.scaling._methods import (
     ScalingResult,
@@ -80,4 +105,19 @@ __all__ = [
     "TextParticles",
     "transformers_step_model",
     "gather_text_particles",
+    "vp_interpolant",
+    "posterior_means",
+    "score_from_velocity",
+    "velocity_from_score",
+    "convert_velocity",
+    "gaussian_mixture_velocity",
+    "gaussian_mixture_marginal",
+    "diffusion_schedule",
+    "sde_step",
+    "FlowParticles",
+    "FlowSearchResult",
+    "flow_feynman_kac",
+    "flow_smc",
+    "flow_best_of_n",
+    "rollover_budget_forcing",
 ]
