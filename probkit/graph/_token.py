@@ -25,6 +25,7 @@ In every case the covariance with ``alpha > 0`` is no larger than with the base 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -32,6 +33,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import PartitionSpec as P
 
 from probkit.distributed import AXIS, chain_mesh, check_divisible, leading_axis_sharding
 from probkit.graph._srrw import PolynomialStepSize, self_repellent_walk
@@ -234,19 +236,15 @@ _STATIC = ("num_records", "record_every")
 _optimise_jit = jax.jit(_optimise_run, static_argnames=_STATIC)
 
 
+@functools.partial(jax.jit, static_argnames=("mesh", *_STATIC))
 def _optimise_sharded(token, keys, starts, params, *, mesh, **static):
-    from functools import partial
-
-    from jax.sharding import PartitionSpec as P
-
-    return jax.jit(
-        jax.shard_map(
-            partial(_optimise_run, **static),
-            mesh=mesh,
-            in_specs=(P(), P(AXIS), P(AXIS), P()),
-            out_specs=P(AXIS),
-            check_vma=False,
-        )
+    # Token t uses fold_in(key, t) on any number of devices (as in ``sample``).
+    return jax.shard_map(
+        functools.partial(_optimise_run, **static),
+        mesh=mesh,
+        in_specs=(P(), P(AXIS), P(AXIS), P()),
+        out_specs=P(AXIS),
+        check_vma=False,
     )(token, keys, starts, params)
 
 
