@@ -323,7 +323,8 @@ def sequence_loss(
         >>> import jax, jax.numpy as jnp
         >>> from probkit.models.pvrnn import PVRNN, init_adaptive, sequence_loss
         >>> net = PVRNN(jax.random.key(0), 1)
-        >>> loss, (rec, kl) = sequence_loss(net, init_adaptive(net, 8), None, jnp.zeros((8, 1)), 1.0)
+        >>> adaptive = init_adaptive(net, 8)
+        >>> loss, (rec, kl) = sequence_loss(net, adaptive, None, jnp.zeros((8, 1)), 1.0)
         >>> kl.shape
         (1,)
     """

@@ -439,7 +439,8 @@ def sample_markov_fbm(
     Example:
         >>> import jax, jax.numpy as jnp
         >>> from probkit.sde import markov_fbm, sample_markov_fbm
-        >>> b, y = sample_markov_fbm(jax.random.key(0), markov_fbm(0.3), jnp.linspace(0.1, 1, 10), 3)
+        >>> times = jnp.linspace(0.1, 1, 10)
+        >>> b, y = sample_markov_fbm(jax.random.key(0), markov_fbm(0.3), times, 3)
         >>> b.shape, y.shape
         ((3, 10), (3, 10, 5))
     """

@@ -171,7 +171,7 @@ class MLPControl(eqx.Module):
         mlp = eqx.nn.MLP(state_size + 1, dim, width, depth, jax.nn.tanh, key=key)
         last = mlp.layers[-1]
         last = eqx.tree_at(
-            lambda l: (l.weight, l.bias),
+            lambda layer: (layer.weight, layer.bias),
             last,
             (jnp.zeros_like(last.weight), jnp.zeros_like(last.bias)),
         )
@@ -496,9 +496,10 @@ def elbo(
     ``dt`` defaults to ``min(T/200, 0.5/max(rates))``. ``solver=None`` runs a plain
     Euler-Maruyama loop (``lax.scan``; Ito); a diffrax solver (``diffrax.Euler()``,
     ``diffrax.Heun()``, ...) runs ``diffrax.diffeqsolve`` instead, with ``adjoint``
-    (default: checkpointed backpropagation through the solver). ``brownian="grid"`` draws the Brownian motion on the fixed step grid (fast, exact
-    for fixed-step solvers); ``"tree"`` uses diffrax's ``VirtualBrownianTree`` (any
-    solver, adaptive steps, ``diffrax.BacksolveAdjoint``).
+    (default: checkpointed backpropagation through the solver). ``brownian="grid"``
+    draws the Brownian motion on the fixed step grid (fast, exact for fixed-step
+    solvers); ``"tree"`` uses diffrax's ``VirtualBrownianTree`` (any solver, adaptive
+    steps, ``diffrax.BacksolveAdjoint``).
 
     Example:
         >>> import jax, jax.numpy as jnp

@@ -89,6 +89,7 @@ def test_exact_samplers_match_covariance(method):
     assert np.max(np.abs(np.cov(paths.T) - exact)) < 4.5 * np.sqrt(2 / n)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["I", "II"])
 def test_markov_paths_match_their_covariance(kind):
     approx = markov_fbm(0.3, 6, kind=kind)
