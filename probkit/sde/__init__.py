@@ -20,6 +20,17 @@ Example:
     0.5
 """
 
+from probkit.sde._fractional import (
+    MarkovFBM,
+    fbm_covariance,
+    markov_fbm,
+    markov_fbm_covariance,
+    optimal_weights,
+    ou_rates,
+    sample_fbm,
+    sample_markov_fbm,
+    stationary_ou_covariance,
+)
 from probkit.sde._gaussian_mixture import (
     GaussianMixture,
     exact_score,
@@ -36,6 +47,20 @@ from probkit.sde._interpolants import (
     score_from_denoiser,
     trig_interpolant,
     velocity_loss,
+)
+from probkit.sde._latent import (
+    AffineControl,
+    ELBOTerms,
+    GaussianObservation,
+    LatentFit,
+    LatentSDE,
+    LinearDrift,
+    MLPControl,
+    MLPDrift,
+    elbo,
+    fit_latent_sde,
+    latent_sde,
+    sample_latent_paths,
 )
 from probkit.sde._linear import (
     OUSDE,
@@ -88,4 +113,26 @@ __all__ = [
     "denoiser_loss",
     "score_from_denoiser",
     "interpolant_sample",
+    # fractional noise (MA-fBM) and latent SDE variational inference
+    "MarkovFBM",
+    "ou_rates",
+    "optimal_weights",
+    "markov_fbm",
+    "markov_fbm_covariance",
+    "fbm_covariance",
+    "sample_fbm",
+    "sample_markov_fbm",
+    "stationary_ou_covariance",
+    "LatentSDE",
+    "LinearDrift",
+    "MLPDrift",
+    "AffineControl",
+    "MLPControl",
+    "GaussianObservation",
+    "latent_sde",
+    "elbo",
+    "sample_latent_paths",
+    "fit_latent_sde",
+    "LatentFit",
+    "ELBOTerms",
 ]
