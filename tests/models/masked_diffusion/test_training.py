@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import probkit.models.masked_diffusion as md
+import pytest
 from probkit.models.masked_diffusion.train import elbo_gap
 
 N = 10_000
@@ -64,3 +65,24 @@ def test_save_load_roundtrip(tmp_path):
     md.save(tmp_path / "net.eqx", net, note="x")
     loaded = md.load(tmp_path / "net.eqx")
     assert eqx.tree_equal(eqx.filter(net, eqx.is_array), eqx.filter(loaded, eqx.is_array))
+
+
+@pytest.mark.slow
+def test_default_stepwise_sampler_and_tau_leaping():
+    # The step-wise defaults (1000 steps, linear schedule, cache, float64) with the
+    # shipped network, and tau-leaping (which differs from ancestral steps only for a
+    # non-linear schedule) with the exact denoiser on the cosine schedule. n = 1000.
+    dist = md.pretrained_distribution()
+    model = md.load_pretrained()
+    gap = elbo_gap(model, dist)
+    n = 1000
+    mean, sd = md.tv_noise_floor(dist, n)
+    x0 = md.initial_sequences(n, dist.length, dist.vocab_size)
+    out = md.sample(model, x0, mask_token=model.mask_token, method="stepwise")
+    tv = md.total_variation(md.empirical_distribution(out.sequences, dist), dist.probs)
+    assert tv < mean + 4 * sd + np.sqrt(gap / 2)
+    assert float(np.mean(out.calls_per_chain)) <= dist.length
+    out = md.sample(md.exact_denoiser(dist), x0, mask_token=3, method="tau_leaping",
+                    num_steps=100, schedule="cosine")  # fmt: skip
+    tv = md.total_variation(md.empirical_distribution(out.sequences, dist), dist.probs)
+    assert tv < mean + 4 * sd
