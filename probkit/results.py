@@ -80,6 +80,10 @@ class MCMCResult:
         adaptation: tuned parameters per chain (``step_size``, ``inverse_mass_matrix``...).
         unconstrained: the flat unconstrained draws (num_chains, num_samples, dim).
         seconds: wall time of warm-up plus sampling, compilation included.
+        last_state: where the chains ended (a :class:`probkit.mcmc.AdaptedState`: kernel
+            state, tuned parameters, transitions done); pass it back as
+            ``probkit.mcmc.sample(..., init_state=result.last_state)`` to continue the
+            run without a new warm-up.
 
     Example:
         >>> import jax.numpy as jnp
@@ -97,6 +101,18 @@ class MCMCResult:
     adaptation: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
     unconstrained: np.ndarray | None = None
     seconds: float = float("nan")
+    last_state: Any = dataclasses.field(default=None, repr=False)
+
+    def __repr__(self) -> str:
+        """A short summary: sites and shapes, chains, kernel, divergences."""
+        sites = ", ".join(f"{k}: {tuple(v.shape[2:])}" for k, v in self.samples.items())
+        diverging = self.stats.get("diverging")
+        divergences = "" if diverging is None else f", divergences={int(np.sum(diverging))}"
+        return (
+            f"MCMCResult(kernel={self.kernel!r}, num_chains={self.num_chains}, "
+            f"num_samples={self.num_samples}{divergences}, samples={{{sites}}}, "
+            f"seconds={self.seconds:.3g})"
+        )
 
     @property
     def num_chains(self) -> int:

@@ -8,19 +8,25 @@ A :class:`Target` is what every sampler in probkit consumes. It holds
   plus ``numpyro.deterministic`` sites);
 * ``init(key, num)``: ``num`` initial positions with a leading axis.
 
-Data is kept apart from the functions (``target.data``) so that drivers pass it to
-their jitted functions as an argument instead of closing over it: closed-over arrays
-become compile-time constants, which XLA may spend seconds folding (DESIGN §3).
+A Target is an ``equinox.Module``: a pytree whose array leaves are the data, the
+initial position or initial values, and the values of NumPyro ``param`` sites, and
+whose other leaves (the functions, the model, the init strategy's name) are static.
+Drivers pass it whole to functions jitted with ``equinox.filter_jit``, so the data
+travel as arguments (closed-over arrays become compile-time constants, which XLA
+may spend seconds folding), a new data set of the same shapes compiles nothing, and
+anything that changes what is computed (the model, the init strategy, the initial
+values) is either an argument or part of the compiled program's static key: there
+is no cache to get wrong.
 """
 
 from __future__ import annotations
 
-import collections
-import dataclasses
 import inspect
+import warnings
 from collections.abc import Callable, Hashable, Mapping
-from typing import Any, NamedTuple
+from typing import Any
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -31,21 +37,15 @@ PyTree = Any
 
 _INIT_STRATEGIES = ("uniform", "prior", "median")
 
-# from_numpyro's NumPyro set-up (a model trace and initialize_model, run op by op:
-# ~0.2 s, as long as a whole small NUTS run) keyed on the model, the init strategy
-# and the data's structure, shapes and dtypes: a new data set of the same shapes only
-# re-checks the log density at the cached starting point.
-_NUMPYRO_SETUP: collections.OrderedDict = collections.OrderedDict()
-_NUMPYRO_SETUP_MAX_ENTRIES = 32
 
-
-@dataclasses.dataclass(frozen=True)
-class Target:
+class Target(eqx.Module):
     """A log density on an unconstrained pytree, with the map back to model values.
 
     Most users build one with :func:`probkit.from_numpyro` or
     :meth:`Target.from_logdensity`; the fields are documented for those who write
-    their own samplers.
+    their own samplers. A Target is a pytree (an ``equinox.Module``): jit functions
+    that take one with ``equinox.filter_jit``, which passes its arrays as arguments
+    and keys the compilation on the rest.
 
     Attributes:
         logdensity_with_data: ``(data, z) -> scalar`` log density of the unconstrained
@@ -55,11 +55,9 @@ class Target:
         data: the pytree of arrays handed to the functions above.
         example_position: one unconstrained position (no leading axis).
         model: the NumPyro model, when the target came from one.
-        model_args / model_kwargs: the arguments the model was bound to.
-        compile_key: a hashable identity of the functions above apart from ``data``
-            (the model and its static arguments, or the log-density function), or
-            ``None``. Samplers memoise their compiled code on it, so that sampling the
-            same model again, with new data of the same shapes, does not recompile.
+        name: a name used in messages.
+        assemble_model_args: ``data -> (args, kwargs)`` of the model, rebuilt from the
+            data pytree (NumPyro targets).
 
     Example:
         >>> import jax.numpy as jnp
@@ -75,12 +73,8 @@ class Target:
     data: PyTree
     example_position: PyTree
     model: Callable | None = None
-    model_args: tuple = ()
-    model_kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-    name: str = "target"
-    #: ``data -> (args, kwargs)`` of the model, rebuilt from the data pytree
+    name: str = eqx.field(default="target", static=True)
     assemble_model_args: Callable | None = None
-    compile_key: Hashable | None = None
 
     # -- convenience views with the data bound -------------------------------------
     def logdensity(self, z: PyTree) -> jax.Array:
@@ -99,6 +93,18 @@ class Target:
     def num_dims(self) -> int:
         """Number of unconstrained scalar dimensions."""
         return int(sum(np.size(leaf) for leaf in jax.tree_util.tree_leaves(self.example_position)))
+
+    @property
+    def model_args(self) -> tuple:
+        """The positional arguments the NumPyro model is bound to (``()`` otherwise)."""
+        return () if self.assemble_model_args is None else self.assemble_model_args(self.data)[0]
+
+    @property
+    def model_kwargs(self) -> dict:
+        """The keyword arguments the NumPyro model is bound to (``{}`` otherwise)."""
+        if self.assemble_model_args is None:
+            return {}
+        return dict(self.assemble_model_args(self.data)[1])
 
     # -- constructors ---------------------------------------------------------------
     @classmethod
@@ -154,41 +160,14 @@ class Target:
                 f"logdensity_fn is {float(value)} at initial_position: start from a point "
                 "where the log density is finite."
             )
-
-        def logdensity_with_data(data, z):
-            del data
-            return logdensity_fn(z)
-
-        def constrain_with_data(data, z):
-            del data
-            if isinstance(z, dict):
-                return dict(z)
-            return {"x": z}
-
-        def init_with_data(key, num, data):
-            del data
-            if init == "fixed":
-                return jax.tree_util.tree_map(
-                    lambda x: jnp.broadcast_to(x, (num, *jnp.shape(x))), initial_position
-                )
-            keys = jax.random.split(key, len(leaves))
-            treedef = jax.tree_util.tree_structure(initial_position)
-            noise = [
-                jax.random.uniform(k, (num, *jnp.shape(x)), minval=-2.0, maxval=2.0)
-                for k, x in zip(keys, jax.tree_util.tree_leaves(initial_position), strict=True)
-            ]
-            return jax.tree_util.tree_map(
-                lambda x, e: x + e, initial_position, jax.tree_util.tree_unflatten(treedef, noise)
-            )
-
+        fns = _LogDensityFunctions(logdensity_fn, initial_position, init)
         return cls(
-            logdensity_with_data=logdensity_with_data,
-            constrain_with_data=constrain_with_data,
-            init_with_data=init_with_data,
+            logdensity_with_data=fns.logdensity,
+            constrain_with_data=fns.constrain,
+            init_with_data=fns.init,
             data=(),
             example_position=initial_position,
             name=name,
-            compile_key=("logdensity", logdensity_fn),
         )
 
     # -- model-specific helpers used by results --------------------------------------
@@ -207,14 +186,50 @@ class Target:
         """Pointwise log-likelihood of every observed site for constrained ``samples``."""
         if self.model is None:
             return {}
-        from numpyro.infer.util import log_likelihood
-
-        def pointwise(samples, data):
-            args, kwargs = self.assemble_model_args(data)
-            return log_likelihood(self.model, samples, *args, batch_ndims=batch_ndims, **kwargs)
-
         samples = {k: jnp.asarray(v) for k, v in samples.items()}
-        return jax.jit(pointwise)(samples, self.data)
+        return _pointwise_log_likelihood(self, samples, batch_ndims)
+
+
+@eqx.filter_jit
+def _pointwise_log_likelihood(target: Target, samples: dict, batch_ndims: int) -> dict:
+    from numpyro.infer.util import log_likelihood
+
+    args, kwargs = target.assemble_model_args(target.data)
+    return log_likelihood(target.model, samples, *args, batch_ndims=batch_ndims, **kwargs)
+
+
+class _LogDensityFunctions(eqx.Module):
+    """A plain log density's functions; the initial position is an array leaf."""
+
+    fn: Callable
+    initial_position: PyTree
+    mode: str = eqx.field(static=True)
+
+    def logdensity(self, data, z):
+        del data
+        return self.fn(z)
+
+    def constrain(self, data, z):
+        del data
+        if isinstance(z, dict):
+            return dict(z)
+        return {"x": z}
+
+    def init(self, key, num, data):
+        del data
+        if self.mode == "fixed":
+            return jax.tree_util.tree_map(
+                lambda x: jnp.broadcast_to(x, (num, *jnp.shape(x))), self.initial_position
+            )
+        leaves, treedef = jax.tree_util.tree_flatten(self.initial_position)
+        keys = jax.random.split(key, len(leaves))
+        noise = [
+            jax.random.uniform(k, (num, *jnp.shape(x)), minval=-2.0, maxval=2.0)
+            for k, x in zip(keys, leaves, strict=True)
+        ]
+        return jax.tree_util.tree_map(
+            lambda x, e: x + e, self.initial_position, jax.tree_util.tree_unflatten(treedef, noise)
+        )
 
 
 def _trace_model(model, args, kwargs, seed: int = 0):
@@ -256,8 +271,84 @@ def _check_model_kwargs(model: Callable, args: tuple, kwargs: Mapping[str, Any])
         ) from None
 
 
-def _hashable_or_none(key: Any) -> Hashable | None:
-    """``key`` when it can key a cache (static arguments may be unhashable), else None."""
+def _is_dynamic(leaf: Any) -> bool:
+    """Arrays travel as jit arguments; Python scalars and strings stay static."""
+    return isinstance(leaf, np.ndarray | jax.Array) and not isinstance(leaf, bool)
+
+
+class _Static:
+    """A static value compared by equality when it is hashable, else by identity."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any):
+        self.value = value
+
+    def _key(self):
+        try:
+            hash(self.value)
+        except TypeError:
+            return ("id", id(self.value))
+        return ("value", type(self.value), self.value)
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, _Static):
+            return NotImplemented
+        if self._key()[0] != other._key()[0]:
+            return False
+        if self._key()[0] == "id":
+            return self.value is other.value
+        return type(self.value) is type(other.value) and bool(self.value == other.value)
+
+
+class _Assemble(eqx.Module):
+    """``data -> (args, kwargs)``: the model's arguments rebuilt from the array leaves."""
+
+    treedef: Any = eqx.field(static=True)
+    dynamic_mask: tuple = eqx.field(static=True)
+    static_leaves: tuple = eqx.field(static=True)  # of _Static
+
+    def __call__(self, data):
+        it = iter(data)
+        full = [
+            next(it) if d else s.value
+            for s, d in zip(self.static_leaves, self.dynamic_mask, strict=True)
+        ]
+        return jax.tree_util.tree_unflatten(self.treedef, full)
+
+
+def _split_data(args: tuple, kwargs: Mapping[str, Any]):
+    """``(dynamic arrays, assemble, signature)``: ``signature`` is what stays static."""
+    leaves, treedef = jax.tree_util.tree_flatten((tuple(args), dict(kwargs)))
+    dynamic_mask = tuple(_is_dynamic(leaf) for leaf in leaves)
+    dynamic = tuple(leaf for leaf, d in zip(leaves, dynamic_mask, strict=True) if d)
+    static = tuple(
+        _Static(None if d else leaf) for leaf, d in zip(leaves, dynamic_mask, strict=True)
+    )
+    assemble = _Assemble(treedef, dynamic_mask, static)
+    return dynamic, assemble, (treedef, dynamic_mask, static)
+
+
+def compiled_cache_key(target: Target) -> Hashable | None:
+    """Deprecated: jit functions of a Target with ``equinox.filter_jit`` instead.
+
+    Returns the target's static structure (functions, model, init strategy) and the
+    shapes and dtypes of its arrays: what ``equinox.filter_jit`` keys a compilation
+    on. ``None`` when a static part cannot be hashed.
+    """
+    warnings.warn(
+        "probkit.target.compiled_cache_key is deprecated: pass the Target to a function "
+        "jitted with equinox.filter_jit, which compiles once per static structure.",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    dynamic, static = eqx.partition(target, eqx.is_array)
+    leaves, treedef = jax.tree_util.tree_flatten(dynamic)
+    layout = tuple((np.shape(x), jnp.result_type(x).name) for x in leaves)
+    key = (jax.tree_util.tree_flatten(static), treedef, layout)
     try:
         hash(key)
     except TypeError:
@@ -265,38 +356,112 @@ def _hashable_or_none(key: Any) -> Hashable | None:
     return key
 
 
-def compiled_cache_key(target: Target) -> Hashable | None:
-    """What a compiled sampler of ``target`` may be cached on, or None (never cache).
+# -- NumPyro models -------------------------------------------------------------------
+class _NumPyroFunctions(eqx.Module):
+    """A NumPyro model's log density, constraint map and initialiser, as functions of
+    the data. ``params`` (values of ``param`` sites) and ``init_values`` are array
+    leaves; the model, the arguments' static part and the init strategy are static."""
 
-    The target's ``compile_key`` (the model and its static arguments, or the log
-    density function) plus the layout of a position, which ``ravel_pytree``'s
-    ``unravel`` depends on. New data of the same shapes give the same key.
-    """
-    if target.compile_key is None:
-        return None
-    leaves, treedef = jax.tree_util.tree_flatten(target.example_position)
-    layout = tuple((jnp.shape(x), jnp.result_type(x).name) for x in leaves)
-    return (target.compile_key, treedef, layout)
+    model: Callable
+    assemble: _Assemble
+    strategy: str = eqx.field(static=True)  # "uniform" | "prior" | "median" | "value"
+    init_values: dict
+    params: dict
+
+    def _model(self):
+        from numpyro import handlers
+
+        model = self.model
+        if self.params:
+            model = handlers.substitute(model, data=self.params)
+        return model
+
+    def logdensity(self, data, z):
+        from numpyro.infer.util import potential_energy
+
+        a, kw = self.assemble(data)
+        return -potential_energy(self._model(), a, kw, z)
+
+    def constrain(self, data, z):
+        from numpyro.infer.util import constrain_fn
+
+        a, kw = self.assemble(data)
+        return constrain_fn(self._model(), a, kw, z, return_deterministic=True)
+
+    def _strategy(self):
+        from numpyro.infer import init_to_median, init_to_sample, init_to_uniform, init_to_value
+
+        if self.strategy == "value":
+            return init_to_value(values=self.init_values)
+        return {
+            "uniform": init_to_uniform(radius=2.0),
+            "prior": init_to_sample,
+            "median": init_to_median(num_samples=15),
+        }[self.strategy]
+
+    def init(self, key, num, data):
+        from numpyro.infer.util import initialize_model
+
+        a, kw = self.assemble(data)
+        keys = jax.random.split(key, num)
+        batched = initialize_model(
+            keys,
+            self.model,
+            init_strategy=self._strategy(),
+            dynamic_args=True,
+            model_args=a,
+            model_kwargs=kw,
+        )
+        return batched.param_info.z
 
 
-def _is_dynamic(leaf: Any) -> bool:
-    """Arrays travel as jit arguments; Python scalars and strings stay static."""
-    return isinstance(leaf, np.ndarray | jax.Array) and not isinstance(leaf, bool)
+class _ModelStructure(eqx.Module):
+    """What the set-up learns from one (abstract) trace of the model."""
+
+    latent: tuple = eqx.field(static=True)
+    discrete: tuple = eqx.field(static=True)
 
 
-def _split_data(args: tuple, kwargs: Mapping[str, Any]):
-    """``(dynamic arrays, assemble, signature)``: ``signature`` is what stays static."""
-    leaves, treedef = jax.tree_util.tree_flatten((tuple(args), dict(kwargs)))
-    dynamic_mask = [_is_dynamic(leaf) for leaf in leaves]
-    dynamic = tuple(leaf for leaf, d in zip(leaves, dynamic_mask, strict=True) if d)
-    static = [None if d else leaf for leaf, d in zip(leaves, dynamic_mask, strict=True)]
+def _site_params(model, a, kw) -> dict:
+    trace = _trace_model(model, a, kw)
+    return {k: s["value"] for k, s in trace.items() if s["type"] in ("param", "mutable")}
 
-    def assemble(data):
-        it = iter(data)
-        full = [next(it) if d else s for s, d in zip(static, dynamic_mask, strict=True)]
-        return jax.tree_util.tree_unflatten(treedef, full)
 
-    return dynamic, assemble, (treedef, tuple(dynamic_mask), tuple(static))
+@eqx.filter_jit
+def _numpyro_setup(fns: _NumPyroFunctions, data):
+    """One compiled set-up per model structure: param-site values, one starting
+    position and its log density (an abstract trace checks the latent sites)."""
+    from numpyro.infer.util import initialize_model
+
+    a, kw = fns.assemble(data)
+    trace = _trace_model(fns.model, a, kw)
+    latent = tuple(
+        name for name, site in trace.items() if site["type"] == "sample" and not site["is_observed"]
+    )
+    discrete = tuple(
+        name for name in latent if getattr(trace[name]["fn"].support, "is_discrete", False)
+    )
+    if not latent or discrete:
+        # Nothing more to compute: the caller raises with the names.
+        return _ModelStructure(latent, discrete), None, None, None
+    unknown = sorted(set(fns.init_values) - set(latent))
+    if unknown:
+        return _ModelStructure(latent, tuple(unknown)), None, None, "unknown"
+    params = {k: s["value"] for k, s in trace.items() if s["type"] in ("param", "mutable")}
+    info = initialize_model(
+        jax.random.PRNGKey(0),
+        fns.model,
+        init_strategy=fns._strategy(),
+        dynamic_args=True,
+        model_args=a,
+        model_kwargs=kw,
+    )
+    z = info.param_info.z
+    with_params = eqx.tree_at(lambda f: f.params, fns, params)
+    lp, grad = jax.value_and_grad(lambda x: with_params.logdensity(data, x))(z)
+    finite_grad = jnp.all(jnp.stack([jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grad)]))
+    # NaN unless both the log density and its gradient are finite (NumPyro's criterion).
+    return _ModelStructure(latent, discrete), params, z, jnp.where(finite_grad, lp, jnp.nan)
 
 
 def _nonfinite_sites(model, args, kwargs, key) -> list[str]:
@@ -333,8 +498,10 @@ def from_numpyro(
     """Build a :class:`Target` from a NumPyro model bound to its data.
 
     The log density lives on NumPyro's unconstrained space (Jacobians included), as
-    given by ``numpyro.infer.util.initialize_model``; ``constrain`` maps back to every
-    sample site and every ``numpyro.deterministic`` site.
+    ``numpyro.infer.util.potential_energy`` computes it; ``constrain`` maps back to
+    every sample site and every ``numpyro.deterministic`` site. The set-up is
+    compiled once per model structure (the model, the arguments' shapes and static
+    values, the init strategy): a new data set of the same shapes compiles nothing.
 
     Args:
         model: a NumPyro model function.
@@ -347,8 +514,9 @@ def from_numpyro(
 
     Raises:
         TypeError: a keyword argument the model does not take.
-        ValueError: a model with no latent site, or a log density that is not finite
-            at any initialisation (the message names the offending sites).
+        ValueError: a model with no latent site, an ``init`` dict naming a site that
+            is not a latent site, or a log density that is not finite at any
+            initialisation (the message names the offending sites).
 
     Example:
         >>> import jax.numpy as jnp, numpyro, numpyro.distributions as dist
@@ -360,9 +528,6 @@ def from_numpyro(
         >>> sorted(target.constrain(target.example_position))
         ['mu']
     """
-    from numpyro.infer import init_to_median, init_to_sample, init_to_uniform, init_to_value
-    from numpyro.infer.util import initialize_model
-
     if not callable(model):
         raise TypeError(f"model must be a NumPyro model function, got {type(model).__name__}.")
     _check_model_kwargs(model, args, kwargs)
@@ -372,125 +537,69 @@ def from_numpyro(
             raise ValueError(
                 f"init must be one of {_INIT_STRATEGIES} or a dict of site values, got {init!r}."
             )
-        strategy = {
-            "uniform": init_to_uniform(radius=2.0),
-            "prior": init_to_sample,
-            "median": init_to_median(num_samples=15),
-        }[init]
+        strategy, init_values = init, {}
     elif isinstance(init, Mapping):
-        strategy = init_to_value(values={k: jnp.asarray(v) for k, v in init.items()})
+        strategy = "value"
+        init_values = {k: jnp.asarray(v, dtype=jnp.result_type(float)) for k, v in init.items()}
     else:
         raise TypeError(f"init must be a strategy name or a dict, got {type(init).__name__}.")
 
     model_name = getattr(model, "__name__", "model")
-    dynamic, assemble, signature = _split_data(args, kwargs)
-    setup_key = _hashable_or_none(
-        (model, init, signature, tuple((jnp.shape(x), jnp.result_type(x)) for x in dynamic))
-        if isinstance(init, str)
-        else None
-    )
-    cached = _NUMPYRO_SETUP.get(setup_key) if setup_key is not None else None
-    if cached is not None and bool(jnp.isfinite(cached.logdensity_at_start(dynamic))):
-        _NUMPYRO_SETUP.move_to_end(setup_key)
-        return _numpyro_target(model, args, kwargs, dynamic, assemble, signature, cached)
-    trace = _trace_model(model, args, kwargs)
-    latent = [
-        name for name, site in trace.items() if site["type"] == "sample" and not site["is_observed"]
-    ]
-    if not latent:
+    dynamic, assemble, _ = _split_data(args, kwargs)
+    fns = _NumPyroFunctions(model, assemble, strategy, init_values, {})
+    structure, params, example, start_lp = _numpyro_setup(fns, dynamic)
+    if not structure.latent:
         raise ValueError(
             f"{model_name} has no latent sample site: every numpyro.sample statement has "
             "obs= set, so there is nothing to infer. Remove obs= from the sites to infer."
         )
-    discrete = [name for name in latent if getattr(trace[name]["fn"].support, "is_discrete", False)]
-    if discrete:
+    if isinstance(start_lp, str):
         raise ValueError(
-            f"{model_name} has discrete latent site(s) {discrete}: gradient-based kernels "
-            "need continuous latents. Marginalise them (e.g. with "
+            f"init names site(s) {list(structure.discrete)} that are not latent sample "
+            f"sites of {model_name}; its latent sites are {list(structure.latent)}."
+        )
+    if structure.discrete:
+        raise ValueError(
+            f"{model_name} has discrete latent site(s) {list(structure.discrete)}: "
+            "gradient-based kernels need continuous latents. Marginalise them (e.g. with "
             "numpyro.contrib.funsor's enumeration) or use an SMC sampler."
         )
-
-    def _initialize(key):
-        a, kw = assemble(dynamic)
-        try:
-            return initialize_model(
-                key, model, init_strategy=strategy, dynamic_args=True, model_args=a, model_kwargs=kw
-            )
-        except RuntimeError as err:
-            if "valid initial parameters" not in str(err):
-                raise
-            bad = _nonfinite_sites(model, a, kw, key)
-            where = (
-                f" Non-finite log-probability at site(s): {', '.join(bad)}."
-                if bad
-                else " Every site's log-probability was finite, so the gradient is not."
-            )
-            raise ValueError(
-                f"The log density of {model_name} is not finite at any of 100 "
-                f"initialisations ({init!r}).{where} Check those sites' parameters and "
-                "supports against the data (e.g. a scale that can be zero or negative), "
-                "or pass init={site: value} with a valid starting point."
-            ) from None
-
-    info = _initialize(jax.random.PRNGKey(0))
-    setup = _numpyro_setup(model, strategy, assemble, info)
-    if setup_key is not None:
-        _NUMPYRO_SETUP[setup_key] = setup
-        if len(_NUMPYRO_SETUP) > _NUMPYRO_SETUP_MAX_ENTRIES:
-            _NUMPYRO_SETUP.popitem(last=False)
-    return _numpyro_target(model, args, kwargs, dynamic, assemble, signature, setup)
+    if not bool(jnp.isfinite(start_lp)):
+        _explain_nonfinite(model, assemble(dynamic), fns._strategy(), init, model_name)
+    fns = eqx.tree_at(lambda f: f.params, fns, params)
+    return Target(
+        logdensity_with_data=fns.logdensity,
+        constrain_with_data=fns.constrain,
+        init_with_data=fns.init,
+        data=dynamic,
+        example_position=example,
+        model=model,
+        name=model_name,
+        assemble_model_args=assemble,
+    )
 
 
-class _NumPyroSetup(NamedTuple):
-    """What ``from_numpyro`` takes from NumPyro, as functions of the data arrays."""
-
-    logdensity_with_data: Callable
-    constrain_with_data: Callable
-    init_with_data: Callable
-    example_position: Any
-    logdensity_at_start: Callable  # jitted: data -> log density at example_position
-
-
-def _numpyro_setup(model, strategy, assemble, info) -> _NumPyroSetup:
+def _explain_nonfinite(model, args_kwargs, strategy, init, model_name) -> None:
+    """Run NumPyro's initialisation eagerly: its error (or a non-finite start) is
+    turned into a message naming the offending sites."""
     from numpyro.infer.util import initialize_model
 
-    potential_gen = info.potential_fn
-    postprocess_gen = info.postprocess_fn
-    example = info.param_info.z
-
-    def logdensity_with_data(data, z):
-        a, kw = assemble(data)
-        return -potential_gen(*a, **kw)(z)
-
-    def constrain_with_data(data, z):
-        a, kw = assemble(data)
-        return postprocess_gen(*a, **kw)(z)
-
-    def init_with_data(key, num, data):
-        a, kw = assemble(data)
-        keys = jax.random.split(key, num)
-        batched = initialize_model(
-            keys, model, init_strategy=strategy, dynamic_args=True, model_args=a, model_kwargs=kw
-        )
-        return batched.param_info.z
-
-    at_start = jax.jit(lambda data: logdensity_with_data(data, example))
-    return _NumPyroSetup(
-        logdensity_with_data, constrain_with_data, init_with_data, example, at_start
+    a, kw = args_kwargs
+    key = jax.random.PRNGKey(0)
+    try:
+        initialize_model(key, model, init_strategy=strategy, model_args=a, model_kwargs=kw)
+    except RuntimeError as err:
+        if "valid initial parameters" not in str(err):
+            raise
+    bad = _nonfinite_sites(model, a, kw, key)
+    where = (
+        f" Non-finite log-probability at site(s): {', '.join(bad)}."
+        if bad
+        else " Every site's log-probability was finite, so the gradient is not."
     )
-
-
-def _numpyro_target(model, args, kwargs, dynamic, assemble, signature, setup) -> Target:
-    return Target(
-        logdensity_with_data=setup.logdensity_with_data,
-        constrain_with_data=setup.constrain_with_data,
-        init_with_data=setup.init_with_data,
-        data=dynamic,
-        example_position=setup.example_position,
-        model=model,
-        model_args=tuple(args),
-        model_kwargs=dict(kwargs),
-        name=getattr(model, "__name__", "model"),
-        assemble_model_args=assemble,
-        compile_key=_hashable_or_none(("numpyro", model, signature)),
-    )
+    raise ValueError(
+        f"The log density of {model_name} is not finite at any of 100 "
+        f"initialisations ({init!r}).{where} Check those sites' parameters and "
+        "supports against the data (e.g. a scale that can be zero or negative), "
+        "or pass init={site: value} with a valid starting point."
+    ) from None

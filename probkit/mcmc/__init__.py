@@ -1,4 +1,13 @@
-"""MCMC drivers over blackjax kernels: warm-up, multi-chain runs, sharding, ArviZ output.
+"""MCMC over blackjax kernels, in three layers.
+
+1. Kernel specifications (:data:`KERNELS`, :class:`KernelSpec`): for each name, its
+   warm-up, its blackjax algorithm and the statistics it reports.
+2. :func:`loop`: a pure, jittable run of any kernel (``(key, kernel, state) ->
+   (last_state, (positions, stats))``) to call inside your own ``jit`` / ``vmap``.
+3. :func:`sample`: validation before compilation, warm-up, multi-chain runs
+   (vectorised, sequential, sharded), progress bars, ArviZ output; it takes a name,
+   a blackjax ``SamplingAlgorithm`` or an ``(init, step)`` pair, and continues a run
+   from ``result.last_state`` (``init_state=``).
 
 Example:
     >>> import jax.numpy as jnp
@@ -9,8 +18,19 @@ Example:
     (2, 100, 2)
 """
 
-from probkit.mcmc._kernels import KERNELS, KernelSpec
+from probkit.mcmc._kernels import KERNELS, KernelSpec, jittered_hmc
+from probkit.mcmc._loop import AdaptedState, loop, transition_key
 from probkit.mcmc._sample import sample
 from probkit.results import MCMCResult, SamplingWarning
 
-__all__ = ["KERNELS", "KernelSpec", "MCMCResult", "SamplingWarning", "sample"]
+__all__ = [
+    "KERNELS",
+    "AdaptedState",
+    "KernelSpec",
+    "MCMCResult",
+    "SamplingWarning",
+    "jittered_hmc",
+    "loop",
+    "sample",
+    "transition_key",
+]

@@ -1,34 +1,413 @@
-"""The kernel registry: which blackjax algorithm each name means, and its options.
+"""Kernel specifications: for each kernel name, how to warm it up, which blackjax
+algorithm it samples with, and which statistics it reports.
 
 probkit does not re-implement NUTS, HMC, MALA or random-walk Metropolis: it takes
 them from blackjax and adds what blackjax leaves to its users (the driver loop,
-warm-up, multi-chain runs, sharding, statistics under ArviZ's names).
+warm-up, multi-chain runs, sharding, statistics under ArviZ's names). A
+:class:`KernelSpec` is the only place that knows a kernel by name; the loop and the
+driver call its functions.
 """
 
 from __future__ import annotations
 
 import difflib
+import inspect
+import math
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import blackjax
 import jax
 import jax.numpy as jnp
+import optax
 
-__all__ = ["KERNELS", "KernelSpec", "check_kernel", "extract_stats"]
+from probkit.mcmc._adaptation import (
+    PreconditionedParams,
+    apply_scale,
+    make_u_kernel,
+    preconditioned_window_adaptation,
+)
+from probkit.progress import progress_ticker
+
+__all__ = ["KERNELS", "KernelSpec", "Settings", "check_kernel", "jittered_hmc"]
+
+
+class Settings(NamedTuple):
+    """The driver's settings a warm-up reads (hashable: part of the compiled key)."""
+
+    num_warmup: int
+    mass_matrix: str
+    target_accept: float
+    options: tuple  # sorted (name, value) pairs of the kernel's options
+    num_chains: int
+    num_samples: int
+    thinning: int
+    progress_bar: bool = False
+    ticks_per_step: int = 1
+
+    @property
+    def option(self) -> dict:
+        return dict(self.options)
 
 
 class KernelSpec(NamedTuple):
-    """What probkit knows about one kernel name."""
+    """What probkit knows about one kernel name.
+
+    Attributes:
+        name: the name passed as ``kernel=``.
+        description: one line for messages and the CLI.
+        options: the options a user may pass through ``**kernel_options``, with
+            their defaults.
+        cross_chain: whether warm-up pools every chain (ChEES, MEADS).
+        default_target_accept: the acceptance rate step-size adaptation aims for.
+        warmup: per-chain ``(key, logdensity, x0, settings) -> (state, params)``, or
+            for cross-chain kernels ``(key, logdensity, x0s, settings) -> (states,
+            params)``; ``params`` is a dict of arrays.
+        algorithm: ``(logdensity, params, options) -> blackjax.SamplingAlgorithm``.
+        statistics: ``(state, info, params) -> dict`` of per-draw statistics under
+            ArviZ's names (``lp``, ``acceptance_rate``, ``step_size``, ``diverging``,
+            ``energy``, ``n_steps``, ``tree_depth``) plus ``nonfinite``.
+        position: ``(params, state_position) -> position``; the identity except for
+            kernels that run in whitened coordinates (MALA, RWM).
+    """
 
     name: str
     description: str
-    #: options the user may pass through ``**kernel_options`` with their defaults
     options: Mapping[str, Any]
-    #: whether warm-up pools every chain (cross-chain adaptation)
     cross_chain: bool
-    #: acceptance rate the step-size adaptation aims for by default
     default_target_accept: float
+    warmup: Callable
+    algorithm: Callable
+    statistics: Callable
+    position: Callable
+
+
+def _identity_position(params, position):
+    del params
+    return position
+
+
+# -- statistics ------------------------------------------------------------------------
+def _base_stats(state, info, params) -> dict:
+    return {
+        "lp": state.logdensity,
+        "acceptance_rate": info.acceptance_rate,
+        "step_size": jnp.broadcast_to(jnp.asarray(params["step_size"], state.logdensity.dtype), ()),
+    }
+
+
+def _hmc_stats(state, info, params) -> dict:
+    return {
+        **_base_stats(state, info, params),
+        "diverging": info.is_divergent,
+        "energy": info.energy,
+        "n_steps": info.num_integration_steps,
+        "nonfinite": ~jnp.isfinite(info.proposal.logdensity),
+    }
+
+
+def _nuts_stats(state, info, params) -> dict:
+    ends = (info.trajectory_leftmost_state.logdensity, info.trajectory_rightmost_state.logdensity)
+    return {
+        **_base_stats(state, info, params),
+        "diverging": info.is_divergent,
+        "energy": info.energy,
+        "n_steps": info.num_integration_steps,
+        "tree_depth": info.num_trajectory_expansions,
+        "nonfinite": ~(jnp.isfinite(ends[0]) & jnp.isfinite(ends[1])),
+    }
+
+
+def _ghmc_stats(state, info, params) -> dict:
+    return {
+        **_base_stats(state, info, params),
+        "diverging": info.is_divergent,
+        "energy": info.energy,
+        "nonfinite": ~jnp.isfinite(info.proposal.logdensity),
+    }
+
+
+# blackjax's MALAInfo carries no proposal, and RWInfo.proposal holds the state after
+# the accept/reject step: their non-finite proposals show only as rejections, so
+# MALA and RWM report no ``nonfinite`` statistic.
+_metropolis_stats = _base_stats
+
+
+def generic_statistics(state, info) -> dict:
+    """ArviZ-named statistics of any blackjax-style ``(state, info)``, by field name.
+
+    Used for user-supplied kernels: ``logdensity`` -> ``lp``, ``acceptance_rate``,
+    ``is_divergent`` -> ``diverging``, ``energy``, ``num_integration_steps`` ->
+    ``n_steps``, ``num_trajectory_expansions`` -> ``tree_depth``, where present.
+    """
+    names = {
+        "acceptance_rate": "acceptance_rate",
+        "is_divergent": "diverging",
+        "energy": "energy",
+        "num_integration_steps": "n_steps",
+        "num_trajectory_expansions": "tree_depth",
+    }
+    stats = {}
+    if hasattr(state, "logdensity"):
+        stats["lp"] = state.logdensity
+    for field, name in names.items():
+        value = getattr(info, field, None)
+        if value is not None and jnp.ndim(value) == 0:
+            stats[name] = value
+    return stats
+
+
+# -- HMC with a jittered number of steps -------------------------------------------------
+class jittered_hmc(NamedTuple):  # noqa: N801 - used like blackjax's algorithm modules
+    """HMC whose number of leapfrog steps is drawn afresh for every transition.
+
+    A fixed trajectory can resonate with the target: on a Gaussian whose period (or
+    half-period) matches ``num_steps x step_size`` every proposal returns to (or
+    mirrors) the current point, and the chain does not explore. Drawing the number
+    of steps uniformly from ``1 .. 2 L - 1`` (mean ``L``), as blackjax's
+    ``dynamic_hmc`` and ChEES-HMC do, removes the resonance at the same average cost.
+    ``L`` is ``num_steps``, or ``ceil(trajectory_length / step_size)`` (capped at
+    ``max_num_steps``) when a trajectory length is given.
+
+    It has the interface of a blackjax algorithm module (``init``, ``build_kernel``),
+    so blackjax's window adaptation tunes it.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from probkit.mcmc import jittered_hmc
+        >>> algo = jittered_hmc(num_steps=8)
+        >>> kernel = algo.build_kernel()
+        >>> state = algo.init(jnp.zeros(2), lambda x: -0.5 * jnp.sum(x**2))
+        >>> new, info = kernel(jax.random.key(0), state, lambda x: -0.5 * jnp.sum(x**2),
+        ...                    0.3, jnp.ones(2))
+        >>> 1 <= int(info.num_integration_steps) <= 15
+        True
+    """
+
+    num_steps: int = 16
+    trajectory_length: float | None = None
+    jitter: bool = True
+    max_num_steps: int = 1024
+
+    @staticmethod
+    def init(position, logdensity_fn, *_):
+        return blackjax.hmc.init(position, logdensity_fn)
+
+    def mean_steps(self, step_size):
+        if self.trajectory_length is None:
+            return jnp.asarray(self.num_steps, jnp.int32)
+        steps = jnp.ceil(self.trajectory_length / step_size)
+        return jnp.clip(steps, 1, self.max_num_steps).astype(jnp.int32)
+
+    def build_kernel(self, integrator=blackjax.mcmc.integrators.velocity_verlet):
+        base = blackjax.mcmc.hmc.build_kernel(integrator)
+
+        def kernel(rng_key, state, logdensity_fn, step_size, inverse_mass_matrix, **_):
+            mean = self.mean_steps(step_size)
+            if self.jitter:
+                steps_key, rng_key = jax.random.split(rng_key)
+                steps = jax.random.randint(steps_key, (), 1, 2 * mean)
+            else:
+                steps = mean
+            return base(rng_key, state, logdensity_fn, step_size, inverse_mass_matrix, steps)
+
+        return kernel
+
+    def __call__(self, logdensity_fn, step_size, inverse_mass_matrix):
+        """The :class:`blackjax.SamplingAlgorithm` for fixed parameters."""
+        kernel = self.build_kernel()
+
+        def init(position, rng_key=None):
+            del rng_key
+            return blackjax.hmc.init(position, logdensity_fn)
+
+        def step(rng_key, state):
+            return kernel(rng_key, state, logdensity_fn, step_size, inverse_mass_matrix)
+
+        return blackjax.base.SamplingAlgorithm(init, step)
+
+
+def _hmc_algorithm_object(options) -> jittered_hmc:
+    return jittered_hmc(
+        num_steps=int(options["num_integration_steps"]),
+        trajectory_length=options["trajectory_length"],
+        jitter=bool(options["jitter"]),
+    )
+
+
+# -- warm-ups ------------------------------------------------------------------------------
+def _warmup_hook(total_ticks: int, progress_bar: bool, keep: Callable | None = None) -> Callable:
+    """``adaptation_info_fn`` for blackjax's window adaptations.
+
+    With a progress bar it ticks a host-side bar once per step: blackjax's adaptation
+    loops take this hook but draw no bar of their own. It returns ``keep(...)`` for
+    adaptations that read their own per-step output (the low-rank one does), and
+    otherwise nothing (blackjax would stack every warm-up state, which probkit
+    discards).
+    """
+    tick = progress_ticker(total_ticks, desc="warm-up") if progress_bar else None
+
+    def adaptation_info_fn(state, info, adaptation_state):
+        if tick is not None:
+            tick()
+        return None if keep is None else keep(state, info, adaptation_state)
+
+    return adaptation_info_fn
+
+
+def _default_info_fn(adaptation: Callable) -> Callable:
+    """The ``adaptation_info_fn`` a blackjax adaptation uses when given none."""
+    return inspect.signature(adaptation).parameters["adaptation_info_fn"].default
+
+
+def _window_warmup(algorithm_of: Callable, extra_of: Callable) -> Callable:
+    """Stan's window adaptation (blackjax) for an HMC-family algorithm."""
+
+    def warmup(key, logdensity, x0, settings: Settings):
+        options = settings.option
+        algorithm = algorithm_of(options)
+        extra = extra_of(options)
+        d = x0.shape[0]
+        if settings.num_warmup == 0:
+            step = options["step_size"] or 0.1
+            params = {
+                "step_size": jnp.asarray(step, x0.dtype),
+                "inverse_mass_matrix": jnp.ones(d, x0.dtype),
+            }
+            return algorithm.init(x0, logdensity), params
+        init_step = 1.0 if options["step_size"] is None else options["step_size"]
+        total = settings.num_warmup * settings.ticks_per_step
+        if settings.mass_matrix == "low_rank":
+            adaptation = blackjax.window_adaptation_low_rank(
+                algorithm,
+                logdensity,
+                max_rank=min(10, d),
+                initial_step_size=init_step,
+                target_acceptance_rate=settings.target_accept,
+                adaptation_info_fn=_warmup_hook(
+                    total,
+                    settings.progress_bar,
+                    keep=_default_info_fn(blackjax.window_adaptation_low_rank),
+                ),
+                **extra,
+            )
+        else:
+            adaptation = blackjax.window_adaptation(
+                algorithm,
+                logdensity,
+                is_mass_matrix_diagonal=settings.mass_matrix == "diag",
+                initial_step_size=init_step,
+                target_acceptance_rate=settings.target_accept,
+                adaptation_info_fn=_warmup_hook(total, settings.progress_bar),
+                **extra,
+            )
+        (state, params), _ = adaptation.run(key, x0, num_steps=settings.num_warmup)
+        return state, dict(params)
+
+    return warmup
+
+
+def _nuts_algorithm(logdensity, params, options):
+    return blackjax.nuts(
+        logdensity,
+        step_size=params["step_size"],
+        inverse_mass_matrix=params["inverse_mass_matrix"],
+        max_num_doublings=options["max_num_doublings"],
+    )
+
+
+def _hmc_algorithm(logdensity, params, options):
+    return _hmc_algorithm_object(options)(
+        logdensity, params["step_size"], params["inverse_mass_matrix"]
+    )
+
+
+def _preconditioned_warmup(kernel: str) -> Callable:
+    def warmup(key, logdensity, x0, settings: Settings):
+        state, params = preconditioned_window_adaptation(
+            kernel,
+            logdensity,
+            x0,
+            key,
+            settings.num_warmup,
+            diagonal=settings.mass_matrix == "diag",
+            target_accept=settings.target_accept,
+            step_size=settings.option["step_size"],
+            progress_bar=settings.progress_bar,
+        )
+        return state, {"step_size": params.step_size, "scale": params.scale}
+
+    return warmup
+
+
+def _preconditioned_algorithm(kernel: str) -> Callable:
+    def algorithm(logdensity, params, options):
+        del options
+        return make_u_kernel(
+            kernel, logdensity, PreconditionedParams(params["step_size"], params["scale"])
+        )
+
+    return algorithm
+
+
+def _scaled_position(params, u):
+    return apply_scale(params["scale"], u)
+
+
+def _halton_steps(random_generator_arg, num_leapfrog_steps):
+    # ChEES' jittered trajectory: ceil(halton(i) * L) steps (blackjax's rule; the
+    # Halton value does not depend on max_bits while i + 1 < 2**max_bits).
+    jitter = blackjax.mcmc.dynamic_hmc.halton_sequence(random_generator_arg, 30)
+    return jnp.asarray(jnp.ceil(jitter * num_leapfrog_steps), dtype=int)
+
+
+def _chees_warmup(key, logdensity, x0s, settings: Settings):
+    options = settings.option
+    adaptation = blackjax.chees_adaptation(
+        logdensity,
+        settings.num_chains,
+        target_acceptance_rate=settings.target_accept,
+        max_leapfrog_steps=options["max_leapfrog_steps"],
+    )
+    (states, params), _ = adaptation.run(
+        key,
+        x0s,
+        options["step_size"],
+        optax.adam(options["learning_rate"]),
+        settings.num_warmup,
+        max_sampling_steps=settings.num_samples * settings.thinning,
+    )
+    arrays = {
+        "step_size": params["step_size"],
+        "inverse_mass_matrix": params["inverse_mass_matrix"],
+        "num_leapfrog_steps": jnp.asarray(params["integration_steps_params"][0]),
+    }
+    return states, arrays
+
+
+def _chees_algorithm(logdensity, params, options):
+    del options
+    return blackjax.dynamic_hmc(
+        logdensity,
+        step_size=params["step_size"],
+        inverse_mass_matrix=params["inverse_mass_matrix"],
+        next_random_arg_fn=lambda i: i + 1,
+        integration_steps_fn=_halton_steps,
+        integration_steps_params=(params["num_leapfrog_steps"],),
+    )
+
+
+def _meads_warmup(key, logdensity, x0s, settings: Settings):
+    adaptation = blackjax.meads_adaptation(
+        logdensity, settings.num_chains, num_folds=settings.option["num_folds"]
+    )
+    (states, params), _ = adaptation.run(key, x0s, settings.num_warmup)
+    return states, dict(params)
+
+
+def _meads_algorithm(logdensity, params, options):
+    del options
+    return blackjax.ghmc(logdensity, **params)
 
 
 KERNELS: dict[str, KernelSpec] = {
@@ -38,13 +417,29 @@ KERNELS: dict[str, KernelSpec] = {
         {"max_num_doublings": 10, "step_size": None},
         False,
         0.8,
+        _window_warmup(
+            lambda o: blackjax.nuts, lambda o: {"max_num_doublings": o["max_num_doublings"]}
+        ),
+        _nuts_algorithm,
+        _nuts_stats,
+        _identity_position,
     ),
     "hmc": KernelSpec(
         "hmc",
-        "Hamiltonian Monte Carlo with a fixed number of leapfrog steps (blackjax.hmc)",
-        {"num_integration_steps": 16, "step_size": None},
+        "Hamiltonian Monte Carlo (blackjax.hmc's kernel) with a jittered number of leapfrog "
+        "steps (uniform on 1 .. 2L-1) and Stan's window adaptation",
+        {
+            "num_integration_steps": 16,
+            "trajectory_length": None,
+            "jitter": True,
+            "step_size": None,
+        },
         False,
         0.8,
+        _window_warmup(_hmc_algorithm_object, lambda o: {}),
+        _hmc_algorithm,
+        _hmc_stats,
+        _identity_position,
     ),
     "mala": KernelSpec(
         "mala",
@@ -52,6 +447,10 @@ KERNELS: dict[str, KernelSpec] = {
         {"step_size": None},
         False,
         0.574,
+        _preconditioned_warmup("mala"),
+        _preconditioned_algorithm("mala"),
+        _metropolis_stats,
+        _scaled_position,
     ),
     "rwm": KernelSpec(
         "rwm",
@@ -59,6 +458,10 @@ KERNELS: dict[str, KernelSpec] = {
         {"step_size": None},
         False,
         0.234,
+        _preconditioned_warmup("rwm"),
+        _preconditioned_algorithm("rwm"),
+        _metropolis_stats,
+        _scaled_position,
     ),
     "chees": KernelSpec(
         "chees",
@@ -67,6 +470,10 @@ KERNELS: dict[str, KernelSpec] = {
         {"learning_rate": 0.025, "step_size": 0.1, "max_leapfrog_steps": 1000},
         True,
         0.651,
+        _chees_warmup,
+        _chees_algorithm,
+        _hmc_stats,
+        _identity_position,
     ),
     "meads": KernelSpec(
         "meads",
@@ -75,8 +482,36 @@ KERNELS: dict[str, KernelSpec] = {
         {"num_folds": 4},
         True,
         0.8,
+        _meads_warmup,
+        _meads_algorithm,
+        _ghmc_stats,
+        _identity_position,
     ),
 }
+
+
+def _check_option_values(kernel: str, options: Mapping[str, Any]) -> None:
+    """Option values that would fail (or silently misbehave) inside compiled code."""
+    step = options.get("step_size")
+    if step is not None and (
+        isinstance(step, bool) or not isinstance(step, int | float) or not step > 0
+    ):
+        raise ValueError(
+            f"step_size must be a positive number (where the step-size adaptation starts, "
+            f"or the fixed step with num_warmup=0), got {step!r} for kernel={kernel!r}."
+        )
+    for name in ("max_num_doublings", "num_integration_steps", "max_leapfrog_steps", "num_folds"):
+        value = options.get(name)
+        if name in options and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
+    length = options.get("trajectory_length")
+    if length is not None and (not isinstance(length, int | float) or not length > 0):
+        raise ValueError(f"trajectory_length must be a positive number, got {length!r}.")
+    rate = options.get("learning_rate")
+    if rate is not None and not (
+        isinstance(rate, int | float) and math.isfinite(rate) and rate > 0
+    ):
+        raise ValueError(f"learning_rate must be a positive number, got {rate!r}.")
 
 
 def check_kernel(kernel: str, kernel_options: Mapping[str, Any]) -> KernelSpec:
@@ -84,7 +519,10 @@ def check_kernel(kernel: str, kernel_options: Mapping[str, Any]) -> KernelSpec:
     if not isinstance(kernel, str) or kernel not in KERNELS:
         close = difflib.get_close_matches(str(kernel), KERNELS, n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"Unknown kernel {kernel!r}. Choose one of {sorted(KERNELS)}.{hint}")
+        raise ValueError(
+            f"Unknown kernel {kernel!r}. Choose one of {sorted(KERNELS)}, or pass a "
+            f"blackjax SamplingAlgorithm (or an (init, step) pair).{hint}"
+        )
     spec = KERNELS[kernel]
     unknown = [k for k in kernel_options if k not in spec.options]
     if unknown:
@@ -94,61 +532,10 @@ def check_kernel(kernel: str, kernel_options: Mapping[str, Any]) -> KernelSpec:
             f"{allowed}. (Sampler-wide settings such as num_chains or target_accept are "
             "arguments of probkit.mcmc.sample itself.)"
         )
+    if kernel == "hmc" and {"num_integration_steps", "trajectory_length"} <= set(kernel_options):
+        raise ValueError(
+            "Pass either num_integration_steps or trajectory_length for kernel='hmc', not "
+            "both: the number of steps is trajectory_length / step_size."
+        )
+    _check_option_values(kernel, {**spec.options, **kernel_options})
     return spec
-
-
-def extract_stats(kernel: str, state: Any, info: Any, step_size: jax.Array) -> dict:
-    """Per-draw sample statistics under ArviZ's names.
-
-    ``nonfinite`` flags draws whose proposal had a non-finite log density (a NaN
-    or an infinity, not merely a rejection), which probkit counts to tell users
-    when float32 is not precise enough for their model.
-    """
-    stats = {
-        "lp": state.logdensity,
-        "acceptance_rate": info.acceptance_rate,
-        "step_size": jnp.broadcast_to(jnp.asarray(step_size, state.logdensity.dtype), ()),
-    }
-    if kernel in ("nuts", "hmc", "chees", "meads"):
-        stats["diverging"] = info.is_divergent
-        stats["energy"] = info.energy
-    if kernel == "nuts":
-        stats["n_steps"] = info.num_integration_steps
-        stats["tree_depth"] = info.num_trajectory_expansions
-        ends = (
-            info.trajectory_leftmost_state.logdensity,
-            info.trajectory_rightmost_state.logdensity,
-        )
-        stats["nonfinite"] = ~(jnp.isfinite(ends[0]) & jnp.isfinite(ends[1]))
-    elif kernel in ("hmc", "chees"):
-        stats["n_steps"] = info.num_integration_steps
-        stats["nonfinite"] = ~jnp.isfinite(info.proposal.logdensity)
-    elif kernel == "meads":
-        stats["nonfinite"] = ~jnp.isfinite(info.proposal.logdensity)
-    # blackjax's MALAInfo carries no proposal, and RWInfo.proposal holds the state
-    # after the accept/reject step: their non-finite proposals show only as
-    # rejections, so MALA and RWM report no ``nonfinite`` statistic.
-    return stats
-
-
-def build_sampling_algorithm(
-    kernel: str, logdensity: Callable, params: Mapping[str, Any], options: Mapping[str, Any]
-):
-    """The blackjax algorithm used after warm-up, from the adapted parameters."""
-    if kernel == "nuts":
-        return blackjax.nuts(
-            logdensity, **{"max_num_doublings": options["max_num_doublings"], **params}
-        )
-    if kernel == "hmc":
-        return blackjax.hmc(
-            logdensity, **{"num_integration_steps": options["num_integration_steps"], **params}
-        )
-    if kernel == "mala":
-        return blackjax.mala(logdensity, params["step_size"])
-    if kernel == "rwm":
-        return blackjax.normal_random_walk(logdensity, params["step_size"] * params["scale"])
-    if kernel == "chees":
-        return blackjax.dynamic_hmc(logdensity, **params)
-    if kernel == "meads":
-        return blackjax.ghmc(logdensity, **params)
-    raise AssertionError(kernel)

@@ -1,62 +1,39 @@
-"""The MCMC driver: warm-up, multi-chain runs, sharding and results."""
+"""The MCMC driver: validation, warm-up, multi-chain runs, sharding and results.
+
+Layers: :mod:`probkit.mcmc._kernels` says what each kernel name means (warm-up,
+blackjax algorithm, statistics); :func:`probkit.mcmc.loop` runs a kernel (pure,
+jittable); :func:`sample` validates before compiling, runs chains (vectorised,
+sequential or sharded), and returns an :class:`~probkit.results.MCMCResult`.
+
+Compilation is ``equinox.filter_jit``'s: the Target is an argument (its arrays are
+traced, its functions and the settings key the compilation), so a second call with
+new data of the same shapes compiles nothing, and nothing that changes what is
+computed can be a stale cache entry.
+"""
 
 from __future__ import annotations
 
-import collections
-import inspect
-import math
 import time
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
-import blackjax
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from jax.flatten_util import ravel_pytree
 from jax.sharding import PartitionSpec as P
 
-from probkit.distributed import AXIS, chain_mesh, check_divisible, leading_axis_sharding
-from probkit.mcmc._adaptation import (
-    apply_scale,
-    make_u_kernel,
-    preconditioned_window_adaptation,
-)
-from probkit.mcmc._kernels import build_sampling_algorithm, check_kernel, extract_stats
-from probkit.progress import progress_scan, progress_ticker
+from probkit.distributed import AXIS, chain_mesh, check_divisible, gather, leading_axis_sharding
+from probkit.mcmc._kernels import KERNELS, Settings, check_kernel, generic_statistics
+from probkit.mcmc._loop import AdaptedState, loop
 from probkit.results import MCMCResult
-from probkit.target import Target, compiled_cache_key, from_numpyro
+from probkit.target import Target, from_numpyro
 
 __all__ = ["sample"]
 
 _CHAIN_METHODS = ("vectorized", "sequential", "sharded")
 _MASS_MATRICES = ("diag", "dense", "low_rank")
-
-# Compiled samplers, memoised on the target's compile_key and every setting that is
-# baked into the compiled code: sampling the same model again (new data of the same
-# shapes, a new seed) reuses the compilation, as re-running one NumPyro MCMC object
-# does. Data, keys and initial positions are arguments of the compiled functions.
-_COMPILED: collections.OrderedDict = collections.OrderedDict()
-_COMPILED_MAX_ENTRIES = 32
-
-
-def _memoised(key: Hashable | None, build: Callable[[], Callable]) -> Callable:
-    """``build()``, cached under ``key`` (``None`` or an unhashable key: not cached)."""
-    try:
-        hash(key)
-    except TypeError:
-        key = None
-    if key is None:
-        return build()
-    fn = _COMPILED.get(key)
-    if fn is None:
-        fn = _COMPILED[key] = build()
-        if len(_COMPILED) > _COMPILED_MAX_ENTRIES:
-            _COMPILED.popitem(last=False)
-    else:
-        _COMPILED.move_to_end(key)
-    return fn
 
 
 def _as_target(target, model_args, model_kwargs) -> Target:
@@ -99,17 +76,215 @@ def _check_positive_int(name: str, value: Any, minimum: int) -> int:
     return int(value)
 
 
-def _initial_positions(target: Target, init, key, num_chains: int):
-    """Unconstrained initial positions with a leading chain axis."""
-    if init is None:
-        target_key = compiled_cache_key(target)
-        # The initialiser itself is part of the key: it carries the init option and
-        # the initial position, which the target's compile_key does not.
-        draw = _memoised(
-            target_key and ("init", target_key, target.init_with_data),
-            lambda: jax.jit(target.init_with_data, static_argnums=1),
+class _UserKernel:
+    """A user-supplied kernel: a blackjax ``SamplingAlgorithm`` or an ``(init, step)``
+    pair on the target's positions. Compared by its functions' identity."""
+
+    __slots__ = ("init", "step", "name")
+
+    def __init__(self, init: Callable, step: Callable, name: str):
+        self.init, self.step, self.name = init, step, name
+
+    def __hash__(self) -> int:
+        return hash((self.init, self.step))
+
+    def __eq__(self, other) -> bool:
+        return (
+            isinstance(other, _UserKernel) and self.init is other.init and self.step is other.step
         )
-        return draw(key, num_chains, target.data)
+
+
+def _user_kernel(kernel: Any) -> _UserKernel | None:
+    if isinstance(kernel, str):
+        return None
+    if hasattr(kernel, "init") and hasattr(kernel, "step"):
+        init, step = kernel.init, kernel.step
+    elif isinstance(kernel, tuple) and len(kernel) == 2:
+        init, step = kernel
+    else:
+        raise TypeError(
+            f"kernel must be a name ({sorted(KERNELS)}), a blackjax SamplingAlgorithm or an "
+            f"(init, step) pair, got {type(kernel).__name__}."
+        )
+    if not (callable(init) and callable(step)):
+        raise TypeError(
+            "kernel's init and step must be functions: init(position) -> state, "
+            "step(key, state) -> (state, info)."
+        )
+    return _UserKernel(init, step, getattr(step, "__qualname__", "custom"))
+
+
+# -- one chain, per-chain kernels ---------------------------------------------------------
+def _logdensity_of(target: Target) -> tuple[Callable, Callable]:
+    _, unravel = ravel_pytree(target.example_position)
+
+    def logdensity(x):
+        return target.logdensity(unravel(x))
+
+    return logdensity, unravel
+
+
+def _run_chain(target, kernel, settings: Settings, key, x0, adapted, desc="sampling"):
+    """One chain from a flat start (or a previous run's end): draws, stats, end state."""
+    logdensity, unravel = _logdensity_of(target)
+    warm_key, sample_key = jax.random.split(key)
+    if isinstance(kernel, _UserKernel):
+        if adapted is None:
+            state = kernel.init(unravel(x0))
+            if settings.num_warmup:  # burn-in: a user kernel has nothing to tune
+                state, _ = loop(warm_key, kernel.step, state, settings.num_warmup)
+            adapted = AdaptedState(state, {}, jnp.zeros((), jnp.int32))
+        state, params, start = adapted
+        last, (positions, stats) = loop(
+            sample_key,
+            kernel.step,
+            state,
+            settings.num_samples,
+            thinning=settings.thinning,
+            statistics=generic_statistics,
+            start=start,
+            progress_bar=settings.progress_bar,
+            desc=desc,
+        )
+        draws = jax.vmap(lambda p: ravel_pytree(p)[0])(positions)
+    else:
+        spec = KERNELS[kernel]
+        if adapted is None:
+            state, params = spec.warmup(warm_key, logdensity, x0, settings)
+            start = jnp.zeros((), jnp.int32)
+        else:
+            state, params, start = adapted
+        algorithm = spec.algorithm(logdensity, params, settings.option)
+        last, (positions, stats) = loop(
+            sample_key,
+            algorithm,
+            state,
+            settings.num_samples,
+            thinning=settings.thinning,
+            statistics=lambda s, i: spec.statistics(s, i, params),
+            start=start,
+            progress_bar=settings.progress_bar,
+            desc=desc,
+        )
+        draws = jax.vmap(lambda p: spec.position(params, p))(positions)
+    done = start + settings.num_samples * settings.thinning
+    return draws, stats, AdaptedState(last, params, done)
+
+
+@eqx.filter_jit
+def _run_vectorized(target, kernel, settings, chain_keys, flat, adapted):
+    def one(key, x0, a):
+        return _run_chain(target, kernel, settings, key, x0, a)
+
+    return jax.vmap(one)(chain_keys, flat, adapted)
+
+
+@eqx.filter_jit
+def _run_one(target, kernel, settings, key, x0, adapted):
+    return _run_chain(target, kernel, settings, key, x0, adapted, "sampling (one chain at a time)")
+
+
+@eqx.filter_jit
+def _run_sharded(target, kernel, settings, mesh, chain_keys, flat, adapted):
+    """Each device runs its own block of chains with ``shard_map`` (no cross-device
+    traffic: a NUTS tree on one device never waits for another device's chains).
+    Chain ``c`` uses the same key as under ``"vectorized"``; on CPU, XLA's SIMD and
+    scalar code paths for transcendental functions can round differently for
+    different block sizes, so draws after adaptation agree in distribution (and bit
+    for bit whenever the arithmetic does not depend on the block size)."""
+    dynamic, static = eqx.partition(target, eqx.is_array)
+
+    def block(keys, xs, a, dynamic):
+        t = eqx.combine(dynamic, static)
+        return jax.vmap(lambda k, x, s: _run_chain(t, kernel, settings, k, x, s))(keys, xs, a)
+
+    return jax.shard_map(
+        block,
+        mesh=mesh,
+        in_specs=(P(AXIS), P(AXIS), P(AXIS), P()),
+        out_specs=P(AXIS),
+        check_vma=False,
+    )(chain_keys, flat, adapted, dynamic)
+
+
+# -- cross-chain kernels (ChEES, MEADS) -------------------------------------------------------
+@eqx.filter_jit
+def _warm_cross_chain(target, kernel, settings, key, flat):
+    logdensity, _ = _logdensity_of(target)
+    return KERNELS[kernel].warmup(key, logdensity, flat, settings)
+
+
+def _sample_cross_chain_fn(target, kernel, settings, chain_keys, states, params, start):
+    spec = KERNELS[kernel]
+    logdensity, _ = _logdensity_of(target)
+
+    def one(key, state, start):
+        algorithm = spec.algorithm(logdensity, params, settings.option)
+        last, (draws, stats) = loop(
+            key,
+            algorithm,
+            state,
+            settings.num_samples,
+            thinning=settings.thinning,
+            statistics=lambda s, i: spec.statistics(s, i, params),
+            start=start,
+            progress_bar=settings.progress_bar,
+        )
+        return draws, stats, last
+
+    draws, stats, last = jax.vmap(one)(chain_keys, states, start)
+    return (
+        draws,
+        stats,
+        AdaptedState(last, params, start + settings.num_samples * settings.thinning),
+    )
+
+
+_sample_cross_chain = eqx.filter_jit(_sample_cross_chain_fn)
+
+
+@eqx.filter_jit
+def _sample_cross_chain_sharded(target, kernel, settings, mesh, chain_keys, states, params, start):
+    dynamic, static = eqx.partition(target, eqx.is_array)
+
+    def block(keys, states, start, dynamic, params):
+        t = eqx.combine(dynamic, static)
+        draws, stats, adapted = _sample_cross_chain_fn(
+            t, kernel, settings, keys, states, params, start
+        )
+        return draws, stats, adapted.state, adapted.num_transitions
+
+    draws, stats, last, done = jax.shard_map(
+        block,
+        mesh=mesh,
+        in_specs=(P(AXIS), P(AXIS), P(AXIS), P(), P()),
+        out_specs=P(AXIS),
+        check_vma=False,
+    )(chain_keys, states, start, dynamic, params)
+    return draws, stats, AdaptedState(last, params, done)
+
+
+# -- starting points ---------------------------------------------------------------------
+@eqx.filter_jit
+def _draw_initial(target, key, num_chains):
+    positions = target.init(key, num_chains)
+    return jax.vmap(lambda z: ravel_pytree(z)[0])(positions)
+
+
+@eqx.filter_jit
+def _logdensity_at(target, flat):
+    logdensity, _ = _logdensity_of(target)
+    return jax.vmap(logdensity)(flat)
+
+
+@eqx.filter_jit
+def _constrain(target, draws):
+    _, unravel = ravel_pytree(target.example_position)
+    return jax.vmap(jax.vmap(lambda x: target.constrain(unravel(x))))(draws)
+
+
+def _user_positions(target: Target, init, num_chains: int):
+    """Flat unconstrained initial positions (num_chains, dim) from ``init=``."""
     example = target.example_position
     init = jax.tree_util.tree_map(jnp.asarray, init)
     if jax.tree_util.tree_structure(init) != jax.tree_util.tree_structure(example):
@@ -131,13 +306,34 @@ def _initial_positions(target: Target, init, key, num_chains: int):
             f"num_chains positions {(num_chains, *ref.shape)}."
         )
 
-    return jax.tree_util.tree_map(broadcast, init, example)
+    positions = jax.tree_util.tree_map(broadcast, init, example)
+    return jax.vmap(lambda z: ravel_pytree(z)[0])(positions)
+
+
+def _check_init_state(init_state, num_chains: int, init) -> AdaptedState:
+    if init is not None:
+        raise ValueError(
+            "Pass init= (where chains start a new run) or init_state= (a previous run's "
+            "result.last_state, to continue it), not both."
+        )
+    if not isinstance(init_state, AdaptedState):
+        raise TypeError(
+            "init_state must be a previous result's last_state (a probkit.mcmc.AdaptedState), "
+            f"got {type(init_state).__name__}."
+        )
+    chains = np.shape(init_state.num_transitions)
+    if chains != (num_chains,):
+        raise ValueError(
+            f"init_state holds {chains[0] if chains else 1} chains but num_chains={num_chains}: "
+            "continue a run with the number of chains it had."
+        )
+    return init_state
 
 
 def sample(
     target: Target | Callable,
     *,
-    kernel: str = "nuts",
+    kernel: Any = "nuts",
     num_chains: int = 4,
     num_warmup: int = 1000,
     num_samples: int = 1000,
@@ -146,6 +342,7 @@ def sample(
     thinning: int = 1,
     progress_bar: bool = False,
     init: Any = None,
+    init_state: AdaptedState | None = None,
     mass_matrix: str = "diag",
     target_accept: float | None = None,
     model_args: tuple = (),
@@ -159,17 +356,21 @@ def sample(
         target: a :class:`probkit.Target`, or a NumPyro model together with
             ``model_args`` / ``model_kwargs``.
         kernel: ``"nuts"``, ``"hmc"``, ``"mala"``, ``"rwm"`` (one warm-up per chain),
-            or ``"chees"`` / ``"meads"`` (warm-up pooled across chains; meant for many
-            chains on accelerators).
+            ``"chees"`` / ``"meads"`` (warm-up pooled across chains; meant for many
+            chains on accelerators), or a kernel of your own: a blackjax
+            ``SamplingAlgorithm`` or an ``(init, step)`` pair on the target's
+            unconstrained positions (``num_warmup`` transitions are then a burn-in
+            with nothing tuned).
         num_chains: number of chains (a leading axis everywhere).
         num_warmup: warm-up (adaptation) iterations per chain, discarded.
         num_samples: draws kept per chain (after thinning).
         seed: the only source of randomness; chain ``c`` uses
             ``fold_in(PRNGKey(seed), c)`` whatever ``chain_method`` and the number of
-            devices. Without adaptation the draws are then identical; after warm-up
-            they can differ by floating-point rounding (XLA on CPU rounds some
-            functions differently for different batch sizes, and chaotic kernels such
-            as NUTS amplify an ulp), while following the same distribution.
+            devices, and its transition ``t`` after warm-up ``fold_in(.., t)``.
+            Without adaptation the draws are then identical; after warm-up they can
+            differ by floating-point rounding (XLA on CPU rounds some functions
+            differently for different batch sizes, and chaotic kernels such as NUTS
+            amplify an ulp), while following the same distribution.
         chain_method: ``"vectorized"`` (``vmap`` on one device), ``"sequential"`` (one
             chain after another, compiled once), ``"sharded"`` (chains split over every
             device; ``num_chains`` must be a multiple of the device count).
@@ -178,6 +379,10 @@ def sample(
             sampling phase.
         init: unconstrained starting positions (one, or one per chain). Default: the
             target's initialisation (uniform in [-2, 2] for NumPyro models).
+        init_state: a previous result's ``last_state``: continue that run (same
+            kernel, tuned parameters and chains) with no warm-up (``num_warmup`` is
+            not used). With the same ``seed`` the draws are those one longer run
+            would have made (NumPyro's ``post_warmup_state``).
         mass_matrix: ``"diag"``, ``"dense"`` or ``"low_rank"`` (blackjax's low-rank
             adaptation; NUTS/HMC only) for the Stan-style window adaptation.
         target_accept: acceptance rate the step size is tuned to (default 0.8 for
@@ -187,13 +392,17 @@ def sample(
         diagnose: warn (:class:`~probkit.results.SamplingWarning`), in words, about
             divergences, R-hat above 1.01, low bulk ESS and non-finite log densities
             (see :meth:`MCMCResult.diagnose`).
-        **kernel_options: options of the chosen kernel (e.g. ``max_num_doublings``
-            for NUTS, ``num_integration_steps`` for HMC; ``step_size`` is where the
-            step-size adaptation starts, or the fixed step size with ``num_warmup=0``
-            (then with an identity mass matrix; default 0.1 for NUTS/HMC)).
+        **kernel_options: options of the chosen kernel (``probkit.mcmc.KERNELS[name]
+            .options``): ``max_num_doublings`` for NUTS; ``num_integration_steps``
+            (the mean number of leapfrog steps, default 16), ``trajectory_length``
+            (instead: steps = trajectory_length / step_size) and ``jitter`` (draw the
+            number of steps uniformly from 1 .. 2L-1, default True) for HMC;
+            ``step_size`` is where the step-size adaptation starts, or the fixed step
+            size with ``num_warmup=0`` (then with an identity mass matrix; default 0.1
+            for NUTS/HMC).
 
     Returns:
-        An :class:`~probkit.results.MCMCResult`.
+        An :class:`~probkit.results.MCMCResult`; its ``last_state`` continues the run.
 
     Example:
         >>> import jax.numpy as jnp, numpyro, numpyro.distributions as dist
@@ -205,8 +414,21 @@ def sample(
         ...                         num_warmup=200, num_samples=200, num_chains=2)
         >>> result.samples["mu"].shape
         (2, 200)
+        >>> more = pk.mcmc.sample(model, model_args=(jnp.array([0.5, 1.5]),), num_samples=100,
+        ...                       num_chains=2, init_state=result.last_state)
+        >>> more.samples["mu"].shape
+        (2, 100)
     """
-    spec = check_kernel(kernel, kernel_options)
+    user_kernel = _user_kernel(kernel)
+    if user_kernel is None:
+        spec = check_kernel(kernel, kernel_options)
+    else:
+        spec = None
+        if kernel_options:
+            raise TypeError(
+                f"Options {sorted(kernel_options)} are for named kernels; a kernel of your own "
+                "carries its own parameters."
+            )
     num_chains = _check_positive_int("num_chains", num_chains, 1)
     num_warmup = _check_positive_int("num_warmup", num_warmup, 0)
     num_samples = _check_positive_int("num_samples", num_samples, 1)
@@ -221,12 +443,17 @@ def sample(
             f"mass_matrix='low_rank' is available for kernel='nuts' or 'hmc', not {kernel!r}; "
             "use mass_matrix='diag' or 'dense'."
         )
-    target_accept = spec.default_target_accept if target_accept is None else target_accept
+    default_accept = 0.8 if spec is None else spec.default_target_accept
+    target_accept = default_accept if target_accept is None else target_accept
     if not 0.0 < float(target_accept) < 1.0:
         raise ValueError(f"target_accept must lie strictly between 0 and 1, got {target_accept}.")
-    if spec.cross_chain and num_chains < 2:
+    options = {} if spec is None else {**spec.options, **kernel_options}
+    cross_chain = spec is not None and spec.cross_chain
+    if init_state is not None:
+        init_state = _check_init_state(init_state, num_chains, init)
+        num_warmup = 0
+    if cross_chain and num_chains < 2:
         raise ValueError(f"kernel={kernel!r} adapts across chains: use num_chains >= 2.")
-    options = {**spec.options, **kernel_options}
     if kernel == "meads":
         folds = options["num_folds"]
         # Each fold's parameters are estimated from the chains of the other folds;
@@ -237,7 +464,7 @@ def sample(
                 f"4 chains per fold: use num_chains a multiple of {folds} and >= {4 * folds} "
                 f"(got {num_chains}); it is meant for many chains (e.g. 64-512)."
             )
-    if spec.cross_chain and num_warmup == 0:
+    if cross_chain and num_warmup == 0 and init_state is None:
         raise ValueError(f"kernel={kernel!r} needs num_warmup > 0 to tune its parameters.")
 
     target = _as_target(target, model_args, model_kwargs)
@@ -248,376 +475,111 @@ def sample(
 
     key = jax.random.PRNGKey(seed)
     chain_keys = jax.vmap(lambda c: jax.random.fold_in(key, c))(jnp.arange(num_chains))
-    positions = _initial_positions(target, init, jax.random.fold_in(key, 2**31 - 1), num_chains)
-    _, unravel = ravel_pytree(target.example_position)
-    flat = jax.vmap(lambda z: ravel_pytree(z)[0])(positions)
-    dtype = flat.dtype
-    data = target.data
+    dim = target.num_dims
+    if init_state is not None:
+        flat = jnp.zeros((num_chains, dim), jnp.result_type(float))  # not used
+    elif init is None:
+        flat = _draw_initial(target, jax.random.fold_in(key, 2**31 - 1), num_chains)
+    else:
+        flat = _user_positions(target, init, num_chains)
+    if init_state is None:
+        # Fail before compiling the sampler when a chain starts where the density is
+        # not finite.
+        start_lp = np.asarray(_logdensity_at(target, flat))
+        bad = np.flatnonzero(~np.isfinite(start_lp))
+        if bad.size:
+            raise ValueError(
+                f"The log density is not finite at the initial position of chain(s) "
+                f"{bad.tolist()} (value {start_lp[bad[0]]}). Pass init= with "
+                "positions where it is finite."
+            )
 
-    target_key = compiled_cache_key(target)
-    # Fail before compiling the sampler when a chain starts where the density is not finite.
-    start_lp = _memoised(
-        target_key and ("start", target_key),
-        lambda: jax.jit(
-            jax.vmap(lambda d, x: target.logdensity_with_data(d, unravel(x)), in_axes=(None, 0))
-        ),
-    )(data, flat)
-    bad = np.flatnonzero(~np.isfinite(np.asarray(start_lp)))
-    if bad.size:
-        raise ValueError(
-            f"The log density is not finite at the initial position of chain(s) "
-            f"{bad.tolist()} (value {np.asarray(start_lp)[bad[0]]}). Pass init= with "
-            "positions where it is finite."
-        )
-
-    run_kw = dict(
-        kernel=kernel,
-        options=options,
+    settings = Settings(
         num_warmup=num_warmup,
-        num_samples=num_samples,
-        thinning=thinning,
         mass_matrix=mass_matrix,
         target_accept=float(target_accept),
-        progress_bar=progress_bar,
-        target=target,
-        unravel=unravel,
+        options=tuple(sorted(options.items())),
         num_chains=num_chains,
-        target_key=target_key,
+        num_samples=num_samples,
+        thinning=thinning,
+        progress_bar=bool(progress_bar),
+        # A host callback without arguments fires once per step under vmap, once per
+        # device under shard_map: the warm-up bar counts accordingly.
+        ticks_per_step=mesh.size if mesh is not None else 1,
     )
+    kernel_ref = user_kernel if user_kernel is not None else kernel
 
     start = time.perf_counter()
-    if spec.cross_chain:
-        draws, stats, adaptation = _run_cross_chain(chain_keys, flat, data, key, mesh, **run_kw)
+    if cross_chain:
+        draws, stats, last_state = _cross_chain(
+            target, kernel, settings, key, chain_keys, flat, init_state, mesh
+        )
+    elif chain_method == "sequential":
+        outputs = []
+        for c in range(num_chains):
+            adapted = None
+            if init_state is not None:
+                adapted = jax.tree_util.tree_map(lambda x, c=c: x[c], init_state)
+            outputs.append(_run_one(target, kernel_ref, settings, chain_keys[c], flat[c], adapted))
+        draws, stats, last_state = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *outputs)
+    elif chain_method == "sharded":
+        sharding = leading_axis_sharding(mesh)
+        chain_keys, flat, init_state = jax.device_put((chain_keys, flat, init_state), sharding)
+        draws, stats, last_state = _run_sharded(
+            target, kernel_ref, settings, mesh, chain_keys, flat, init_state
+        )
     else:
-        draws, stats, adaptation = _run_per_chain(
-            chain_keys, flat, data, chain_method, mesh, **run_kw
+        draws, stats, last_state = _run_vectorized(
+            target, kernel_ref, settings, chain_keys, flat, init_state
         )
     draws = jax.block_until_ready(draws)
     sampling_seconds = time.perf_counter() - start
 
-    constrain = _memoised(
-        target_key and ("constrain", target_key),
-        lambda: jax.jit(
-            jax.vmap(
-                jax.vmap(lambda d, x: target.constrain_with_data(d, unravel(x)), (None, 0)),
-                (None, 0),
-            )
-        ),
-    )
-    samples = constrain(data, draws)
+    samples = _constrain(target, draws)
+    # In a multi-process run the chains live on other processes' devices too:
+    # gather all-gathers what this process cannot fetch directly.
+    samples, stats, draws = gather((samples, stats, draws))
     result = MCMCResult(
-        samples={k: np.asarray(v) for k, v in samples.items()},
-        stats={k: np.asarray(v) for k, v in stats.items()},
+        samples=samples,
+        stats=stats,
         target=target,
-        kernel=kernel,
-        adaptation={k: np.asarray(v) for k, v in adaptation.items()},
-        unconstrained=np.asarray(draws, dtype=dtype),
+        kernel=kernel if user_kernel is None else user_kernel.name,
+        adaptation=_adaptation_summary(last_state.params, cross_chain),
+        unconstrained=np.asarray(draws, dtype=np.asarray(flat).dtype),
         seconds=sampling_seconds,
+        last_state=last_state,
     )
     if diagnose:
         result.diagnose()
     return result
 
 
-def _warmup_hook(total_ticks: int, progress_bar: bool, keep: Callable | None = None) -> Callable:
-    """``adaptation_info_fn`` for blackjax's window adaptations.
-
-    With a progress bar it ticks a host-side bar once per step: blackjax's adaptation
-    loops take this hook but draw no bar of their own. It returns ``keep(...)`` for
-    adaptations that read their own per-step output (the low-rank one does), and
-    otherwise nothing: blackjax's default stacks every warm-up state, which probkit
-    discards.
-    """
-    tick = progress_ticker(total_ticks, desc="warm-up") if progress_bar else None
-
-    def adaptation_info_fn(state, info, adaptation_state):
-        if tick is not None:
-            tick()
-        return None if keep is None else keep(state, info, adaptation_state)
-
-    return adaptation_info_fn
+def _adaptation_summary(params: dict, cross_chain: bool) -> dict:
+    """The tuned parameters as numpy arrays (per chain for per-chain kernels)."""
+    out = {}
+    for name, value in params.items():
+        if not isinstance(value, jax.Array | np.ndarray):
+            continue  # e.g. blackjax's low-rank metric (a NamedTuple)
+        value = np.asarray(gather(value))
+        if value.ndim <= 2 + (not cross_chain) and np.all(np.isfinite(value)):
+            out[name] = value
+    return out
 
 
-def _default_info_fn(adaptation: Callable) -> Callable:
-    """The ``adaptation_info_fn`` a blackjax adaptation uses when given none."""
-    return inspect.signature(adaptation).parameters["adaptation_info_fn"].default
-
-
-def _sampling_loop(algorithm, state, key, num_samples, thinning, kernel, step_size, progress, desc):
-    """Draw ``num_samples`` (each after ``thinning`` transitions) from ``state``."""
-
-    def transition(carry, step_key):
-        state, _ = carry
-        state, info = algorithm.step(step_key, state)
-        return (state, info), None
-
-    def one_draw(state, draw_key):
-        keys = jax.random.split(draw_key, thinning)
-        info0 = jax.eval_shape(algorithm.step, keys[0], state)[1]
-        info0 = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), info0)
-        (state, info), _ = jax.lax.scan(transition, (state, info0), keys)
-        return state, (state.position, extract_stats(kernel, state, info, step_size))
-
-    keys = jax.random.split(key, num_samples)
-    return progress_scan(one_draw, state, keys, progress_bar=progress, desc=desc)
-
-
-def _per_chain_fn(
-    *,
-    kernel,
-    options,
-    num_warmup,
-    num_samples,
-    thinning,
-    mass_matrix,
-    target_accept,
-    progress_bar,
-    target,
-    unravel,
-    num_chains,
-    ticks_per_step=1,
-    desc="sampling",
-):
-    """One chain from a flat start: ``(key, x0, data) -> (draws, stats, adaptation)``."""
-    total_ticks = num_warmup * ticks_per_step
-
-    def run_chain(chain_key, x0, data):
-        def logdensity(x):
-            return target.logdensity_with_data(data, unravel(x))
-
-        warm_key, sample_key = jax.random.split(chain_key)
-        d = x0.shape[0]
-        if kernel in ("nuts", "hmc"):
-            algorithm_cls = blackjax.nuts if kernel == "nuts" else blackjax.hmc
-            extra = (
-                {"max_num_doublings": options["max_num_doublings"]}
-                if kernel == "nuts"
-                else {"num_integration_steps": options["num_integration_steps"]}
-            )
-            if num_warmup == 0:
-                step = options["step_size"] or 0.1
-                params = {
-                    "step_size": jnp.asarray(step, x0.dtype),
-                    "inverse_mass_matrix": jnp.ones(d, x0.dtype),
-                }
-                state = algorithm_cls.init(x0, logdensity)
-            else:
-                init_step = 1.0 if options["step_size"] is None else options["step_size"]
-                if mass_matrix == "low_rank":
-                    warmup = blackjax.window_adaptation_low_rank(
-                        algorithm_cls,
-                        logdensity,
-                        max_rank=min(10, d),
-                        initial_step_size=init_step,
-                        target_acceptance_rate=target_accept,
-                        adaptation_info_fn=_warmup_hook(
-                            total_ticks,
-                            progress_bar,
-                            keep=_default_info_fn(blackjax.window_adaptation_low_rank),
-                        ),
-                        **extra,
-                    )
-                else:
-                    warmup = blackjax.window_adaptation(
-                        algorithm_cls,
-                        logdensity,
-                        is_mass_matrix_diagonal=mass_matrix == "diag",
-                        initial_step_size=init_step,
-                        target_acceptance_rate=target_accept,
-                        adaptation_info_fn=_warmup_hook(total_ticks, progress_bar),
-                        **extra,
-                    )
-                (state, params), _ = warmup.run(warm_key, x0, num_steps=num_warmup)
-            algorithm = build_sampling_algorithm(kernel, logdensity, params, options)
-            _, (draws, stats) = _sampling_loop(
-                algorithm,
-                state,
-                sample_key,
-                num_samples,
-                thinning,
-                kernel,
-                params["step_size"],
-                progress_bar,
-                desc,
-            )
-            imm = params["inverse_mass_matrix"]
-            adaptation = {"step_size": params["step_size"]}
-            if isinstance(imm, jax.Array):
-                adaptation["inverse_mass_matrix"] = imm
-            return draws, stats, adaptation
-
-        # mala / rwm: preconditioned through x = L u
-        state, params = preconditioned_window_adaptation(
-            kernel,
-            logdensity,
-            x0,
-            warm_key,
-            num_warmup,
-            diagonal=mass_matrix == "diag",
-            target_accept=target_accept,
-            step_size=options["step_size"],
-            progress_bar=progress_bar,
-        )
-        algorithm = make_u_kernel(kernel, logdensity, params)
-        _, (u_draws, stats) = _sampling_loop(
-            algorithm,
-            state,
-            sample_key,
-            num_samples,
-            thinning,
-            kernel,
-            params.step_size,
-            progress_bar,
-            desc,
-        )
-        draws = jax.vmap(lambda u: apply_scale(params.scale, u))(u_draws)
-        return draws, stats, {"step_size": params.step_size, "scale": params.scale}
-
-    return run_chain
-
-
-def _sharded(batched, mesh, n_chain: int, n_shared: int) -> Callable:
-    """``batched`` with its first ``n_chain`` arguments' chain axis split over ``mesh``."""
-    return jax.jit(
-        jax.shard_map(
-            batched,
-            mesh=mesh,
-            in_specs=(P(AXIS),) * n_chain + (P(),) * n_shared,
-            out_specs=P(AXIS),
-            check_vma=False,
-        )
-    )
-
-
-def _sharded_call(batched, mesh, chain_args, shared_args):
-    """Run ``batched(*chain_args, *shared_args)`` with the chain axis split over ``mesh``.
-
-    Each device runs its own block of chains with ``shard_map`` (no cross-device
-    traffic: a NUTS tree on one device never waits for another device's chains).
-    Chain ``c`` uses the same key as under ``"vectorized"``; on CPU, XLA's SIMD and
-    scalar code paths for transcendental functions can round differently for
-    different block sizes, so draws after adaptation agree in distribution (and
-    bit for bit whenever the arithmetic does not depend on the block size).
-    """
-    sharded = _sharded(batched, mesh, len(chain_args), len(shared_args))
-    sharding = leading_axis_sharding(mesh)
-    chain_args = jax.tree_util.tree_map(lambda x: jax.device_put(x, sharding), chain_args)
-    return sharded(*chain_args, *shared_args)
-
-
-def _settings_key(kw: Mapping[str, Any]) -> tuple:
-    """The sampler settings baked into the compiled code, as a hashable tuple."""
-    options = tuple(sorted(kw["options"].items()))
-    skip = ("options", "target", "unravel", "target_key")
-    return (options, *((k, v) for k, v in sorted(kw.items()) if k not in skip))
-
-
-def _run_per_chain(chain_keys, flat, data, chain_method, mesh, **kw):
-    target_key = kw.pop("target_key")
-    # A host callback without arguments fires once per step under vmap, once per
-    # device under shard_map: the warm-up bar counts accordingly.
-    kw["ticks_per_step"] = mesh.size if chain_method == "sharded" else 1
-    key = target_key and ("per_chain", target_key, chain_method, mesh, _settings_key(kw))
-    if chain_method == "sequential":
-        # One compiled function for every chain; each chain draws its own bar.
-        fn = _memoised(
-            key, lambda: jax.jit(_per_chain_fn(**kw, desc="sampling (one chain at a time)"))
-        )
-        outputs = [fn(chain_keys[c], flat[c], data) for c in range(kw["num_chains"])]
-        return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *outputs)
-
-    def build():
-        batched = jax.vmap(_per_chain_fn(**kw), in_axes=(0, 0, None))
-        if chain_method == "vectorized":
-            return jax.jit(batched)
-        return _sharded(batched, mesh, 2, 1)
-
-    fn = _memoised(key, build)
-    if chain_method == "sharded":
-        sharding = leading_axis_sharding(mesh)
-        chain_keys, flat = (jax.device_put(x, sharding) for x in (chain_keys, flat))
-    return fn(chain_keys, flat, data)
-
-
-def _run_cross_chain(chain_keys, flat, data, key, mesh, **kw):
-    """ChEES / MEADS: warm-up pools all chains; sampling is per chain (compiled per call)."""
-    kw.pop("target_key")
-    kernel, options, target, unravel = kw["kernel"], kw["options"], kw["target"], kw["unravel"]
-    num_chains, num_warmup = kw["num_chains"], kw["num_warmup"]
-
-    def warm(flat, data):
-        def logdensity(x):
-            return target.logdensity_with_data(data, unravel(x))
-
+def _cross_chain(target, kernel, settings, key, chain_keys, flat, init_state, mesh):
+    """ChEES / MEADS: the warm-up pools all chains; sampling runs per chain."""
+    if init_state is None:
+        if mesh is not None:
+            flat = jax.device_put(flat, leading_axis_sharding(mesh))
         warm_key = jax.random.fold_in(key, 2**31 - 2)
-        if kernel == "chees":
-            adapt = blackjax.chees_adaptation(
-                logdensity,
-                num_chains,
-                target_acceptance_rate=kw["target_accept"],
-                max_leapfrog_steps=options["max_leapfrog_steps"],
-            )
-            optim = optax.adam(options["learning_rate"])
-            (states, params), _ = adapt.run(
-                warm_key,
-                flat,
-                options["step_size"],
-                optim,
-                num_warmup,
-                max_sampling_steps=kw["num_samples"] * kw["thinning"],
-            )
-        else:
-            adapt = blackjax.meads_adaptation(
-                logdensity, num_chains, num_folds=options["num_folds"]
-            )
-            (states, params), _ = adapt.run(warm_key, flat, num_warmup)
-        return states, params
-
-    # The tuned parameters mix arrays with functions (ChEES' jittered trajectory
-    # length). Arrays leave the jitted warm-up; the functions, which close over
-    # Python values only, are picked up while tracing.
-    static_params: dict = {}
-
-    def warm_arrays(flat, data):
-        states, params = warm(flat, data)
-        arrays = {}
-        for name, value in params.items():
-            if callable(value):
-                static_params[name] = value
-            else:
-                arrays[name] = value
-        return states, arrays
-
-    if mesh is not None:
-        flat = jax.device_put(flat, leading_axis_sharding(mesh))
-    states, array_params = jax.jit(warm_arrays)(flat, data)
-
-    def run_chain(chain_key, state, data, array_params):
-        def logdensity(x):
-            return target.logdensity_with_data(data, unravel(x))
-
-        algorithm = build_sampling_algorithm(
-            kernel, logdensity, {**array_params, **static_params}, options
-        )
-        _, (draws, stats) = _sampling_loop(
-            algorithm,
-            state,
-            chain_key,
-            kw["num_samples"],
-            kw["thinning"],
-            kernel,
-            array_params["step_size"],
-            kw["progress_bar"],
-            "sampling",
-        )
-        return draws, stats
-
-    batched = jax.vmap(run_chain, in_axes=(0, 0, None, None))
-    if mesh is None:
-        draws, stats = jax.jit(batched)(chain_keys, states, data, array_params)
+        states, params = _warm_cross_chain(target, kernel, settings, warm_key, flat)
+        start = jnp.zeros(settings.num_chains, jnp.int32)
     else:
-        draws, stats = _sharded_call(batched, mesh, (chain_keys, states), (data, array_params))
-    adaptation = {
-        k: v for k, v in array_params.items() if np.ndim(v) <= 2 and not math.isnan(np.sum(v))
-    }
-    return draws, stats, adaptation
+        states, params, start = init_state
+    if mesh is None:
+        return _sample_cross_chain(target, kernel, settings, chain_keys, states, params, start)
+    sharding = leading_axis_sharding(mesh)
+    chain_keys, states, start = jax.device_put((chain_keys, states, start), sharding)
+    return _sample_cross_chain_sharded(
+        target, kernel, settings, mesh, chain_keys, states, params, start
+    )
