@@ -72,6 +72,7 @@ def _exact_law():
     return law
 
 
+@pytest.mark.slow
 def test_particle_filter_with_difference_potential_targets_the_tilted_law():
     # With log G_t = r_t - r_{t-1} the potentials telescope: the particles target
     # p(k) exp(r(k)), whatever the resampling schedule (here adaptive, ESS < N/2).
@@ -111,6 +112,7 @@ def test_budget_counts_proposals_to_live_particles_only():
         assert int(r.num_steps) <= T
 
 
+@pytest.mark.slow
 def test_best_of_n_with_exact_verifier_matches_closed_form():
     # Verifier: 1 when all T flips are heads. P(best-of-N finds it) = 1 - (1 - q)^N.
     q = P_HEADS**T
@@ -124,6 +126,7 @@ def test_best_of_n_with_exact_verifier_matches_closed_form():
     assert abs(freq - p) < 4 * np.sqrt(p * (1 - p) / reps), (freq, p)
 
 
+@pytest.mark.slow
 def test_self_consistency_matches_enumerated_vote_probability():
     # N = 3 votes over the answer law: the majority answer (ties to the first drawn)
     # is 0 with a probability computed by enumerating all 5^3 outcomes.
@@ -152,6 +155,7 @@ def test_beam_search_keeps_the_best_partial_solutions():
         beam_search(jax.random.key(4), model, 10, expansions=4)
 
 
+@pytest.mark.slow
 def test_host_loop_targets_the_same_law_as_the_jitted_loop():
     reward = lambda k: 0.7 * k  # noqa: E731
     law = _exact_law()

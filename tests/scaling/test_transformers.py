@@ -91,6 +91,7 @@ def test_steps_budget_and_cache_match_a_fresh_forward(tiny_gpt2):
         assert tok.decode(_real_tokens(states, i)[0].tolist()) == "12+3=" + states.texts[i]
 
 
+@pytest.mark.slow
 def test_host_particle_filter_is_deterministic_under_a_seed(tiny_gpt2):
     sm = _step_model(tiny_gpt2, max_step_tokens=4, max_steps=3)
     runs = [

@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import probkit.models.arithmetic_lm as alm
+import pytest
 
 from probkit.scaling import particle_filter
 
@@ -52,6 +53,7 @@ def test_shipped_model_loads_and_generates_well_formed_steps():
     assert np.all(np.asarray(state.num_steps) <= 6)
 
 
+@pytest.mark.slow
 def test_particle_filter_on_the_task_spends_the_budget_it_reports():
     lm = alm.load_pretrained()
     p = alm.make_problems(10_000, 1)
