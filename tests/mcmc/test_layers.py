@@ -1,0 +1,164 @@
+"""The layers of probkit.mcmc: the pure loop, user kernels, continuing a run, HMC's
+jittered trajectories against resonant targets, option checks, the result's repr."""
+
+import arviz as az
+import blackjax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+import numpyro.distributions as dist
+import pytest
+
+import probkit as pk
+
+STD_NORMAL = pk.Target.from_logdensity(lambda x: -0.5 * jnp.sum(x**2), jnp.zeros(2))
+
+
+def _second_moment_error(draws: np.ndarray, variance: float) -> tuple[float, float]:
+    """(error of the mean of x^2, its Monte Carlo standard error from ArviZ's ESS)."""
+    squares = np.asarray(draws) ** 2
+    mcse = float(np.asarray(az.mcse(squares)).squeeze())
+    return float(squares.mean()) - variance, mcse
+
+
+# -- the pure loop inside the user's own jit / vmap ----------------------------------
+def test_loop_under_jit_and_vmap_with_data_per_chain():
+    means = jnp.array([-3.0, 0.0, 5.0])
+
+    def run(key, mean):
+        nuts = blackjax.nuts(
+            lambda x: -0.5 * jnp.sum((x - mean) ** 2),
+            step_size=0.8,
+            inverse_mass_matrix=jnp.ones(1),
+        )
+        _, (draws, info) = pk.mcmc.loop(key, nuts, nuts.init(jnp.full(1, mean)), 2000)
+        return draws, info.acceptance_rate
+
+    keys = jax.random.split(jax.random.key(0), 3)
+    draws, acceptance = jax.jit(jax.vmap(run))(keys, means)
+    assert draws.shape == (3, 2000, 1)
+    # Each chain samples N(mean_c, 1): 2000 NUTS draws have an ESS > 500, so the mean's
+    # standard error is below 0.045; 0.2 is more than 4 of them.
+    np.testing.assert_allclose(draws.mean(axis=(1, 2)), means, atol=0.2)
+    assert np.all(acceptance.mean(axis=1) > 0.5)
+
+
+# -- a kernel of the user's own --------------------------------------------------------
+def test_blackjax_algorithm_as_kernel_equals_the_named_kernel_without_warmup():
+    nuts = blackjax.nuts(STD_NORMAL.logdensity, step_size=0.5, inverse_mass_matrix=jnp.ones(2))
+    run = dict(num_warmup=0, num_samples=100, num_chains=2, seed=4, diagnose=False)
+    mine = pk.mcmc.sample(STD_NORMAL, kernel=nuts, **run)
+    named = pk.mcmc.sample(STD_NORMAL, kernel="nuts", step_size=0.5, **run)
+    np.testing.assert_allclose(mine.samples["x"], named.samples["x"], atol=1e-6)
+    assert {"lp", "acceptance_rate", "diverging", "n_steps", "tree_depth"} <= set(mine.stats)
+    pair = pk.mcmc.sample(STD_NORMAL, kernel=(nuts.init, nuts.step), **run)
+    np.testing.assert_allclose(pair.samples["x"], mine.samples["x"], atol=1e-6)
+
+
+# -- continuing a run ------------------------------------------------------------------
+@pytest.mark.parametrize(("kernel", "num_warmup"), [("nuts", 0), ("nuts", 150), ("mala", 150)])
+def test_continuing_equals_one_longer_run(kernel, num_warmup):
+    run = dict(kernel=kernel, num_chains=2, seed=7, diagnose=False)
+    if num_warmup == 0:
+        run["step_size"] = 0.5
+    whole = pk.mcmc.sample(STD_NORMAL, num_warmup=num_warmup, num_samples=200, **run)
+    first = pk.mcmc.sample(STD_NORMAL, num_warmup=num_warmup, num_samples=120, **run)
+    rest = pk.mcmc.sample(STD_NORMAL, num_samples=80, init_state=first.last_state, **run)
+    joined = np.concatenate([first.samples["x"], rest.samples["x"]], axis=1)
+    # Same tuned parameters, transition keys indexed by the transition's number: the
+    # continued run makes the draws of the longer one (up to XLA's rounding).
+    np.testing.assert_allclose(joined, whole.samples["x"], atol=1e-5)
+    np.testing.assert_array_equal(rest.last_state.num_transitions, [200, 200])
+
+
+def test_continuing_checks_its_input():
+    first = pk.mcmc.sample(STD_NORMAL, num_warmup=50, num_samples=10, num_chains=2, diagnose=False)
+    with pytest.raises(ValueError, match="holds 2 chains but num_chains=4"):
+        pk.mcmc.sample(STD_NORMAL, num_chains=4, init_state=first.last_state)
+    with pytest.raises(ValueError, match="not both"):
+        pk.mcmc.sample(STD_NORMAL, num_chains=2, init=jnp.zeros(2), init_state=first.last_state)
+    with pytest.raises(TypeError, match="last_state"):
+        pk.mcmc.sample(STD_NORMAL, num_chains=2, init_state={"x": 1})
+
+
+# -- HMC against resonant targets -----------------------------------------------------
+@pytest.mark.parametrize(
+    "sd",
+    [
+        0.5,  # half a period in 16 x 0.1: a fixed trajectory maps x to about -x
+        1.6 / (2 * np.pi),  # a whole period: a fixed trajectory returns to x
+    ],
+)
+def test_hmc_default_is_not_fooled_by_a_resonant_period(sd):
+    target = pk.Target.from_logdensity(lambda x: -0.5 * jnp.sum((x / sd) ** 2), jnp.zeros(1))
+    run = dict(kernel="hmc", num_warmup=0, step_size=0.1, num_chains=4, num_samples=1000, seed=0)
+    result = pk.mcmc.sample(target, diagnose=False, **run)
+    error, mcse = _second_moment_error(result.samples["x"][..., 0], sd**2)
+    # E[x^2] = sd^2 within 4.5 MCSE (a correct sampler fails with probability < 1e-5),
+    # and the MCSE itself small (a stuck chain can make it large).
+    assert abs(error) < 4.5 * mcse and mcse < 0.1 * sd**2, (error, mcse)
+    # The same trajectory without jitter is the failure the default avoids.
+    fixed = pk.mcmc.sample(target, diagnose=False, jitter=False, **run)
+    error, mcse = _second_moment_error(fixed.samples["x"][..., 0], sd**2)
+    assert abs(error) > 4.5 * mcse or mcse > 0.1 * sd**2
+
+
+def test_hmc_trajectory_length_sets_the_number_of_steps():
+    result = pk.mcmc.sample(
+        STD_NORMAL,
+        kernel="hmc",
+        trajectory_length=2.0,
+        num_warmup=0,
+        step_size=0.25,
+        num_samples=400,
+        num_chains=2,
+        diagnose=False,
+    )
+    steps = result.stats["n_steps"]
+    # L = 2.0 / 0.25 = 8 steps on average, drawn uniformly from 1 .. 15
+    assert steps.min() >= 1 and steps.max() <= 15
+    assert abs(steps.mean() - 8.0) < 0.5  # sd of the mean of 800 draws: 0.15
+
+
+# -- options checked before compilation ---------------------------------------------------
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"step_size": 0.0}, "step_size must be a positive number"),
+        ({"step_size": -0.1}, "step_size must be a positive number"),
+        ({"max_num_doublings": 0}, "max_num_doublings must be an integer >= 1"),
+        ({"kernel": "hmc", "num_integration_steps": 0}, "num_integration_steps must be"),
+        ({"kernel": "hmc", "trajectory_length": -1.0}, "trajectory_length must be a positive"),
+        ({"kernel": "hmc", "num_integration_steps": 4, "trajectory_length": 1.0}, "not both"),
+    ],
+)
+def test_bad_option_values_are_named(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        pk.mcmc.sample(STD_NORMAL, num_warmup=10, num_samples=10, num_chains=2, **kwargs)
+
+
+def test_user_kernel_takes_no_named_options():
+    nuts = blackjax.nuts(STD_NORMAL.logdensity, step_size=0.5, inverse_mass_matrix=jnp.ones(2))
+    with pytest.raises(TypeError, match="carries its own parameters"):
+        pk.mcmc.sample(STD_NORMAL, kernel=nuts, max_num_doublings=3)
+
+
+def test_unknown_init_site_is_named_with_the_valid_ones():
+    def model(y):
+        mu = numpyro.sample("mu", dist.Normal(0, 1))
+        sigma = numpyro.sample("sigma", dist.HalfNormal(1))
+        numpyro.sample("y", dist.Normal(mu, sigma), obs=y)
+
+    with pytest.raises(ValueError, match=r"\['muu'\].*latent sites are \['mu', 'sigma'\]"):
+        pk.from_numpyro(model, jnp.ones(3), init={"muu": 1.0})
+
+
+def test_repr_is_a_short_summary():
+    result = pk.mcmc.sample(
+        STD_NORMAL, num_warmup=50, num_samples=500, num_chains=2, diagnose=False
+    )
+    text = repr(result)
+    assert len(text) < 300, text
+    assert "num_chains=2" in text and "num_samples=500" in text and "nuts" in text
+    assert "divergences=" in text and "x: (2,)" in text
