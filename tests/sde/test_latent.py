@@ -138,3 +138,58 @@ def test_bad_input():
         fit_latent_sde(
             jax.random.key(0), model, jnp.linspace(0, 1, 2), jnp.array([[0.0], [np.nan]])
         )
+
+
+@pytest.mark.slow
+def test_hurst_index_recovered_from_fbm_driven_data():
+    # Four exact (Cholesky) type II fBM paths with H = 0.3, sigma = 1, observed at 41
+    # times with noise 0.2; the model starts at H = 0.5. Controls first, then H and sigma.
+    # Measured after 300 + 300 steps: H = 0.41, sigma = 1.01 (still falling slowly: the
+    # ELBO keeps rising). Stated error: |H - 0.3| < 0.15, and H must have moved clearly
+    # below the starting 0.5 (a model that ignored roughness would stay there or rise).
+    import equinox as eqx
+
+    from probkit.sde import AffineControl, sample_fbm
+
+    hurst, num_paths, noise = 0.3, 4, 0.2
+    times = np.linspace(0.0, 1.0, 41)
+    truth = np.asarray(sample_fbm(jax.random.key(0), hurst, times[1:], num_paths, kind="II"))
+    truth = np.concatenate([np.zeros((num_paths, 1)), truth], axis=1)
+    y = truth + noise * np.asarray(jax.random.normal(jax.random.key(1), truth.shape))
+    model = latent_sde(
+        jax.random.key(2),
+        1,
+        1.0,
+        hurst=0.5,
+        num_components=5,
+        kind="II",
+        drift=LinearDrift(jnp.zeros((1, 1)), jnp.zeros(1)),
+        observation=GaussianObservation.identity(1, noise),
+        prior_std=0.05,
+    )
+    controls = eqx.filter_vmap(lambda _: AffineControl(times, 1, 6))(jnp.arange(num_paths))
+    model = eqx.tree_at(lambda m: m.control, model, controls)
+    stage1 = fit_latent_sde(
+        jax.random.key(3),
+        model,
+        times,
+        y[..., None],
+        num_steps=300,
+        num_samples=4,
+        optimiser=optax.adam(0.02),
+        trainable=lambda m: (m.control.offsets, m.control.gains),
+    )
+    stage2 = fit_latent_sde(
+        jax.random.key(4),
+        stage1.model,
+        times,
+        y[..., None],
+        num_steps=300,
+        num_samples=4,
+        optimiser=optax.adam(optax.cosine_decay_schedule(0.02, 300, 0.1)),
+        trainable=lambda m: (m.control.offsets, m.control.gains, m.hurst_logit, m.log_diffusion),
+    )
+    learned = float(stage2.model.hurst)
+    print(f"learned H = {learned:.3f} (true {hurst})")
+    assert abs(learned - hurst) < 0.15
+    assert learned < 0.45
