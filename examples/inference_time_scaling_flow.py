@@ -53,7 +53,7 @@ def main() -> None:
     velocity = sc.convert_velocity(velocity_vp, vp_path, linear)
     print(f"trained in {time.perf_counter() - start:.0f} s")
 
-    steps, budgets = 10, [2, 8, 32]
+    steps, budgets = 10, [4, 16]
     methods = {
         "best-of-n, ODE": lambda k, n: sc.flow_best_of_n(
             k, velocity, linear, reward, 2, n, num_steps=steps

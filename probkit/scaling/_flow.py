@@ -169,17 +169,25 @@ def _matching_time(source: Interpolant, log_snr: jax.Array) -> jax.Array:
         below = _log_snr(source, mid) < log_snr
         return jnp.where(below, mid, lo), jnp.where(below, hi, mid)
 
-    lo, hi = jax.lax.fori_loop(0, 48, body, (jnp.zeros_like(log_snr), jnp.ones_like(log_snr)))
+    # A path that does not reach SNR 0 or infinity (a VP path starts at a small, not a
+    # zero, signal) is matched at its end point there: clamp to the source's range.
+    zero, one = jnp.zeros_like(log_snr), jnp.ones_like(log_snr)
+    log_snr = jnp.clip(log_snr, _log_snr(source, zero), _log_snr(source, one))
+    lo, hi = jax.lax.fori_loop(0, 48, body, (zero, one))
     s0 = jax.lax.stop_gradient(0.5 * (lo + hi))
     value, slope = jax.jvp(lambda s: _log_snr(source, s), (s0,), (jnp.ones_like(s0),))
-    return s0 - (value - log_snr) / slope
+    step = jnp.where(jnp.isfinite(slope) & (value != log_snr), (value - log_snr) / slope, 0.0)
+    return s0 - step
 
 
 def convert_velocity(velocity: FieldFn, source: Interpolant, target: Interpolant) -> FieldFn:
     """The velocity of the same model on another Gaussian path (time and scale change).
 
     ``velocity`` is the model's field on ``source``; the result is its field on
-    ``target`` (see the module docstring for the formula). Valid for ``0 < t < 1``.
+    ``target`` (see the module docstring for the formula). Valid for ``0 < t < 1``; where
+    ``target``'s signal-to-noise ratio lies outside the range ``source`` covers (a
+    linear path at ``t = 0`` against a VP path, which starts at a small nonzero signal),
+    the source's end point is used.
 
     Example:
         >>> import jax.numpy as jnp
