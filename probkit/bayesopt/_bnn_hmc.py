@@ -10,13 +10,13 @@ acquisitions get gradients with respect to the candidates.
 Two engines run NUTS:
 
 * ``"probkit"``: :func:`probkit.mcmc.sample`, the library's general driver (blackjax
-  NUTS with Stan-style window adaptation). It compiles its sampler on every call:
-  15-30 s of XLA compilation on a CPU, once per BO iteration.
-* ``"cached"`` (default): the same blackjax kernels (``window_adaptation`` +
-  ``nuts``), in a runner compiled once per (network, data-size bucket, settings)
-  and reused by later fits. The data are padded to a power-of-two number of rows
-  with a mask, and every chain carries its own ``(prior_scale, noise_scale)``, so
-  the validation grid search below runs as one vectorised call.
+  NUTS with Stan-style window adaptation), one call per distinct pair of scales.
+* ``"cached"`` (default): probkit.mcmc's layers used directly (the NUTS
+  specification's window adaptation and the pure :func:`probkit.mcmc.loop`),
+  vmapped over chains that each carry their own ``(prior_scale, noise_scale)``, so
+  the validation grid search below runs as one vectorised call. It is compiled once
+  per (network, data-size bucket, settings) with ``equinox.filter_jit``: the data
+  are padded to a power-of-two number of rows with a mask and passed as arguments.
 
 ``prior_scale`` and ``noise_scale`` are chosen as the BNN study chooses them: by the
 log predictive likelihood of a held-out split over a small grid.
@@ -24,18 +24,16 @@ log predictive likelihood of a held-out split over a small grid.
 
 from __future__ import annotations
 
-import functools
 import math
 import warnings
 from collections.abc import Sequence
 from typing import NamedTuple
 
-import blackjax
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 import torch
-from blackjax.adaptation.base import get_filter_adapt_info_fn
 from jax.flatten_util import ravel_pytree
 
 from probkit.bayesopt._data import TrainingData, fitted_transforms
@@ -155,47 +153,37 @@ def _bucket(n: int) -> int:
     return max(16, 1 << (n - 1).bit_length())
 
 
-@functools.lru_cache(maxsize=32)
-def _cached_runner(
-    widths: tuple[int, ...], num_warmup: int, num_samples: int, max_num_doublings: int
-):
-    """A jitted ``(keys, x0, X, Y, mask, prior_scales, noise_scales) -> draws, stats``.
+@eqx.filter_jit
+def _run_nuts(widths, settings, keys, x0, X, Y, mask, prior_scales, noise_scales):
+    """NUTS on every chain's own posterior (its own scales), with probkit.mcmc's pieces:
+    the NUTS specification's window adaptation and the pure loop, vmapped over chains.
 
-    Compiled on first use per input shapes; later fits with the same network,
-    settings and data bucket reuse the executable.
+    Compiled once per (network, data-size bucket, settings): the data are arguments.
     """
+    from probkit.mcmc import KERNELS, loop
+
+    spec = KERNELS["nuts"]
     _, unravel = ravel_pytree(init_bnn_params(jax.random.PRNGKey(0), widths))
 
-    def run_chain(key, x0, X, Y, mask, prior_scale, noise_scale):
+    def run_chain(key, x0, prior_scale, noise_scale):
         data = (X, Y, mask, prior_scale, noise_scale)
 
         def logdensity(x):
             return bnn_log_posterior(data, unravel(x))
 
         warm_key, sample_key = jax.random.split(key)
-        warmup = blackjax.window_adaptation(
-            blackjax.nuts,
-            logdensity,
-            max_num_doublings=max_num_doublings,
-            adaptation_info_fn=get_filter_adapt_info_fn(),
+        state, params = spec.warmup(warm_key, logdensity, x0, settings)
+        algorithm = spec.algorithm(logdensity, params, settings.option)
+        _, (draws, stats) = loop(
+            sample_key,
+            algorithm,
+            state,
+            settings.num_samples,
+            statistics=lambda s, i: spec.statistics(s, i, params),
         )
-        (state, params), _ = warmup.run(warm_key, x0, num_steps=num_warmup)
-        nuts = blackjax.nuts(
-            logdensity,
-            step_size=params["step_size"],
-            inverse_mass_matrix=params["inverse_mass_matrix"],
-            max_num_doublings=max_num_doublings,
-        )
+        return draws, stats["acceptance_rate"].mean(), stats["diverging"].sum()
 
-        def one_step(state, step_key):
-            state, info = nuts.step(step_key, state)
-            return state, (state.position, info.acceptance_rate, info.is_divergent)
-
-        keys = jax.random.split(sample_key, num_samples)
-        _, (draws, acceptance, divergent) = jax.lax.scan(one_step, state, keys)
-        return draws, acceptance.mean(), divergent.sum()
-
-    return jax.jit(jax.vmap(run_chain, in_axes=(0, 0, None, None, None, 0, 0)))
+    return jax.vmap(run_chain)(keys, x0, prior_scales, noise_scales)
 
 
 def sample_bnn_posterior(
@@ -268,9 +256,19 @@ def sample_bnn_posterior(
     # Chains start at prior-scaled random weights, shrunk: a quieter start speeds up
     # the first adaptation window.
     x0 = jax.vmap(lambda k: ravel_pytree(init_bnn_params(k, widths, scale=0.5))[0])(init_keys)
-    runner = _cached_runner(widths, int(num_warmup), int(num_samples), int(max_num_doublings))
-    draws, acceptance, divergent = runner(
-        chain_keys, x0, X_pad, Y_pad, mask, prior_scales, noise_scales
+    from probkit.mcmc._kernels import Settings
+
+    settings = Settings(
+        num_warmup=int(num_warmup),
+        mass_matrix="diag",
+        target_accept=0.8,
+        options=(("max_num_doublings", int(max_num_doublings)), ("step_size", None)),
+        num_chains=num_chains,
+        num_samples=int(num_samples),
+        thinning=1,
+    )
+    draws, acceptance, divergent = _run_nuts(
+        widths, settings, chain_keys, x0, X_pad, Y_pad, mask, prior_scales, noise_scales
     )
     _, unravel = ravel_pytree(init_bnn_params(jax.random.PRNGKey(0), widths))
     params = jax.vmap(jax.vmap(unravel))(draws)

@@ -109,8 +109,8 @@ def test_bnn_torch_forward_matches_the_jax_network():
 
 
 def test_bnn_hmc_through_probkit_mcmc_sample():
-    # The same posterior sampled by probkit.mcmc.sample (compiled per call) instead of
-    # the cached blackjax runner: the members fit the data as well (the RMS criterion
+    # The same posterior sampled by probkit.mcmc.sample instead of the vectorised
+    # runner on probkit.mcmc's layers: the members fit the data as well (the RMS criterion
     # of test_surrogate_on_a_1d_function) and have the same layout.
     data = _data()
     model = bo.fit_bnn_hmc(
