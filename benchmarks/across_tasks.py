@@ -79,8 +79,9 @@ def main() -> None:
     mean, cov = joint_posterior(tasks)
     sd = np.sqrt(np.diag(cov))
     prior = dist.MultivariateNormal(jnp.zeros(D), jnp.eye(D))
-    out, c_pk, r_pk = timed(
-        lambda: cl.sequential_posterior(
+
+    def run_probkit():
+        return cl.sequential_posterior(
             cl.linear_regression_model,
             tasks,
             prior,
@@ -90,18 +91,34 @@ def main() -> None:
             num_samples=DRAWS,
             seed=0,
         ).draws[-1]
-    )
+
+    # first call (cold: compiles, imports ArviZ) and second call (warm: compiled sampler
+    # reused), for both libraries
+    out, c_pk, r_pk = timed(run_probkit)
+    out, _, r_pk_warm = timed(run_probkit)
     err_pk = np.max(np.abs(np.asarray(out).mean(0) - mean) / sd)
     out_np, c_np, r_np = timed(lambda: numpyro_sequential(tasks, prior))
+    out_np, c_np_warm, r_np_warm = timed(lambda: numpyro_sequential(tasks, prior))
     err_np = np.max(np.abs(np.asarray(out_np).mean(0) - mean) / sd)
     rows.append(
         (
-            "sequential NUTS, per task (linear regression, 3 tasks)",
+            "sequential NUTS, per task, first call (linear regression, 3 tasks)",
             c_pk / TASKS,
             r_pk / TASKS,
             err_pk,
             c_np / TASKS,
             r_np / TASKS,
+            err_np,
+        )
+    )
+    rows.append(
+        (
+            "sequential NUTS, per task, second call",
+            0.0,
+            r_pk_warm / TASKS,
+            err_pk,
+            c_np_warm / TASKS,
+            r_np_warm / TASKS,
             err_np,
         )
     )
@@ -152,10 +169,14 @@ def main() -> None:
         )
     lines += [
         "",
-        "Notes: the sequential row compares the same loop (NUTS per task, Gaussian fit "
+        "Notes: the sequential rows compare the same loop (NUTS per task, Gaussian fit "
         "between tasks) driven by probkit and by NumPyro; probkit reuses one compiled "
         "sampler for every task (the prior's arrays are data), NumPyro's MCMC recompiles "
-        "per task. The few-shot row is the point of the conjugate model: an episode's "
+        "per task. probkit's run time includes its per-task set-up (from_numpyro) and its "
+        "diagnostics (R-hat, ESS via ArviZ, on by default); its first call also pays "
+        "one-off imports and initialisations. The machine was shared with other jobs "
+        "(load 8-15 on 2 cores): absolute seconds are inflated, ratios less so. "
+        "The few-shot row is the point of the conjugate model: an episode's "
         "exact posterior is a few small matrix operations, vectorised over episodes, "
         "where MCMC needs a run per episode.",
     ]
