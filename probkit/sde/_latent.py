@@ -17,8 +17,8 @@ The Hurst index (through the optimal weights, :func:`~probkit.sde.optimal_weight
 drift (parametric, :class:`LinearDrift`, or an equinox network, :class:`MLPDrift`), the
 diffusion scale, the observation model's parameters and the control are all leaves of
 one :class:`LatentSDE` module, trained with optax (:func:`fit`). Paths are solved with
-diffrax (Euler-Maruyama by default, Ito); any diffrax adjoint can be passed, e.g.
-``diffrax.BacksolveAdjoint`` (it needs ``brownian="tree"``).
+diffrax (Euler-Maruyama by default, Ito) when a diffrax solver is passed, with
+diffrax's checkpointed adjoint; a plain ``lax.scan`` Euler-Maruyama loop otherwise.
 
 ``hurst=None`` gives a Brownian driver (``H = 1/2`` exactly, no OU components).
 """
@@ -364,7 +364,6 @@ def _solve(key, model: LatentSDE, times, dt, controlled: bool, solver, adjoint, 
     d, k = model.dim, model.num_components
     rates = jnp.asarray(model.rates, jnp.float32) if k else jnp.zeros(0)
     weights = model.weights()
-    total_weight = jnp.sum(weights) if k else 1.0
     sigma = jnp.exp(model.log_diffusion)
     key_x0, key_y0, key_w = jax.random.split(key, 3)
     if controlled:
@@ -386,20 +385,26 @@ def _solve(key, model: LatentSDE, times, dt, controlled: bool, solver, adjoint, 
     def unpack(z):
         return z[:d], z[d : d * (1 + k)].reshape(d, k)
 
+    # Everything differentiable reaches the vector fields through ``args`` (not closed
+    # over), as diffrax.BacksolveAdjoint requires.
+    args = (model, weights, sigma)
+
     def drift(t, z, args):
+        m, w, s = args
         x, y = unpack(z)
-        u = model.control(t, x, y) if controlled else jnp.zeros(d)
+        u = m.control(t, x, y) if controlled else jnp.zeros(d)
         if k:
             dy = -rates * y + u[:, None]
-            db = dy @ weights  # dB = sum_k w_k dY_k (its dt part)
+            db = dy @ w  # dB = sum_k w_k dY_k (its dt part)
         else:
             dy = y
             db = u
-        dx = model.drift(t, x) + sigma * db
+        dx = m.drift(t, x) + s * db
         return jnp.concatenate([dx, dy.reshape(-1), 0.5 * jnp.sum(u**2, keepdims=True)])
 
     def diffusion(t, z, args):
-        x_rows = jnp.diag(sigma * total_weight)
+        _, w, s = args
+        x_rows = jnp.diag(s * (jnp.sum(w) if k else 1.0))
         y_rows = jnp.repeat(jnp.eye(d), k, axis=0)  # row (i, k) is e_i
         return jnp.concatenate([x_rows, y_rows, jnp.zeros((1, d))])
 
@@ -415,7 +420,7 @@ def _solve(key, model: LatentSDE, times, dt, controlled: bool, solver, adjoint, 
         def euler(z, inputs):
             i, dw = inputs
             t = i * step
-            z = z + drift(t, z, None) * step + diffusion(t, z, None) @ dw
+            z = z + drift(t, z, args) * step + diffusion(t, z, args) @ dw
             return z, z[:d]
 
         z1, xs = jax.lax.scan(euler, z0, (jnp.arange(num_steps, dtype=jnp.float32), increments))
@@ -440,6 +445,7 @@ def _solve(key, model: LatentSDE, times, dt, controlled: bool, solver, adjoint, 
         dt0=t1 / num_steps,
         y0=z0,
         saveat=diffrax.SaveAt(ts=times, t1=True),
+        args=args,
         adjoint=adjoint,
         max_steps=num_steps + 1,
     )
@@ -496,10 +502,13 @@ def elbo(
     ``dt`` defaults to ``min(T/200, 0.5/max(rates))``. ``solver=None`` runs a plain
     Euler-Maruyama loop (``lax.scan``; Ito); a diffrax solver (``diffrax.Euler()``,
     ``diffrax.Heun()``, ...) runs ``diffrax.diffeqsolve`` instead, with ``adjoint``
-    (default: checkpointed backpropagation through the solver). ``brownian="grid"``
-    draws the Brownian motion on the fixed step grid (fast, exact for fixed-step
-    solvers); ``"tree"`` uses diffrax's ``VirtualBrownianTree`` (any solver, adaptive
-    steps, ``diffrax.BacksolveAdjoint``).
+    (default: checkpointed backpropagation through the solver). The noise is additive,
+    so Ito and Stratonovich solutions coincide and ``diffrax.BacksolveAdjoint`` (which
+    accepts Stratonovich solvers only) runs with ``solver=diffrax.Heun()`` and
+    ``brownian="tree"``, but its gradients came out NaN in our check: not supported
+    yet. ``brownian="grid"`` draws the Brownian motion on the fixed step grid (fast,
+    exact for fixed-step solvers); ``"tree"`` uses diffrax's ``VirtualBrownianTree``
+    (any solver, adaptive steps).
 
     Example:
         >>> import jax, jax.numpy as jnp
