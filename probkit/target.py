@@ -22,8 +22,7 @@ is no cache to get wrong.
 from __future__ import annotations
 
 import inspect
-import warnings
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import equinox as eqx
@@ -330,30 +329,6 @@ def _split_data(args: tuple, kwargs: Mapping[str, Any]):
     )
     assemble = _Assemble(treedef, dynamic_mask, static)
     return dynamic, assemble, (treedef, dynamic_mask, static)
-
-
-def compiled_cache_key(target: Target) -> Hashable | None:
-    """Deprecated: jit functions of a Target with ``equinox.filter_jit`` instead.
-
-    Returns the target's static structure (functions, model, init strategy) and the
-    shapes and dtypes of its arrays: what ``equinox.filter_jit`` keys a compilation
-    on. ``None`` when a static part cannot be hashed.
-    """
-    warnings.warn(
-        "probkit.target.compiled_cache_key is deprecated: pass the Target to a function "
-        "jitted with equinox.filter_jit, which compiles once per static structure.",
-        DeprecationWarning,
-        stacklevel=2,
-    )
-    dynamic, static = eqx.partition(target, eqx.is_array)
-    leaves, treedef = jax.tree_util.tree_flatten(dynamic)
-    layout = tuple((np.shape(x), jnp.result_type(x).name) for x in leaves)
-    key = (jax.tree_util.tree_flatten(static), treedef, layout)
-    try:
-        hash(key)
-    except TypeError:
-        return None
-    return key
 
 
 # -- NumPyro models -------------------------------------------------------------------
