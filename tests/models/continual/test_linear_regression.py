@@ -93,6 +93,7 @@ def test_gaussian_propagation_equals_the_joint_conjugate_posterior():
     assert abs(np.arctanh(corr) - np.arctanh(exact_corr)) < 4.5 * np.sqrt(NUM_TASKS / (ess - 3))
 
 
+@pytest.mark.slow
 def test_diagonal_propagation_is_biased_by_a_measured_amount():
     """The diagonal propagator drops the correlations of each intermediate posterior.
     The sampled result matches the closed-form 'diagonal recursion' within Monte Carlo

@@ -14,7 +14,15 @@ def _model(prior):
     numpyro.sample("theta", prior)
 
 
-@pytest.mark.parametrize("method", ["gaussian", "diagonal", "mixture", "flow"])
+@pytest.mark.parametrize(
+    "method",
+    [
+        "gaussian",
+        "diagonal",
+        pytest.param("mixture", marks=pytest.mark.slow),  # ott-jax EM compiles for ~20 s
+        pytest.param("flow", marks=pytest.mark.slow),  # flowjax training compiles for ~20 s
+    ],
+)
 def test_priors_are_usable_inside_from_numpyro(method):
     draws = jax.random.normal(jax.random.key(0), (400, 2)) * jnp.array([1.0, 0.3]) + 2.0
     options = {"max_epochs": 3} if method == "flow" else {}
