@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import numpyro
 import numpyro.distributions as dist
+import pytest
 
 import probkit as pk
 
@@ -61,6 +62,7 @@ def test_logdensity_fixed_start_then_jittered_start():
     np.testing.assert_allclose(moved, -5.0, atol=1e-3)
 
 
+@pytest.mark.slow
 def test_meads_after_a_fixed_start_samples_the_target():
     # The case reported: a fixed start of 3.0 first, then MEADS from the default
     # jittered start of the same log density, which once started every chain at 3.0.

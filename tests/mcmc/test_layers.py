@@ -57,7 +57,14 @@ def test_blackjax_algorithm_as_kernel_equals_the_named_kernel_without_warmup():
 
 
 # -- continuing a run ------------------------------------------------------------------
-@pytest.mark.parametrize(("kernel", "num_warmup"), [("nuts", 0), ("nuts", 150), ("mala", 150)])
+@pytest.mark.parametrize(
+    ("kernel", "num_warmup"),
+    [
+        ("nuts", 0),
+        pytest.param("nuts", 150, marks=pytest.mark.slow),
+        pytest.param("mala", 150, marks=pytest.mark.slow),
+    ],
+)
 def test_continuing_equals_one_longer_run(kernel, num_warmup):
     run = dict(kernel=kernel, num_chains=2, seed=7, diagnose=False)
     if num_warmup == 0:
