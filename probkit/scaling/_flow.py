@@ -172,11 +172,20 @@ def _matching_time(source: Interpolant, log_snr: jax.Array) -> jax.Array:
     # A path that does not reach SNR 0 or infinity (a VP path starts at a small, not a
     # zero, signal) is matched at its end point there: clamp to the source's range.
     zero, one = jnp.zeros_like(log_snr), jnp.ones_like(log_snr)
-    log_snr = jnp.clip(log_snr, _log_snr(source, zero), _log_snr(source, one))
+    # (Selected with where, not clip: clip's derivative multiplies an infinite slope of
+    # the target's log SNR at its end point by zero.)
+    # (A float32 cos(pi / 2) is -4e-8, whose log is NaN: an end point read as NaN is
+    # an infinite one.)
+    low = jnp.nan_to_num(_log_snr(source, zero), nan=-jnp.inf)
+    high = jnp.nan_to_num(_log_snr(source, one), nan=jnp.inf)
+    inside = (log_snr > low) & (log_snr < high)
+    log_snr = jnp.where(inside, log_snr, jnp.where(log_snr <= low, low, high))
     lo, hi = jax.lax.fori_loop(0, 48, body, (zero, one))
     s0 = jax.lax.stop_gradient(0.5 * (lo + hi))
     value, slope = jax.jvp(lambda s: _log_snr(source, s), (s0,), (jnp.ones_like(s0),))
-    step = jnp.where(jnp.isfinite(slope) & (value != log_snr), (value - log_snr) / slope, 0.0)
+    # (At an infinite end point the correction is skipped: s is exact there.)
+    ok = jnp.isfinite(slope) & jnp.isfinite(value)
+    step = jnp.where(ok, (jnp.where(ok, value, 0.0) - jnp.where(ok, log_snr, 0.0)) / slope, 0.0)
     return s0 - step
 
 

@@ -36,8 +36,9 @@ TIMES = (0.05, 0.3, 0.7, 0.95)
         (linear_interpolant("none"), trig_interpolant("none")),
         (trig_interpolant("none"), linear_interpolant("none")),
         (linear_interpolant("none"), sc.vp_interpolant(VPSDE())),
+        (sc.vp_interpolant(VPSDE()), linear_interpolant("none")),
     ],
-    ids=["linear->trig", "trig->linear", "linear->VP"],
+    ids=["linear->trig", "trig->linear", "linear->VP", "VP->linear"],
 )
 def test_converted_velocity_is_the_exact_velocity_of_the_new_path(source, target):
     gmm = _mixture()
