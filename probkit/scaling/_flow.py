@@ -26,8 +26,8 @@ new path at ``t``, and its velocity is
     b_bar(x, t) = (c'(t) / c(t)) x + c(t) s'(t) b(x / c(t), s(t)),
 
 with ``s' = rho_bar'(t) / rho'(s)`` (implicit differentiation). :func:`convert_velocity`
-implements it for any pair of paths (bisection on ``log rho``, which both paths
-increase monotonically); from the linear path ``rho = s / (1 - s)``, so
+implements it for any pair of paths (bisection on ``rho / (1 + rho)``, which both
+paths increase monotonically from 0 to 1); from the linear path ``rho = s / (1 - s)``, so
 ``s = rho_bar / (1 + rho_bar)``. :func:`vp_interpolant` writes a variance-preserving
 diffusion (:class:`probkit.sde.VPSDE`) as such a path, so a trained diffusion model's
 score becomes a flow velocity (:func:`velocity_from_score`) and back.
@@ -156,37 +156,35 @@ def velocity_from_score(score: Callable, sde: LinearSDE) -> tuple[FieldFn, Inter
     return velocity, path
 
 
-def _log_snr(path: Interpolant, t):
-    return jnp.log(path.beta(t)) - jnp.log(path.alpha(t))
+def _signal_fraction(path: Interpolant, t):
+    # g = beta / (alpha + beta) = rho / (1 + rho): increasing in the SNR rho, and bounded
+    # (0 at pure noise, 1 at data), so both end points stay finite.
+    alpha, beta = path.alpha(t), path.beta(t)
+    return beta / (alpha + beta)
 
 
-def _matching_time(source: Interpolant, log_snr: jax.Array) -> jax.Array:
-    # Bisection on [0, 1] for log rho_source(s) = log_snr (increasing in s); 48 halvings
-    # reach float32 resolution, then one Newton step gives s its derivative in t.
+def _matching_time(source: Interpolant, target: Interpolant, t: jax.Array) -> jax.Array:
+    """``s(t)`` with ``rho_source(s) = rho_target(t)``, differentiable in ``t``."""
+    g = _signal_fraction(target, t)
+    zero, one = jnp.zeros_like(g), jnp.ones_like(g)
+    # A source that does not reach SNR 0 (a VP path starts at a small nonzero signal) is
+    # matched at its end point there.
+    low, high = _signal_fraction(source, zero), _signal_fraction(source, one)
+    inside = (g >= low) & (g <= high)
+    g = jnp.where(inside, g, jnp.where(g <= low, low, high))
+
+    # Bisection on [0, 1] (48 halvings reach float32 resolution), then one Newton step
+    # so that jax.jvp gives s' = g_target'(t) / g_source'(s).
     def body(_, bounds):
         lo, hi = bounds
         mid = 0.5 * (lo + hi)
-        below = _log_snr(source, mid) < log_snr
+        below = _signal_fraction(source, mid) < g
         return jnp.where(below, mid, lo), jnp.where(below, hi, mid)
 
-    # A path that does not reach SNR 0 or infinity (a VP path starts at a small, not a
-    # zero, signal) is matched at its end point there: clamp to the source's range.
-    zero, one = jnp.zeros_like(log_snr), jnp.ones_like(log_snr)
-    # (Selected with where, not clip: clip's derivative multiplies an infinite slope of
-    # the target's log SNR at its end point by zero.)
-    # (A float32 cos(pi / 2) is -4e-8, whose log is NaN: an end point read as NaN is
-    # an infinite one.)
-    low = jnp.nan_to_num(_log_snr(source, zero), nan=-jnp.inf)
-    high = jnp.nan_to_num(_log_snr(source, one), nan=jnp.inf)
-    inside = (log_snr > low) & (log_snr < high)
-    log_snr = jnp.where(inside, log_snr, jnp.where(log_snr <= low, low, high))
     lo, hi = jax.lax.fori_loop(0, 48, body, (zero, one))
     s0 = jax.lax.stop_gradient(0.5 * (lo + hi))
-    value, slope = jax.jvp(lambda s: _log_snr(source, s), (s0,), (jnp.ones_like(s0),))
-    # (At an infinite end point the correction is skipped: s is exact there.)
-    ok = jnp.isfinite(slope) & jnp.isfinite(value)
-    step = jnp.where(ok, (jnp.where(ok, value, 0.0) - jnp.where(ok, log_snr, 0.0)) / slope, 0.0)
-    return s0 - step
+    value, slope = jax.jvp(lambda s: _signal_fraction(source, s), (s0,), (jnp.ones_like(s0),))
+    return s0 - (value - g) / slope
 
 
 def convert_velocity(velocity: FieldFn, source: Interpolant, target: Interpolant) -> FieldFn:
@@ -209,7 +207,7 @@ def convert_velocity(velocity: FieldFn, source: Interpolant, target: Interpolant
     """
 
     def time_and_scale(t):
-        s = _matching_time(source, _log_snr(target, t))
+        s = _matching_time(source, target, t)
         a_bar, b_bar = target.alpha(t), target.beta(t)
         a_s, b_s = source.alpha(s), source.beta(s)
         # Least squares of c (alpha_bar, beta_bar) = c (alpha_s, beta_s): stable at both ends.
