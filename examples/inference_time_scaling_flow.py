@@ -48,6 +48,7 @@ def main() -> None:
     fit = diffusion.fit(
         net, sde, data, num_steps=args.train_steps, batch_size=256, learning_rate=3e-3
     )
+    fit.losses.block_until_ready()
     velocity_vp, vp_path = sc.velocity_from_score(diffusion.score_fn(fit.model, sde), sde)
     linear = linear_interpolant("none")
     velocity = sc.convert_velocity(velocity_vp, vp_path, linear)
