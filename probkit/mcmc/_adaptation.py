@@ -15,14 +15,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import NamedTuple
 
-import blackjax
 import jax
 import jax.numpy as jnp
 import numpy as np
-from blackjax.adaptation.mass_matrix import welford_algorithm
-from blackjax.adaptation.staged_adaptation import build_schedule
-from blackjax.adaptation.step_size import dual_averaging_adaptation
 
+from probkit._lazy import blackjax
 from probkit.progress import progress_scan
 
 __all__ = ["PreconditionedParams", "apply_scale", "preconditioned_window_adaptation"]
@@ -99,9 +96,13 @@ def preconditioned_window_adaptation(
     if num_steps == 0:
         return make_u_kernel(kernel, logdensity, params0).init(position), params0
 
-    da_init, da_update, da_final = dual_averaging_adaptation(target_accept)
-    wf_init, wf_update, wf_final = welford_algorithm(diagonal)
-    schedule = jnp.asarray(build_schedule(num_steps), dtype=jnp.int32)
+    da_init, da_update, da_final = blackjax.adaptation.step_size.dual_averaging_adaptation(
+        target_accept
+    )
+    wf_init, wf_update, wf_final = blackjax.adaptation.mass_matrix.welford_algorithm(diagonal)
+    schedule = jnp.asarray(
+        blackjax.adaptation.staged_adaptation.build_schedule(num_steps), dtype=jnp.int32
+    )
 
     def init_state(params, u):
         return make_u_kernel(kernel, logdensity, params).init(u)

@@ -16,11 +16,11 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
-import blackjax
 import jax
 import jax.numpy as jnp
 import optax
 
+from probkit._lazy import blackjax
 from probkit.mcmc._adaptation import (
     PreconditionedParams,
     apply_scale,
@@ -199,7 +199,9 @@ class jittered_hmc(NamedTuple):  # noqa: N801 - used like blackjax's algorithm m
         steps = jnp.ceil(self.trajectory_length / step_size)
         return jnp.clip(steps, 1, self.max_num_steps).astype(jnp.int32)
 
-    def build_kernel(self, integrator=blackjax.mcmc.integrators.velocity_verlet):
+    def build_kernel(self, integrator=None):
+        if integrator is None:
+            integrator = blackjax.mcmc.integrators.velocity_verlet
         base = blackjax.mcmc.hmc.build_kernel(integrator)
 
         def kernel(rng_key, state, logdensity_fn, step_size, inverse_mass_matrix, **_):

@@ -23,9 +23,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import NamedTuple
 
-import blackjax
 import jax
 import jax.numpy as jnp
+
+from probkit._lazy import blackjax
 
 __all__ = [
     "MOVE_KERNELS",
