@@ -133,8 +133,11 @@ def sequential_posterior(
         seed: task ``t`` samples with seed ``seed + t``; the propagator after task ``t``
             uses ``fold_in(PRNGKey(seed), t)``; the joint run ``seed + T``; the initial
             prior's draws ``fold_in(PRNGKey(seed), T)``.
-        kernel, num_chains, num_warmup, num_samples, **mcmc_options: passed to
-            :func:`probkit.mcmc.sample`.
+        kernel: the MCMC kernel, passed to :func:`probkit.mcmc.sample`.
+        num_chains: chains per task.
+        num_warmup: warm-up iterations per chain.
+        num_samples: draws per chain.
+        **mcmc_options: further keyword arguments of :func:`probkit.mcmc.sample`.
 
     Returns:
         :class:`SequentialResult`.

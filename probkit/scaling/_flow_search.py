@@ -297,7 +297,8 @@ def rollover_budget_forcing(
 
     Args:
         key: a ``jax.random`` key.
-        velocity, path: the flow model and its Gaussian path.
+        velocity: the flow model's velocity field.
+        path: its Gaussian path.
         reward: ``x -> scalar`` for one final sample.
         dim: sample dimension.
         budget: total proposals; each step's quota is ``budget // (num_steps + 1)``
