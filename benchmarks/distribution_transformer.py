@@ -44,6 +44,7 @@ import optax
 import probkit.models.distribution_transformer as dt
 from _timing import timed
 from numpyro.infer.util import log_density
+from probkit.models.distribution_transformer._gmm import gmm_log_prob_cholesky
 from scipy import stats
 
 import probkit as pk
@@ -134,7 +135,7 @@ class StratifiedMixtureELBO:
             return log_density(model, args, kwargs, {"z": zz})[0]
 
         log_p = jax.vmap(jax.vmap(log_joint))(z)
-        log_q = dt.gmm_log_prob_cholesky(log_pi, locs, tril, z)
+        log_q = gmm_log_prob_cholesky(log_pi, locs, tril, z)
         return -jnp.sum(jnp.exp(log_pi) * jnp.mean(log_p - log_q, axis=0))
 
 

@@ -50,7 +50,7 @@ from scipy.special import i0e, logsumexp
 
 import probkit.fkc as fkc
 import probkit.smc as smc
-from probkit.sde import VESDE, VPSDE, exact_score, gaussian_mixture, noised, product
+from probkit.sde import VESDE, VPSDE, exact_score, gaussian_mixture, mixture_product, noised
 
 # --------------------------------------------------------------------------- targets
 
@@ -239,11 +239,203 @@ def task_rows(title, rows, target, floor, mode_of, num_modes, exact_masses, band
     return out, errors
 
 
+# ------------------------------------------------------------ error against steps
+
+STEPS_HEADER = "## Error against steps at the defaults (2-D mixtures, VP SDE, exact answers)"
+
+
+def _grid_moments(log_density, half_width=12.0, num=961):
+    """Mean and second moments of a 2-D density (log, unnormalised) by quadrature."""
+    axis = np.linspace(-half_width, half_width, num)
+    xx, yy = np.meshgrid(axis, axis, indexing="ij")
+    pts = np.stack([xx.ravel(), yy.ravel()], -1)
+    log_p = log_density(pts)
+    p = np.exp(log_p - log_p.max())
+    # The density must have decayed at the edge of the grid, or the moments are wrong.
+    edge = np.concatenate(
+        [p.reshape(num, num)[[0, -1]].ravel(), p.reshape(num, num)[:, [0, -1]].ravel()]
+    )
+    assert edge.max() < 1e-12 * p.max(), "grid too small for this target"
+    p /= p.sum()
+    mean = p @ pts
+    second = np.einsum("n,ni,nj->ij", p, pts, pts)
+    return mean, second
+
+
+def _numpy_log_mixture(gmm, sde, t):
+    at = noised(gmm, sde, t)
+    w, m, c = (
+        np.asarray(a, np.float64) for a in (jnp.exp(at.log_weights), at.means, at.covariances)
+    )
+
+    def log_density(x):
+        out = []
+        for k in range(len(w)):
+            diff = x - m[k]
+            prec = np.linalg.inv(c[k])
+            quad = np.einsum("ni,ij,nj->n", diff, prec, diff)
+            out.append(np.log(w[k]) - 0.5 * quad - 0.5 * np.linalg.slogdet(2 * np.pi * c[k])[1])
+        return np.logaddexp.reduce(np.stack(out), axis=0)
+
+    return log_density
+
+
+def steps_tasks():
+    """(name, builder(num_steps) -> FeynmanKac, exact (mean, second moments)) on a VP SDE."""
+    sde = VPSDE()
+    p1 = gaussian_mixture(
+        jnp.array([0.5, 0.5]), jnp.array([[-2.0, 0.0], [2.0, 0.0]]), jnp.array([0.3, 0.6])
+    )
+    p2 = gaussian_mixture(
+        jnp.array([0.3, 0.7]),
+        jnp.array([[0.0, -2.0], [0.5, 2.0]]),
+        jnp.array([[0.5, 0.2], [0.3, 0.3]]),
+    )
+    three = gaussian_mixture(
+        jnp.array([0.2, 0.5, 0.3]),
+        jnp.array([[-3.0, 0.0], [0.0, 2.5], [3.0, -1.0]]),
+        jnp.array([[[1.0, 0.0], [0.0, 1.0]], [[0.6, 0.3], [0.3, 0.8]], [[1.5, 0.0], [0.0, 0.5]]]),
+    )
+    cond = gaussian_mixture(jnp.ones(1), three.means[1:2], three.covariances[1:2])
+    lp1, lp2 = _numpy_log_mixture(p1, sde, sde.t_min), _numpy_log_mixture(p2, sde, sde.t_min)
+    l3, lc = _numpy_log_mixture(three, sde, sde.t_min), _numpy_log_mixture(cond, sde, sde.t_min)
+    beta, w = 2.0, 2.0
+    return [
+        (
+            "product of two 2-component mixtures",
+            lambda k: fkc.product(
+                [exact_score(p1, sde), exact_score(p2, sde)], sde, event_shape=(2,), num_steps=k
+            ),
+            _grid_moments(lambda x: lp1(x) + lp2(x)),
+        ),
+        (
+            f"annealing p^{beta:g} of a 3-component mixture",
+            lambda k: fkc.anneal(exact_score(three, sde), sde, beta, event_shape=(2,), num_steps=k),
+            _grid_moments(lambda x: beta * l3(x)),
+        ),
+        (
+            f"guidance w = {w:g} (conditional: one component of the 3-component mixture)",
+            lambda k: fkc.guidance(
+                exact_score(cond, sde),
+                exact_score(three, sde),
+                sde,
+                w,
+                event_shape=(2,),
+                num_steps=k,
+            ),
+            _grid_moments(lambda x: (1 - w) * l3(x) + w * lc(x)),
+        ),
+    ]
+
+
+def _replicated(fk, keys, num_particles):
+    def one(key):
+        return smc.loop(
+            key, fk, num_particles=num_particles, resampling_fn=smc.systematic, ess_threshold=0.5
+        )
+
+    return jax.vmap(one)(keys)
+
+
+_replicated_jit = None
+
+
+def steps_study(num_particles: int, replicates: int, steps_list: list[int]) -> list[str]:
+    """Error of the weighted mean and second moments against the number of steps."""
+    import equinox as eqx
+
+    global _replicated_jit
+    if _replicated_jit is None:
+        _replicated_jit = eqx.filter_jit(_replicated)
+    lines = [
+        STEPS_HEADER,
+        "",
+        f"Measured {time.strftime('%Y-%m-%d')} on {platform.machine()}, {os.cpu_count()} CPU cores "
+        f"(shared; load average {os.getloadavg()[0]:.1f} at the start), JAX {jax.__version__}. "
+        f"{num_particles:,} particles, `smc.loop` defaults (systematic resampling when ESS < N/2), "
+        f"{replicates} independent runs per row. *bias*: mean over the runs of (weighted "
+        "estimate - exact), with its standard error (spread of the runs / sqrt(runs)); "
+        "*MC sd*: the spread "
+        "of one run's estimate, i.e. the Monte Carlo error a user gets from one run at this "
+        "many particles. Exact moments by quadrature of the exact noised densities at t_min "
+        "on a 961 x 961 grid over [-12, 12]^2. Columns: mean x, mean y, E[x^2], E[y^2].",
+        "",
+    ]
+    for name, build, (mean, second) in steps_tasks():
+        truth = np.array([mean[0], mean[1], second[0, 0], second[1, 1]])
+        sd = np.sqrt(np.diag(second) - mean**2)
+        lines += [
+            f"### {name}: target mean ({mean[0]:.3f}, {mean[1]:.3f}), "
+            f"sd ({sd[0]:.3f}, {sd[1]:.3f})",
+            "",
+            "| steps | bias (± s.e.) | MC sd of one run | max abs(bias) / MC sd | run s / run |",
+            "|---:|---|---|---:|---:|",
+        ]
+        for k in steps_list:
+            fk = build(k)
+            keys = jax.random.split(jax.random.key(2026), replicates)
+            start = time.perf_counter()
+            res = jax.block_until_ready(_replicated_jit(fk, keys, num_particles))
+            run_s = (time.perf_counter() - start) / replicates
+            log_w = np.asarray(res.log_weights, np.float64)
+            wts = np.exp(log_w - log_w.max(1, keepdims=True))
+            wts /= wts.sum(1, keepdims=True)
+            x = np.asarray(res.particles.x, np.float64)
+            est = np.stack(
+                [
+                    np.sum(wts * x[..., 0], 1),
+                    np.sum(wts * x[..., 1], 1),
+                    np.sum(wts * x[..., 0] ** 2, 1),
+                    np.sum(wts * x[..., 1] ** 2, 1),
+                ],
+                1,
+            )
+            bias = est.mean(0) - truth
+            mc_sd = est.std(0, ddof=1)
+            se = mc_sd / np.sqrt(replicates)
+            cells = ", ".join(f"{b:+.3f} ± {e:.3f}" for b, e in zip(bias, se, strict=True))
+            sds = ", ".join(f"{v:.3f}" for v in mc_sd)
+            ratio = float(np.max(np.abs(bias) / mc_sd))
+            row = f"| {k} | {cells} | {sds} | {ratio:.2f} | {run_s:.1f} |"
+            print(row, flush=True)
+            lines.append(row)
+        lines.append("")
+    return lines
+
+
+def write_section(path: Path, header: str, section: list[str]) -> None:
+    """Replace (or append) the section starting at ``header`` in the results file."""
+    text = path.read_text() if path.exists() else ""
+    if header in text:
+        before, rest = text.split(header, 1)
+        following = rest.find("\n## ")
+        after = rest[following + 1 :] if following >= 0 else ""
+        text = before + "\n".join(section) + "\n" + after
+    else:
+        text = text.rstrip("\n") + "\n\n" + "\n".join(section) + "\n"
+    path.write_text(text)
+
+
 def main(argv: list[str] | None = None) -> str:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="2000 particles, no trained toy")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "fkc.md"))
+    parser.add_argument(
+        "--steps-only",
+        action="store_true",
+        help="only the error-against-steps section (replaced in place in the results file)",
+    )
+    parser.add_argument("--replicates", type=int, default=8)
+    parser.add_argument("--steps", default="250,500,1000,2000")
+    parser.add_argument("--particles", type=int, default=20_000)
     args = parser.parse_args(argv)
+    if args.steps_only:
+        section = steps_study(
+            args.particles, args.replicates, [int(k) for k in args.steps.split(",")]
+        )
+        write_section(Path(args.out), STEPS_HEADER, section)
+        print(f"wrote {args.out}")
+        return "\n".join(section)
     n = 2000 if args.quick else 10_000
     steps = 1000
     lines = [
@@ -296,7 +488,7 @@ def main(argv: list[str] | None = None) -> str:
 
     # Task 2: product with a broad Gaussian expert.
     broad = gaussian_mixture(jnp.ones(1), jnp.array([[10.0, -10.0]]), 400.0)
-    exact = product(noised(gmm, sde, sde.t_min), noised(broad, sde, sde.t_min))
+    exact = mixture_product(noised(gmm, sde, sde.t_min), noised(broad, sde, sde.t_min))
     ew = np.asarray(jnp.exp(exact.log_weights), np.float64)
     rng = np.random.default_rng(2)
     chol = np.linalg.cholesky(np.asarray(exact.covariances, np.float64))
@@ -410,7 +602,11 @@ def main(argv: list[str] | None = None) -> str:
     print("\n".join(block))
     text = "\n".join(lines)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    previous = Path(args.out).read_text() if Path(args.out).exists() else ""
     Path(args.out).write_text(text + "\n")
+    if STEPS_HEADER in previous:  # keep the error-against-steps section (run apart)
+        kept = STEPS_HEADER + previous.split(STEPS_HEADER, 1)[1]
+        write_section(Path(args.out), STEPS_HEADER, kept.rstrip("\n").split("\n"))
     print(f"wrote {args.out}")
     return text
 

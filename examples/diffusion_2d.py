@@ -50,7 +50,7 @@ def main() -> None:
     )
     score = diffusion.score_fn(fit.model, sde)
     n = args.samples
-    sample = eqx.filter_jit(sde_mod.sample)
+    sample = eqx.filter_jit(sde_mod.predictor_corrector_sample)
     ode = eqx.filter_jit(sde_mod.probability_flow_sample)
     samplers = {
         "reverse SDE (500 steps)": lambda k: sample(k, sde, score, n, (2,), num_steps=500),

@@ -37,7 +37,7 @@ import numpy as np  # noqa: E402
 
 import probkit.fkc as fkc  # noqa: E402
 import probkit.smc as smc  # noqa: E402
-from probkit.sde import VPSDE, exact_score, gaussian_mixture, noised, product  # noqa: E402
+from probkit.sde import VPSDE, exact_score, gaussian_mixture, mixture_product, noised  # noqa: E402
 
 SDE = VPSDE()
 NUM_PARTICLES, NUM_STEPS = 2000, 1000
@@ -120,7 +120,7 @@ def main() -> None:
     expert_b = gaussian_mixture(
         jnp.array([0.5, 0.3, 0.2]), jnp.array([[-3.0, -1.0], [0.0, 1.0], [3.0, 1.0]]), 0.5
     )
-    exact = product(noised(expert_a, SDE, t_min), noised(expert_b, SDE, t_min))
+    exact = mixture_product(noised(expert_a, SDE, t_min), noised(expert_b, SDE, t_min))
     keep = np.asarray(jnp.exp(exact.log_weights)) > 0.01
     scores = [exact_score(expert_a, SDE), exact_score(expert_b, SDE)]
     options = dict(event_shape=(2,), num_steps=NUM_STEPS)

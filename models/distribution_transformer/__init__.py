@@ -21,39 +21,17 @@ Example:
     (2, 2)
 """
 
-from ._exact import (
-    check_linear_gaussian,
-    linear_gaussian_log_evidence,
-    linear_gaussian_posterior,
-)
-from ._gmm import (
-    GMM,
-    gaussian,
-    gmm_log_prob_cholesky,
-    kl_divergence_mc,
-)
-from ._inference import (
-    apply_model,
-    check_prior_range,
-    posterior,
-    prepare_query,
-    sequential_posterior,
-)
-from ._io import WEIGHTS_DIR, load, load_pretrained, save
-from ._network import (
-    DistributionTransformer,
-    component_features,
-    num_token_features,
-    site_size,
-)
+from ._exact import linear_gaussian_log_evidence, linear_gaussian_posterior
+from ._gmm import GMM, gaussian, kl_divergence_mc
+from ._inference import apply_model, posterior, prepare_query, sequential_posterior
+from ._io import load, load_pretrained, save
+from ._network import DistributionTransformer
 from ._tasks import (
     TASKS,
     Query,
     Task,
     TaskRanges,
-    linear_gaussian_features,
     linear_gaussian_task,
-    logistic_regression_features,
     logistic_regression_task,
     sample_prior,
 )
@@ -68,15 +46,10 @@ from ._training import (
 __all__ = [
     "GMM",
     "gaussian",
-    "gmm_log_prob_cholesky",
     "kl_divergence_mc",
     "linear_gaussian_posterior",
     "linear_gaussian_log_evidence",
-    "check_linear_gaussian",
     "DistributionTransformer",
-    "component_features",
-    "num_token_features",
-    "site_size",
     "Task",
     "TaskRanges",
     "Query",
@@ -84,8 +57,6 @@ __all__ = [
     "sample_prior",
     "linear_gaussian_task",
     "logistic_regression_task",
-    "linear_gaussian_features",
-    "logistic_regression_features",
     "forward_kl_loss",
     "train_step",
     "train",
@@ -95,9 +66,7 @@ __all__ = [
     "sequential_posterior",
     "prepare_query",
     "apply_model",
-    "check_prior_range",
     "save",
     "load",
     "load_pretrained",
-    "WEIGHTS_DIR",
 ]

@@ -42,7 +42,8 @@ def check_linear_gaussian(
 
     Example:
         >>> import jax.numpy as jnp
-        >>> from probkit.models.distribution_transformer import check_linear_gaussian, gaussian
+        >>> from probkit.models.distribution_transformer import gaussian
+        >>> from probkit.models.distribution_transformer._exact import check_linear_gaussian
         >>> y, h, s = check_linear_gaussian(gaussian(jnp.zeros(1), jnp.eye(1)),
         ...                                 jnp.ones(3), jnp.eye(1), 0.5)
         >>> y.shape

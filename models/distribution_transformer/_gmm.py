@@ -195,7 +195,7 @@ def gmm_log_prob_cholesky(
 
     Example:
         >>> import jax.numpy as jnp
-        >>> from probkit.models.distribution_transformer import gmm_log_prob_cholesky
+        >>> from probkit.models.distribution_transformer._gmm import gmm_log_prob_cholesky
         >>> float(gmm_log_prob_cholesky(jnp.zeros(1), jnp.zeros((1, 1)), jnp.ones((1, 1, 1)),
         ...                             jnp.zeros(1)))  # doctest: +ELLIPSIS
         -0.918938...

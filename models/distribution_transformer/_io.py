@@ -55,7 +55,8 @@ def load(path: str | Path) -> DistributionTransformer:
         The network.
 
     Example:
-        >>> from probkit.models.distribution_transformer import WEIGHTS_DIR, load
+        >>> from probkit.models.distribution_transformer import load
+        >>> from probkit.models.distribution_transformer._io import WEIGHTS_DIR
         >>> load(WEIGHTS_DIR / "linear_gaussian_1d.eqx").latent_dim
         1
     """

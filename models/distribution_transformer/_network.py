@@ -85,7 +85,7 @@ def num_token_features(latent_dim: int) -> int:
         The number of features per component token.
 
     Example:
-        >>> from probkit.models.distribution_transformer import num_token_features
+        >>> from probkit.models.distribution_transformer._network import num_token_features
         >>> num_token_features(2)
         6
     """
@@ -105,7 +105,7 @@ def component_features(log_weights: jax.Array, means: jax.Array, cholesky: jax.A
 
     Example:
         >>> import jax.numpy as jnp
-        >>> from probkit.models.distribution_transformer import component_features
+        >>> from probkit.models.distribution_transformer._network import component_features
         >>> component_features(jnp.zeros(1), jnp.zeros((1, 2)), jnp.eye(2)[None]).shape
         (1, 6)
     """
@@ -134,7 +134,7 @@ def site_size(latent_dim: int) -> int:
         ``d * d + d + 1``.
 
     Example:
-        >>> from probkit.models.distribution_transformer import site_size
+        >>> from probkit.models.distribution_transformer._network import site_size
         >>> site_size(2)
         7
     """

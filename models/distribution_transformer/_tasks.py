@@ -202,7 +202,7 @@ def linear_gaussian_features(
 
     Example:
         >>> import jax.numpy as jnp
-        >>> from probkit.models.distribution_transformer import linear_gaussian_features
+        >>> from probkit.models.distribution_transformer._tasks import linear_gaussian_features
         >>> chol = jnp.broadcast_to(jnp.eye(2), (4, 2, 2))
         >>> linear_gaussian_features(jnp.ones((3, 2)), jnp.eye(2), 1.0, jnp.ones(3, bool),
         ...                          jnp.zeros((4, 2)), chol).shape
@@ -325,7 +325,7 @@ def logistic_regression_features(
 
     Example:
         >>> import jax.numpy as jnp
-        >>> from probkit.models.distribution_transformer import logistic_regression_features
+        >>> from probkit.models.distribution_transformer._tasks import logistic_regression_features
         >>> chol = jnp.broadcast_to(jnp.eye(2), (4, 2, 2))
         >>> logistic_regression_features(jnp.ones((3, 2)), jnp.ones(3), jnp.ones(3, bool),
         ...                              jnp.zeros((4, 2)), chol).shape

@@ -45,7 +45,6 @@ from probkit.bridges._multimarginal import (
 )
 from probkit.bridges._paths import (
     brownian_bridge,
-    euler_maruyama,
     reference_flow,
     residual_bridge,
 )
@@ -66,7 +65,6 @@ __all__ = [
     "GaussianCoupling",
     "gaussian_bridge_coupling",
     "gaussian_bridge_marginal",
-    "euler_maruyama",
     "reference_flow",
     "brownian_bridge",
     "residual_bridge",

@@ -22,8 +22,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from probkit.bridges._ipf import RandomFeatures, feature_map, ipf_fit, random_features
-from probkit.bridges._paths import euler_maruyama, reference_flow, residual_bridge
+from probkit.bridges._paths import reference_flow, residual_bridge
 from probkit.bridges._sinkhorn import sinkhorn, squared_distances
+from probkit.sde._euler_maruyama import euler_maruyama
 
 __all__ = ["Bridge", "schrodinger_bridge", "brownian_drift"]
 

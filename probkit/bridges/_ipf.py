@@ -24,6 +24,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from probkit.sde._euler_maruyama import euler_maruyama_step
+
 __all__ = ["RandomFeatures", "random_features", "feature_map", "ridge_fit", "ipf_fit"]
 
 DriftFn = Callable[[jax.Array, jax.Array], jax.Array]
@@ -147,7 +149,9 @@ def _simulate(key, drift, starts, times, sigma):
 
     def body(x, inputs):
         t, h, z = inputs
-        x_next = x + batch_drift(x, t) * jnp.abs(h) + sigma * jnp.sqrt(jnp.abs(h)) * z
+        x_next = euler_maruyama_step(
+            x, batch_drift(x, t), jnp.abs(h), sigma * jnp.sqrt(jnp.abs(h)), z
+        )
         return x_next, x_next
 
     _, path = jax.lax.scan(body, starts, (times[:-1], steps, noise))

@@ -1,4 +1,6 @@
-"""Path simulation for one particle: Euler-Maruyama, reference flows and (residual) bridges.
+"""Paths of one particle: reference flows and (residual) bridges.
+
+Euler-Maruyama paths of the reference SDE come from :func:`probkit.sde.euler_maruyama`.
 
 All functions act on ONE particle (shape ``(d,)``) over a time grid ``times`` of shape
 ``(m + 1,)`` and return the path, shape ``(m + 1, d)``; ``jax.vmap`` them over particles.
@@ -18,49 +20,9 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-__all__ = ["euler_maruyama", "reference_flow", "brownian_bridge", "residual_bridge"]
+__all__ = ["reference_flow", "brownian_bridge", "residual_bridge"]
 
 DriftFn = Callable[[jax.Array, jax.Array], jax.Array]
-
-
-def euler_maruyama(
-    key: jax.Array,
-    drift: DriftFn,
-    x_start: jax.Array,
-    times: jax.Array,
-    *,
-    sigma: float | jax.Array,
-) -> jax.Array:
-    """Simulate ``dX = drift(X, t) dt + sigma dW`` from ``x_start`` on the grid ``times``.
-
-    Args:
-        key: a ``jax.random`` key.
-        drift: ``(x, t) -> dx/dt`` for one particle.
-        x_start: the initial point, shape ``(d,)``.
-        times: increasing time grid, shape ``(m + 1,)``.
-        sigma: diffusion scale (scalar or shape ``(d,)``).
-
-    Returns:
-        the path, shape ``(m + 1, d)``.
-
-    Example:
-        >>> import jax, jax.numpy as jnp
-        >>> from probkit.bridges import euler_maruyama
-        >>> path = euler_maruyama(jax.random.key(0), lambda x, t: -x, jnp.ones(2),
-        ...                       jnp.linspace(0.0, 1.0, 11), sigma=0.1)
-        >>> path.shape
-        (11, 2)
-    """
-    steps = jnp.diff(times)
-    noise = jax.random.normal(key, (steps.shape[0],) + x_start.shape, x_start.dtype)
-
-    def body(x, inputs):
-        t, h, z = inputs
-        x_next = x + drift(x, t) * h + sigma * jnp.sqrt(h) * z
-        return x_next, x_next
-
-    _, path = jax.lax.scan(body, x_start, (times[:-1], steps, noise))
-    return jnp.concatenate([x_start[None], path], axis=0)
 
 
 def reference_flow(drift: DriftFn, x_start: jax.Array, times: jax.Array) -> jax.Array:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 
-from probkit.bridges._paths import euler_maruyama
+from probkit.sde._euler_maruyama import euler_maruyama
 
 __all__ = [
     "DriftReference",

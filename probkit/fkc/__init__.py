@@ -25,7 +25,6 @@ from probkit.fkc._correctors import (
     guidance,
     product,
     release_schedule,
-    weight_rate,
 )
 from probkit.fkc._metrics import energy_distance, mmd, wasserstein2
 
@@ -36,7 +35,6 @@ __all__ = [
     "product",
     "guidance",
     "release_schedule",
-    "weight_rate",
     "energy_distance",
     "mmd",
     "wasserstein2",

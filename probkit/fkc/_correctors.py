@@ -58,6 +58,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.tree_util import Partial
 
+from probkit.sde._euler_maruyama import euler_maruyama_step
 from probkit.sde._linear import LinearSDE, ScoreFn
 from probkit.sde._samplers import time_grid
 from probkit.smc import FeynmanKac
@@ -69,7 +70,6 @@ __all__ = [
     "product",
     "guidance",
     "release_schedule",
-    "weight_rate",
 ]
 
 
@@ -111,7 +111,7 @@ def weight_rate(
 
     Example:
         >>> import jax.numpy as jnp
-        >>> from probkit.fkc import weight_rate
+        >>> from probkit.fkc._correctors import weight_rate
         >>> s1, s2 = jnp.array([[1.0, 0.0]]), jnp.array([[2.0, 1.0]])
         >>> weight_rate([s1, s2], [1.0, 1.0], 1.0, 0.0).tolist()  # g^2 <s1, s2>
         [2.0]
@@ -168,7 +168,7 @@ def _move(scores, exponents, sde, grid, release, noise_scale, key, k, particles)
     g = sde.diffusion(t)
     drift = sde.drift(x, t) - 0.5 * (1.0 + noise_scale) * g**2 * combined
     noise = jax.random.normal(key, x.shape, x.dtype)
-    x_next = x - drift * h + jnp.sqrt(noise_scale * h) * g * noise
+    x_next = euler_maruyama_step(x, drift, t_next - t, jnp.sqrt(noise_scale * h) * g, noise)
     rate = weight_rate(evaluated, exponents, g, sde.drift_divergence(x[0], t))
     held = jnp.where(release[k - 1], 0.0, particles.log_weight_pending)
     return FKCParticles(x_next, held + rate * h)

@@ -2,7 +2,7 @@
 for several expectations at once, and Sobol' sensitivity indices.
 
 - Estimators on pytrees (pure, keyed, jit/vmap-able): :func:`importance_sample`,
-  :func:`importance_expectation`, :func:`self_normalized_expectation`,
+  :func:`importance_expectation`, :func:`self_normalised_expectation`,
   :func:`log_evidence`, :func:`effective_sample_size`, :func:`psis`,
   :func:`psis_expectation` (warns in words when Pareto ``k-hat > 0.7``).
 - :func:`multiple_expectations`: the adaptive importance sampling with control
@@ -12,13 +12,7 @@ for several expectations at once, and Sobol' sensitivity indices.
   pick-freeze, Saltelli's quasi-random design, or the adaptive IS + CV.
 """
 
-from probkit.importance._cross_entropy import (
-    GaussianMixture,
-    component_log_densities,
-    fit_cross_entropy,
-    mixture_log_density,
-    sample_mixture,
-)
+from probkit.importance._cross_entropy import GaussianMixture, sample_mixture
 from probkit.importance._estimators import (
     Estimate,
     ImportanceSamples,
@@ -26,8 +20,11 @@ from probkit.importance._estimators import (
     importance_expectation,
     importance_sample,
     log_evidence,
-    normalized_weights,
-    self_normalized_expectation,
+    normalised_weights,
+    self_normalised_expectation,
+)
+from probkit.importance._estimators import (
+    self_normalized_expectation as self_normalized_expectation,  # deprecated spelling
 )
 from probkit.importance._iscv import (
     ISCVInfo,
@@ -36,11 +33,6 @@ from probkit.importance._iscv import (
     iscv_propose,
     iscv_terms,
     iscv_update,
-    log_deterministic_mixture,
-)
-from probkit.importance._mixture_weights import (
-    log_weighted_second_moment,
-    optimize_mixture_weights,
 )
 from probkit.importance._multiple_expectations import (
     AdaptationHistory,
@@ -52,7 +44,6 @@ from probkit.importance._psis import (
     PSISResult,
     psis,
     psis_expectation,
-    warn_pareto_khat,
 )
 from probkit.importance._sobol import SobolResult, sobol_indices, sobol_integrands
 
@@ -61,16 +52,15 @@ __all__ = [
     "ImportanceSamples",
     "Estimate",
     "importance_sample",
-    "normalized_weights",
+    "normalised_weights",
     "log_evidence",
     "effective_sample_size",
     "importance_expectation",
-    "self_normalized_expectation",
+    "self_normalised_expectation",
     "PSISResult",
     "PSISEstimate",
     "psis",
     "psis_expectation",
-    "warn_pareto_khat",
     # adaptive IS with control variates
     "multiple_expectations",
     "MultipleExpectationsResult",
@@ -81,14 +71,8 @@ __all__ = [
     "iscv_propose",
     "iscv_update",
     "iscv_terms",
-    "log_deterministic_mixture",
     "GaussianMixture",
-    "fit_cross_entropy",
-    "component_log_densities",
-    "mixture_log_density",
     "sample_mixture",
-    "optimize_mixture_weights",
-    "log_weighted_second_moment",
     # sensitivity analysis
     "sobol_indices",
     "sobol_integrands",

@@ -50,7 +50,8 @@ def component_log_densities(mixture: GaussianMixture, points: Array) -> Array:
 
     Example:
         >>> import jax.numpy as jnp
-        >>> from probkit.importance import GaussianMixture, component_log_densities
+        >>> from probkit.importance import GaussianMixture
+        >>> from probkit.importance._cross_entropy import component_log_densities
         >>> g = GaussianMixture(jnp.zeros((2, 1, 1)), jnp.ones((2, 1, 1, 1)), jnp.zeros((2, 1)))
         >>> component_log_densities(g, jnp.zeros((3, 1))).shape
         (3, 2)
@@ -69,7 +70,8 @@ def mixture_log_density(
 
     Example:
         >>> import jax.numpy as jnp
-        >>> from probkit.importance import GaussianMixture, mixture_log_density
+        >>> from probkit.importance import GaussianMixture
+        >>> from probkit.importance._cross_entropy import mixture_log_density
         >>> g = GaussianMixture(jnp.zeros((2, 1, 1)), jnp.ones((2, 1, 1, 1)), jnp.zeros((2, 1)))
         >>> log_g_alpha, log_g = mixture_log_density(g, jnp.array([0.5, 0.5]), jnp.zeros((3, 1)))
         >>> log_g_alpha.shape, log_g.shape
@@ -194,7 +196,7 @@ def fit_cross_entropy(
 
     Example:
         >>> import jax, jax.numpy as jnp
-        >>> from probkit.importance import fit_cross_entropy
+        >>> from probkit.importance._cross_entropy import fit_cross_entropy
         >>> z = jax.random.normal(jax.random.key(0), (4000, 1))
         >>> g = fit_cross_entropy(z, 2 * jnp.log(jnp.abs(z)))  # |phi| = z^2 under N(0, 1)
         >>> round(float(g.scale_trils[0, 0, 0, 0] ** 2), 1)  # E[z^4] / E[z^2] = 3

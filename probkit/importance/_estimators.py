@@ -6,7 +6,7 @@ draws ``x_i ~ q`` with ``log w_i = log p(x_i) - log q(x_i)``. From them:
 
 - :func:`importance_expectation`: ``mean_i w_i fn(x_i)``, unbiased when ``p`` is
   normalised;
-- :func:`self_normalized_expectation`: ``sum_i w_i fn(x_i) / sum_i w_i``, for an
+- :func:`self_normalised_expectation`: ``sum_i w_i fn(x_i) / sum_i w_i``, for an
   unnormalised ``p`` (consistent, biased at order 1/n);
 - :func:`log_evidence`: ``log mean_i w_i``, the log normalising constant of ``p``;
 - :func:`effective_sample_size`: Kish's ``(sum w)^2 / sum w^2``.
@@ -26,15 +26,18 @@ import jax.numpy as jnp
 import numpyro.distributions as dist
 from jax import Array
 
+# Weights are normalised, summed and counted in one place for SMC and importance sampling.
+from probkit._weights import effective_sample_size, log_mean_exp, normalised_weights
+
 __all__ = [
     "ImportanceSamples",
     "Estimate",
     "importance_sample",
-    "normalized_weights",
+    "normalised_weights",
     "log_evidence",
     "effective_sample_size",
     "importance_expectation",
-    "self_normalized_expectation",
+    "self_normalised_expectation",
 ]
 
 PyTree = Any
@@ -107,18 +110,6 @@ def importance_sample(
     return ImportanceSamples(positions, jnp.reshape(log_p, (num_samples,)) - log_q)
 
 
-def normalized_weights(log_weights: Array) -> Array:
-    """Self-normalised weights ``w_i / sum_j w_j`` (computed in log space).
-
-    Example:
-        >>> import jax.numpy as jnp
-        >>> from probkit.importance import normalized_weights
-        >>> [round(float(w), 4) for w in normalized_weights(jnp.log(jnp.array([1.0, 3.0])))]
-        [0.25, 0.75]
-    """
-    return jax.nn.softmax(log_weights)
-
-
 def log_evidence(log_weights: Array) -> Array:
     """``log mean_i w_i``: the log normalising constant of the target (unbiased in ``exp``).
 
@@ -128,20 +119,7 @@ def log_evidence(log_weights: Array) -> Array:
         >>> round(float(log_evidence(jnp.log(jnp.array([1.0, 3.0])))), 4)  # log 2
         0.6931
     """
-    n = log_weights.shape[0]
-    return jax.nn.logsumexp(log_weights) - jnp.log(n)
-
-
-def effective_sample_size(log_weights: Array) -> Array:
-    """Kish's effective sample size ``(sum_i w_i)^2 / sum_i w_i^2``, in ``[1, n]``.
-
-    Example:
-        >>> import jax.numpy as jnp
-        >>> from probkit.importance import effective_sample_size
-        >>> float(effective_sample_size(jnp.zeros(10)))
-        10.0
-    """
-    return jnp.exp(2 * jax.nn.logsumexp(log_weights) - jax.nn.logsumexp(2 * log_weights))
+    return log_mean_exp(log_weights)
 
 
 def _evaluate(fn, positions):
@@ -181,7 +159,7 @@ def importance_expectation(samples: ImportanceSamples, fn: Callable[[PyTree], An
     )
 
 
-def self_normalized_expectation(
+def self_normalised_expectation(
     samples: ImportanceSamples, fn: Callable[[PyTree], Any]
 ) -> Estimate:
     """Self-normalised IS: ``sum_i w_i fn(x_i) / sum_i w_i``; the target may be unnormalised.
@@ -191,15 +169,15 @@ def self_normalized_expectation(
     Example:
         >>> import jax
         >>> import numpyro.distributions as dist
-        >>> from probkit.importance import importance_sample, self_normalized_expectation
+        >>> from probkit.importance import importance_sample, self_normalised_expectation
         >>> logp = lambda x: -0.5 * (x - 1.0) ** 2  # unnormalised N(1, 1)
         >>> s = importance_sample(jax.random.key(0), logp, dist.Normal(0.0, 2.0), 100_000)
-        >>> est = self_normalized_expectation(s, lambda x: x)
+        >>> est = self_normalised_expectation(s, lambda x: x)
         >>> bool(abs(est.value - 1.0) < 4 * est.std_error)
         True
     """
     n = samples.log_weights.shape[0]
-    wbar = normalized_weights(samples.log_weights)
+    wbar = normalised_weights(samples.log_weights)
     values = _evaluate(fn, samples.positions)
 
     def mean(v):
@@ -211,3 +189,7 @@ def self_normalized_expectation(
         return jnp.sqrt((w2 * centred**2).sum(0))
 
     return Estimate(jax.tree.map(mean, values), jax.tree.map(std_error, values))
+
+
+# The American spelling, kept for existing callers; new code uses the British one.
+self_normalized_expectation = self_normalised_expectation

@@ -187,7 +187,8 @@ def log_deterministic_mixture(state: ISCVState) -> Array:
     Example:
         >>> import jax, jax.numpy as jnp
         >>> from jax.scipy.stats import norm
-        >>> from probkit.importance import iscv_init, log_deterministic_mixture
+        >>> from probkit.importance import iscv_init
+        >>> from probkit.importance._iscv import log_deterministic_mixture
         >>> z = jax.random.normal(jax.random.key(0), (10, 1))
         >>> logf = norm.logpdf(z).sum(-1)
         >>> state = iscv_init(z, z**2, logf[:, None], logf, num_batches=3)

@@ -44,7 +44,7 @@ def log_weighted_second_moment(
 
     Example:
         >>> import jax.numpy as jnp
-        >>> from probkit.importance import log_weighted_second_moment
+        >>> from probkit.importance._mixture_weights import log_weighted_second_moment
         >>> v = log_weighted_second_moment(jnp.zeros((4, 2)), jnp.zeros(4), jnp.ones(4, bool),
         ...                                jnp.array([0.5, 0.5]))
         >>> round(float(v), 4)  # log(4)
@@ -81,7 +81,7 @@ def optimize_mixture_weights(
 
     Example:
         >>> import jax.numpy as jnp
-        >>> from probkit.importance import optimize_mixture_weights
+        >>> from probkit.importance._mixture_weights import optimize_mixture_weights
         >>> # Points where only the second density is large want most of the weight there.
         >>> log_g = jnp.log(jnp.array([[1.0, 0.1], [0.1, 1.0], [0.1, 1.0]]))
         >>> alpha = optimize_mixture_weights(log_g, jnp.zeros(3), jnp.ones(3, bool),

@@ -25,7 +25,7 @@ from jax import Array
 from probkit.importance._estimators import (
     ImportanceSamples,
     effective_sample_size,
-    self_normalized_expectation,
+    self_normalised_expectation,
 )
 
 __all__ = ["PSISResult", "PSISEstimate", "psis", "psis_expectation", "warn_pareto_khat"]
@@ -64,7 +64,7 @@ def warn_pareto_khat(pareto_k, threshold: float = KHAT_THRESHOLD) -> None:
 
     Example:
         >>> import warnings
-        >>> from probkit.importance import warn_pareto_khat
+        >>> from probkit.importance._psis import warn_pareto_khat
         >>> with warnings.catch_warnings(record=True) as caught:
         ...     warnings.simplefilter("always")
         ...     warn_pareto_khat(0.9)
@@ -134,5 +134,5 @@ def psis_expectation(
         (True, True)
     """
     smoothed = psis(samples.log_weights, r_eff=r_eff, warn=warn)
-    est = self_normalized_expectation(samples._replace(log_weights=smoothed.log_weights), fn)
+    est = self_normalised_expectation(samples._replace(log_weights=smoothed.log_weights), fn)
     return PSISEstimate(est.value, est.std_error, smoothed.pareto_k)

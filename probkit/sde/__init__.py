@@ -14,12 +14,14 @@ Example:
     >>> import probkit.sde as sde
     >>> vp = sde.VPSDE()
     >>> data = sde.gaussian_mixture(jnp.ones(2), jnp.array([[-2.0], [2.0]]), 0.25)
-    >>> x = sde.sample(jax.random.key(0), vp, sde.exact_score(data, vp), 1000, (1,),
-    ...                num_steps=200)
+    >>> score = sde.exact_score(data, vp)
+    >>> x = sde.predictor_corrector_sample(jax.random.key(0), vp, score, 1000, (1,),
+    ...                                    num_steps=200)
     >>> round(float(jnp.mean(x > 0)), 1)
     0.5
 """
 
+from probkit.sde._euler_maruyama import euler_maruyama, euler_maruyama_step
 from probkit.sde._fractional import (
     MarkovFBM,
     fbm_covariance,
@@ -35,8 +37,8 @@ from probkit.sde._gaussian_mixture import (
     GaussianMixture,
     exact_score,
     gaussian_mixture,
+    mixture_product,
     noised,
-    product,
 )
 from probkit.sde._interpolants import (
     Interpolant,
@@ -74,11 +76,10 @@ from probkit.sde._linear import (
 )
 from probkit.sde._probability_flow import divergence, log_likelihood, probability_flow_sample
 from probkit.sde._samplers import (
-    PREDICTORS,
     euler_maruyama_predictor,
     langevin_corrector,
+    predictor_corrector_sample,
     reverse_diffusion_predictor,
-    sample,
     time_grid,
 )
 
@@ -92,11 +93,12 @@ __all__ = [
     "QuadratureSDE",
     "ReverseSDE",
     "time_grid",
+    "euler_maruyama_step",
+    "euler_maruyama",
     "euler_maruyama_predictor",
     "reverse_diffusion_predictor",
     "langevin_corrector",
-    "sample",
-    "PREDICTORS",
+    "predictor_corrector_sample",
     "probability_flow_sample",
     "log_likelihood",
     "divergence",
@@ -104,7 +106,7 @@ __all__ = [
     "gaussian_mixture",
     "noised",
     "exact_score",
-    "product",
+    "mixture_product",
     "Interpolant",
     "linear_interpolant",
     "trig_interpolant",

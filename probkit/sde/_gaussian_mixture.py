@@ -4,7 +4,7 @@ If ``x_0 ~ sum_k w_k N(mu_k, Sigma_k)`` and ``x_t = m(t) x_0 + s(t) eps``, then
 ``x_t ~ sum_k w_k N(m mu_k, m^2 Sigma_k + s^2 I)``: :func:`noised` gives that mixture
 and :func:`exact_score` the score ``grad log p_t`` as a function ``(x, t)``, the oracle
 for testing samplers and Feynman-Kac correctors. Products of two mixtures are mixtures
-again (:func:`product`), so products of experts have closed-form targets too.
+again (:func:`mixture_product`), so products of experts have closed-form targets too.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from jax.tree_util import Partial
 
 from probkit.sde._linear import LinearSDE, ScoreFn
 
-__all__ = ["GaussianMixture", "gaussian_mixture", "noised", "exact_score", "product"]
+__all__ = ["GaussianMixture", "gaussian_mixture", "noised", "exact_score", "mixture_product"]
 
 
 class GaussianMixture(NamedTuple):
@@ -174,7 +174,7 @@ def _noised_score(gmm, sde, x, t):
     return noised(gmm, sde, t).score(x)
 
 
-def product(first: GaussianMixture, second: GaussianMixture) -> GaussianMixture:
+def mixture_product(first: GaussianMixture, second: GaussianMixture) -> GaussianMixture:
     """The normalised product ``p q / int p q`` of two mixtures (a mixture of ``K1 K2`` terms).
 
     ``N(x; a, A) N(x; b, B) = N(a; b, A + B) N(x; c, C)`` with ``C = (A^-1 + B^-1)^-1``,
@@ -182,10 +182,10 @@ def product(first: GaussianMixture, second: GaussianMixture) -> GaussianMixture:
 
     Example:
         >>> import jax.numpy as jnp
-        >>> from probkit.sde import gaussian_mixture, product
+        >>> from probkit.sde import gaussian_mixture, mixture_product
         >>> p = gaussian_mixture(jnp.ones(1), jnp.array([[1.0]]), 1.0)
         >>> q = gaussian_mixture(jnp.ones(1), jnp.array([[-1.0]]), 1.0)
-        >>> pq = product(p, q)
+        >>> pq = mixture_product(p, q)
         >>> float(pq.means[0, 0]), float(pq.covariances[0, 0, 0])
         (0.0, 0.5)
     """

@@ -26,6 +26,8 @@ from typing import Literal, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from probkit.sde._euler_maruyama import euler_maruyama_step
+
 __all__ = [
     "Interpolant",
     "linear_interpolant",
@@ -277,8 +279,8 @@ def interpolant_sample(
             eps = eps_fn(t)
             drift = drift + eps * jax.vmap(score, in_axes=(0, None))(x, t)
             noise = jax.random.normal(key, x.shape, x.dtype)
-            return x + drift * h + jnp.sqrt(2.0 * eps * h) * noise, None
-        return x + drift * h, None
+            return euler_maruyama_step(x, drift, h, jnp.sqrt(2.0 * eps * h), noise), None
+        return euler_maruyama_step(x, drift, h), None
 
     keys = jax.random.split(key, num_steps)
     x, _ = jax.lax.scan(body, x0, (keys, ts[:-1], ts[1:]))

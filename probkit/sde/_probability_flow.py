@@ -18,13 +18,15 @@ The whole batch is one ODE state; diffrax's adaptive controller picks the steps.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import diffrax
 import jax
 import jax.numpy as jnp
 
 from probkit.sde._linear import LinearSDE, ScoreFn
+
+if TYPE_CHECKING:
+    import diffrax
 
 __all__ = ["probability_flow_sample", "log_likelihood", "divergence"]
 
@@ -51,6 +53,8 @@ def divergence(
 
 
 def _solve(term, t0, t1, y0, solver, rtol, atol, max_steps):
+    import diffrax
+
     return diffrax.diffeqsolve(
         term,
         solver,
@@ -106,6 +110,8 @@ def probability_flow_sample(
     if x.shape != shape:
         raise ValueError(f"x_init must have shape {shape}, got {x.shape}.")
     velocity = jax.vmap(sde.probability_flow(score), in_axes=(0, None))
+    import diffrax  # here, not at module level: it costs seconds to import
+
     term = diffrax.ODETerm(lambda t, y, args: velocity(y, t))
     solver = diffrax.Tsit5() if solver is None else solver
     solution = _solve(term, sde.t_max, t_min, x, solver, rtol, atol, max_steps)
@@ -176,6 +182,8 @@ def log_likelihood(
         y, _ = state
         probe_axis = None if args is None else 0
         return jax.vmap(one, in_axes=(0, None, probe_axis))(y, t, args)
+
+    import diffrax
 
     term = diffrax.ODETerm(field)
     solver = diffrax.Tsit5() if solver is None else solver

@@ -9,8 +9,8 @@ Predictors move one sample from ``t`` to ``t - h`` (Song et al., ICLR 2021, App.
 
 :func:`langevin_corrector` takes Langevin steps on ``p_t`` at fixed ``t`` with the
 signal-to-noise step size ``eps = 2 (snr |z| / |s|)^2`` (norms averaged over the batch).
-The predictors act on ONE sample, the corrector on a batch; :func:`sample` vectorises
-over particles and scans over the time grid.
+The predictors act on ONE sample, the corrector on a batch;
+:func:`predictor_corrector_sample` vectorises over particles and scans over the time grid.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 
 from probkit.progress import progress_scan
+from probkit.sde._euler_maruyama import euler_maruyama_step
 from probkit.sde._linear import LinearSDE, ScoreFn
 
 __all__ = [
@@ -28,8 +29,7 @@ __all__ = [
     "euler_maruyama_predictor",
     "reverse_diffusion_predictor",
     "langevin_corrector",
-    "sample",
-    "PREDICTORS",
+    "predictor_corrector_sample",
 ]
 
 
@@ -69,11 +69,12 @@ def euler_maruyama_predictor(
         (2,)
     """
     rev = sde.reverse(score, noise_scale)
-    h = t - t_next
-    x_mean = x - rev.drift(x, t) * h
+    dt = t_next - t
     if noise_scale == 0:
-        return x_mean
-    return x_mean + rev.diffusion(t) * jnp.sqrt(h) * jax.random.normal(key, x.shape, x.dtype)
+        return euler_maruyama_step(x, rev.drift(x, t), dt)
+    noise = jax.random.normal(key, x.shape, x.dtype)
+    noise_std = rev.diffusion(t) * jnp.sqrt(t - t_next)
+    return euler_maruyama_step(x, rev.drift(x, t), dt, noise_std, noise)
 
 
 def reverse_diffusion_predictor(
@@ -143,10 +144,11 @@ def langevin_corrector(
     return x
 
 
-PREDICTORS = ("euler_maruyama", "reverse_diffusion", "none")
+# The predictor names, checked before anything is compiled.
+_PREDICTORS = ("euler_maruyama", "reverse_diffusion", "none")
 
 
-def sample(
+def predictor_corrector_sample(
     key: jax.Array,
     sde: LinearSDE,
     score: ScoreFn,
@@ -187,16 +189,17 @@ def sample(
 
     Example:
         >>> import jax, jax.numpy as jnp
-        >>> from probkit.sde import VPSDE, sample
+        >>> from probkit.sde import VPSDE, predictor_corrector_sample
         >>> sde = VPSDE()
         >>> def score(x, t):  # data N(0, 1): p_t = N(0, 1) for every t
         ...     return -x
-        >>> x = sample(jax.random.key(0), sde, score, 2000, (1,), num_steps=200)
+        >>> x = predictor_corrector_sample(jax.random.key(0), sde, score, 2000, (1,),
+        ...                                num_steps=200)
         >>> round(float(x.std()), 1)
         1.0
     """
-    if predictor not in PREDICTORS:
-        raise ValueError(f"predictor must be one of {PREDICTORS}, got {predictor!r}.")
+    if predictor not in _PREDICTORS:
+        raise ValueError(f"predictor must be one of {_PREDICTORS}, got {predictor!r}.")
     if corrector not in ("langevin", None):
         raise ValueError(f"corrector must be 'langevin' or None, got {corrector!r}.")
     if predictor == "none" and corrector is None:

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import probkit.bridges as br
+from probkit.sde import euler_maruyama
 
 LV_THETA = np.array([1.0, 0.5, 0.5, 1.0])
 
@@ -75,7 +76,7 @@ def test_least_squares_refit_matches_the_ornstein_uhlenbeck_truth():
     starts = jax.random.normal(jax.random.key(0), (400, 2))
     keys = jax.random.split(jax.random.key(1), 400)
     full = jax.vmap(
-        lambda k, x: br.euler_maruyama(k, lambda y, t: ref.drift(y, theta), x, grid, sigma=sigma)
+        lambda k, x: euler_maruyama(k, lambda y, t: ref.drift(y, theta), x, grid, sigma=sigma)
     )(keys, starts)
     paths = jnp.stack([full[:, : m + 1], full[:, m:]], axis=1)  # (M, 2, m + 1, d)
     fitted, loss = br.fit_drift_parameters(ref, jnp.zeros(6), paths, times)
@@ -99,7 +100,7 @@ def test_lbfgs_refit_recovers_the_repressilator_from_euler_paths():
     starts = jnp.array([1.0, 2.0, 4.0]) + 0.3 * jax.random.normal(jax.random.key(2), (100, 3))
     keys = jax.random.split(jax.random.key(3), 100)
     full = jax.vmap(
-        lambda k, x: br.euler_maruyama(k, lambda y, t: ref.drift(y, theta), x, grid, sigma=sigma)
+        lambda k, x: euler_maruyama(k, lambda y, t: ref.drift(y, theta), x, grid, sigma=sigma)
     )(keys, starts)
     paths = jnp.stack([full[:, k * m : (k + 1) * m + 1] for k in range(3)], axis=1)
     fitted, _ = br.fit_drift_parameters(ref, jnp.array([5.0, 2.0, 0.5]), paths, times)

@@ -7,6 +7,7 @@ import pytest
 
 import probkit.fkc as fkc
 import probkit.smc as smc
+from probkit.fkc._correctors import weight_rate
 from probkit.sde import VESDE, VPSDE
 
 
@@ -23,18 +24,18 @@ def test_weight_rate_reduces_to_the_paper_formulas():
     # annealing: (beta - 1) div f + g^2 / 2 beta (beta - 1) |s|^2
     beta = 3.0
     expected = (beta - 1) * div_f + 0.5 * g**2 * beta * (beta - 1) * norm2(s1)
-    np.testing.assert_allclose(fkc.weight_rate([s1], [beta], g, div_f), expected, rtol=1e-5)
+    np.testing.assert_allclose(weight_rate([s1], [beta], g, div_f), expected, rtol=1e-5)
     # product of two experts: div f + g^2 <s1, s2>
     expected = div_f + g**2 * dot(s1, s2)
-    np.testing.assert_allclose(fkc.weight_rate([s1, s2], [1, 1], g, div_f), expected, rtol=1e-5)
+    np.testing.assert_allclose(weight_rate([s1, s2], [1, 1], g, div_f), expected, rtol=1e-5)
     # three experts: 2 div f + g^2 sum_{i<j} <s_i, s_j>
     expected = 2 * div_f + g**2 * (dot(s1, s2) + dot(s1, s3) + dot(s2, s3))
-    got = fkc.weight_rate([s1, s2, s3], [1, 1, 1], g, div_f)
+    got = weight_rate([s1, s2, s3], [1, 1, 1], g, div_f)
     np.testing.assert_allclose(got, expected, rtol=1e-5)
     # guidance (exponents 1 - w, w on s_u, s_c): g^2 / 2 w (w - 1) |s_c - s_u|^2
     w = 2.5
     expected = 0.5 * g**2 * w * (w - 1) * norm2(np.asarray(s2) - np.asarray(s1))
-    got = fkc.weight_rate([s1, s2], [1 - w, w], g, div_f)
+    got = weight_rate([s1, s2], [1 - w, w], g, div_f)
     np.testing.assert_allclose(got, expected, rtol=1e-5)
 
 

@@ -16,7 +16,7 @@ from probkit.importance import (
     log_evidence,
     psis,
     psis_expectation,
-    self_normalized_expectation,
+    self_normalised_expectation,
 )
 
 NUM = 20_000
@@ -36,7 +36,7 @@ def test_snis_and_log_evidence_of_unnormalised_target():
     # Unnormalised N(1, 0.5^2): Z = 0.5 sqrt(2 pi).
     logp = lambda x: -0.5 * ((x - 1.0) / 0.5) ** 2
     samples = importance_sample(jax.random.key(1), logp, dist.Normal(0.0, 2.0), NUM)
-    est = self_normalized_expectation(samples, lambda x: x)
+    est = self_normalised_expectation(samples, lambda x: x)
     assert abs(float(est.value) - 1.0) < 4 * float(est.std_error)
     w = np.exp(np.asarray(samples.log_weights, dtype=float))
     # The relative standard error of mean(w) is sd(w) / (sqrt(n) mean(w)).
@@ -74,7 +74,7 @@ def test_pytree_positions_jit_and_vmap():
     @jax.jit
     def run(key):
         samples = importance_sample(key, logp, proposal, 5000)
-        return self_normalized_expectation(samples, lambda pos: pos)
+        return self_normalised_expectation(samples, lambda pos: pos)
 
     est = jax.vmap(run)(jax.random.split(jax.random.key(3), 4))
     assert est.value["a"].shape == (4,) and est.value["b"].shape == (4, 2)

@@ -8,10 +8,10 @@ import pytest
 from scipy.optimize import Bounds, LinearConstraint, minimize
 from scipy.special import factorial2
 
-from probkit.importance import (
-    fit_cross_entropy,
+from probkit.importance import multiple_expectations
+from probkit.importance._cross_entropy import fit_cross_entropy
+from probkit.importance._mixture_weights import (
     log_weighted_second_moment,
-    multiple_expectations,
     optimize_mixture_weights,
 )
 

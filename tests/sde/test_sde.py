@@ -78,7 +78,7 @@ def test_closed_form_marginals_match_quadrature_of_the_coefficients(sde):
 )
 def test_reverse_samplers_reproduce_a_mixture(sde, options):
     data = gaussian_mixture(WEIGHTS, MEANS, COVS)
-    sampler = eqx.filter_jit(sde_mod.sample)
+    sampler = eqx.filter_jit(sde_mod.predictor_corrector_sample)
     x = sampler(jax.random.key(0), sde, sde_mod.exact_score(data, sde), N, (2,), **options)
     _check_reproduces_mixture(x, sde)
 
@@ -160,11 +160,13 @@ def test_bad_input_is_named():
     sde = VPSDE()
     score = lambda x, t: -x
     with pytest.raises(ValueError, match="predictor"):
-        sde_mod.sample(jax.random.key(0), sde, score, 4, (1,), predictor="heun")
+        sde_mod.predictor_corrector_sample(jax.random.key(0), sde, score, 4, (1,), predictor="heun")
     with pytest.raises(ValueError, match="num_steps"):
-        sde_mod.sample(jax.random.key(0), sde, score, 4, (1,), num_steps=0)
+        sde_mod.predictor_corrector_sample(jax.random.key(0), sde, score, 4, (1,), num_steps=0)
     with pytest.raises(ValueError, match="x_init"):
-        sde_mod.sample(jax.random.key(0), sde, score, 4, (1,), x_init=jnp.zeros((3, 1)))
+        sde_mod.predictor_corrector_sample(
+            jax.random.key(0), sde, score, 4, (1,), x_init=jnp.zeros((3, 1))
+        )
     with pytest.raises(ValueError, match="key"):
         sde_mod.log_likelihood(sde, score, jnp.zeros((2, 1)), method="hutchinson")
     with pytest.raises(ValueError, match="noise_scale"):

@@ -9,7 +9,6 @@ import optax
 import pytest
 from probkit.models.distribution_transformer import (
     forward_kl_loss,
-    gmm_log_prob_cholesky,
     init_model,
     linear_gaussian_task,
     load,
@@ -17,6 +16,7 @@ from probkit.models.distribution_transformer import (
     train,
     train_step,
 )
+from probkit.models.distribution_transformer._gmm import gmm_log_prob_cholesky
 
 TASK = linear_gaussian_task(1)
 _loss = eqx.filter_jit(forward_kl_loss)
