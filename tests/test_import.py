@@ -30,6 +30,11 @@ SUBPACKAGES = [
     "probkit.models.distribution_transformer",
     "probkit.models.gflownet",
     "probkit.models.mjp",
+    "probkit.models.masked_diffusion",
+    "probkit.models.continual",
+    "probkit.models.fewshot",
+    "probkit.models.pvrnn",
+    "probkit.models.arithmetic_lm",
 ]
 
 SCRIPT = r"""

@@ -12,6 +12,7 @@ this module adds the estimates, the effective sample size and the warning.
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -19,7 +20,6 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from blackjax.diagnostics import psis_weights
 from jax import Array
 
 from probkit.importance._estimators import (
@@ -32,9 +32,15 @@ __all__ = ["PSISResult", "PSISEstimate", "psis", "psis_expectation", "warn_paret
 
 KHAT_THRESHOLD = 0.7
 
+
 # blackjax's smoothing is a few dozen primitives (sort, grid fit, ...): compiled once here
 # so that eager calls do not dispatch them one by one; inside an outer jit it is inlined.
-_psis_weights = jax.jit(psis_weights, static_argnames="r_eff")
+@functools.partial(jax.jit, static_argnames="r_eff")
+def _psis_weights(log_weights, r_eff):
+    # blackjax's import starts a JAX backend: imported at the first call, not with probkit.
+    from blackjax.diagnostics import psis_weights
+
+    return psis_weights(log_weights, r_eff=r_eff)
 
 
 class PSISResult(NamedTuple):
