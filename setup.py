@@ -1,6 +1,6 @@
 """Package layout that pyproject.toml alone cannot express.
 
-`probkit.models` lives in the top-level folder `models/` (DESIGN §1). It is mapped
+`probkit.models` lives in the top-level folder `models/` (docs/guide/architecture.md). It is mapped
 here so that both `pip install .` and `pip install -e .` import it as
 `probkit.models`, and no top-level package called `models` is ever installed.
 """

@@ -1,6 +1,6 @@
 """The same probkit code on the CPU and on an accelerator, in one process.
 
-DESIGN promises that the core runs unchanged on a laptop and a GPU. This benchmark
+probkit's core is meant to run unchanged on a laptop and a GPU. This benchmark
 runs three workloads at growing sizes on every backend JAX sees (``jax.devices()``
 per platform; the CPU is always there) and prints seconds per run, compile time
 apart, and the speed-up of the accelerator over the CPU:

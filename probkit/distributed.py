@@ -1,4 +1,4 @@
-"""Device meshes and sharding of the chain / particle axis (DESIGN §3).
+"""Device meshes and sharding of the chain / particle axis (see docs/guide/architecture.md).
 
 Chains and particles live on a leading axis. On one device that axis is
 vectorised with ``vmap``; on several, the same code shards it over a 1-D
