@@ -76,15 +76,18 @@ def main() -> None:
             f"energy distance {distance:.4f}"
         )
 
-    fig, axes = plt.subplots(1, 4, figsize=(16, 4), sharex=True, sharey=True)
+    # Constrained layout (not tight_layout) keeps the titles inside the figure with
+    # square panels: tight_layout sizes the axes before `aspect="equal"` shrinks them.
+    fig, axes = plt.subplots(
+        1, 4, figsize=(16, 4.6), sharex=True, sharey=True, layout="constrained"
+    )
     panels = {"data": np.asarray(reference), **results}
     for ax, (name, x) in zip(axes, panels.items(), strict=True):
         ax.scatter(x[:, 0], x[:, 1], s=1, alpha=0.5)
-        ax.set_title(name, fontsize=10)
+        ax.set_title(name, fontsize=11)
         ax.set_xlim(-2.6, 2.6)
         ax.set_ylim(-2.6, 2.6)
         ax.set_aspect("equal")
-    fig.tight_layout()
     fig.savefig(args.out, dpi=120)
     print(f"wrote {args.out}")
 
