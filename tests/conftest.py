@@ -49,3 +49,19 @@ def backend_compile_seconds():
 
     jax.monitoring.register_event_duration_secs_listener(record)
     return seconds
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs():
+    """Drop JAX's in-memory compiled programs after each test module.
+
+    A worker runs hundreds of tests; without this its memory grows by every program
+    any test compiled (several GB by the end of the suite).
+    """
+    yield
+    import gc
+
+    import jax
+
+    jax.clear_caches()
+    gc.collect()
