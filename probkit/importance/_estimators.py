@@ -18,16 +18,21 @@ method, ``sqrt(sum_i wbar_i^2 (fn(x_i) - mu)^2)``, for SNIS.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import numpyro.distributions as dist
 from jax import Array
 
+from probkit._checks import check_int, check_key
+
 # Weights are normalised, summed and counted in one place for SMC and importance sampling.
 from probkit._weights import effective_sample_size, log_mean_exp, normalised_weights
+from probkit.results import SamplingWarning
 
 __all__ = [
     "ImportanceSamples",
@@ -66,11 +71,53 @@ def _is_distribution(x) -> bool:
     return isinstance(x, dist.Distribution)
 
 
+def warn_nonfinite_log_weights(log_weights) -> None:
+    """Warn (:class:`~probkit.results.SamplingWarning`) when log-weights are NaN or ``+inf``,
+    or all ``-inf`` (host side; called through ``jax.debug.callback``).
+
+    Example:
+        >>> import warnings
+        >>> from probkit.importance._estimators import warn_nonfinite_log_weights
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     warn_nonfinite_log_weights([0.0, float("nan")])
+        >>> "NaN" in str(caught[0].message)
+        True
+    """
+    lw = np.asarray(log_weights, dtype=float)
+    num_nan, num_inf = int(np.isnan(lw).sum()), int(np.isposinf(lw).sum())
+    if num_nan or num_inf:
+        what = []
+        if num_nan:
+            what.append(f"NaN for {num_nan}")
+        if num_inf:
+            what.append(f"+inf for {num_inf}")
+        warnings.warn(
+            f"logdensity_fn minus the proposal's log density was {' and '.join(what)} of "
+            f"{lw.size} draws, so the log-evidence, the ESS and every estimate from these "
+            "weights are NaN or meaningless. Make logdensity_fn finite wherever the proposal "
+            "puts mass (return -inf where the target density is zero; look for the log of a "
+            "negative number or a scale that reaches 0).",
+            SamplingWarning,
+            stacklevel=2,
+        )
+    elif lw.size and np.all(np.isneginf(lw)):
+        warnings.warn(
+            f"every one of the {lw.size} log-weights is -inf (the target density is zero at "
+            "every draw): the proposal misses the target's support. Use a proposal that "
+            "covers it, or check logdensity_fn.",
+            SamplingWarning,
+            stacklevel=2,
+        )
+
+
 def importance_sample(
     key: Array,
     logdensity_fn: Callable[[PyTree], Array],
     proposal: dist.Distribution | PyTree,
     num_samples: int,
+    *,
+    warn: bool = True,
 ) -> ImportanceSamples:
     """Draws ``num_samples`` points of ``proposal`` and weighs them by ``logdensity_fn``.
 
@@ -80,7 +127,16 @@ def importance_sample(
             it may be unnormalised.
         proposal: a NumPyro distribution, or a pytree (dict, tuple, ...) of NumPyro
             distributions drawn independently; positions have the same structure.
-        num_samples: number of draws.
+        num_samples: number of draws (an int or a NumPy integer).
+        warn: emit a :class:`~probkit.results.SamplingWarning` when some log-weights are
+            NaN or ``+inf`` (or all are ``-inf``); it goes through ``jax.debug.callback``,
+            so it also fires under ``jit`` and ``vmap``.
+
+    Raises:
+        TypeError: if ``key`` is not a ``jax.random`` key, ``logdensity_fn`` is not
+            callable or ``proposal`` is not a (pytree of) NumPyro distribution(s).
+        ValueError: if ``num_samples`` is not a positive int, or ``logdensity_fn`` does
+            not return a scalar at one position (checked by tracing it once).
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -91,8 +147,13 @@ def importance_sample(
         >>> round(float(jnp.exp(log_evidence(s.log_weights))), 1)  # sqrt(2 pi)
         2.5
     """
-    if not isinstance(num_samples, int) or num_samples < 1:
-        raise ValueError(f"num_samples must be a positive int, got {num_samples!r}.")
+    check_key(key)
+    num_samples = check_int(num_samples, "num_samples")
+    if not callable(logdensity_fn):
+        raise TypeError(
+            f"logdensity_fn must be a callable mapping one position to a scalar log density, "
+            f"got {type(logdensity_fn).__name__}."
+        )
     leaves, treedef = jax.tree.flatten(proposal, is_leaf=_is_distribution)
     if not leaves or not all(_is_distribution(leaf) for leaf in leaves):
         raise TypeError(
@@ -106,8 +167,21 @@ def importance_sample(
         draws.append(x)
         log_q = log_q + jnp.reshape(d.log_prob(x), (num_samples, -1)).sum(-1)
     positions = jax.tree.unflatten(treedef, draws)
+    one = jax.tree.map(lambda x: x[0], positions)
+    out = jax.eval_shape(logdensity_fn, one)
+    if getattr(out, "shape", None) != ():
+        shape = getattr(out, "shape", type(out).__name__)
+        raise ValueError(
+            f"logdensity_fn must return a scalar log density at ONE position (it is vmapped "
+            f"over the num_samples draws here), got shape {shape} for a position of shape "
+            f"{jax.tree.map(jnp.shape, one)}; sum the terms of a factorised density "
+            "(e.g. jnp.sum(dist.Normal(...).log_prob(x)))."
+        )
     log_p = jax.vmap(logdensity_fn)(positions)
-    return ImportanceSamples(positions, jnp.reshape(log_p, (num_samples,)) - log_q)
+    log_weights = jnp.reshape(log_p, (num_samples,)) - log_q
+    if warn:
+        jax.debug.callback(warn_nonfinite_log_weights, log_weights)
+    return ImportanceSamples(positions, log_weights)
 
 
 def log_evidence(log_weights: Array) -> Array:

@@ -26,6 +26,7 @@ from probkit.importance._estimators import (
     ImportanceSamples,
     effective_sample_size,
     self_normalised_expectation,
+    warn_nonfinite_log_weights,
 )
 
 __all__ = ["PSISResult", "PSISEstimate", "psis", "psis_expectation", "warn_pareto_khat"]
@@ -92,6 +93,27 @@ def warn_pareto_khat(pareto_k, threshold: float = KHAT_THRESHOLD) -> None:
         )
 
 
+def _nonfinite_problem(lw: np.ndarray) -> str | None:
+    if np.isnan(lw).any():
+        return f"log_weights has {int(np.isnan(lw).sum())} NaN value(s) of {lw.size}"
+    if np.isposinf(lw).any():
+        return f"log_weights has {int(np.isposinf(lw).sum())} +inf value(s) of {lw.size}"
+    if np.isneginf(lw).all():
+        return (
+            f"every one of the {lw.size} log_weights is -inf (the target density is zero at "
+            "every draw: the proposal misses its support)"
+        )
+    return None
+
+
+def _warn_psis(pareto_k, log_weights) -> None:
+    lw = np.asarray(log_weights, dtype=float)
+    if lw.ndim == 1 and _nonfinite_problem(lw) is not None:
+        warn_nonfinite_log_weights(lw)  # the cause, not a "heavy tail"
+    else:
+        warn_pareto_khat(pareto_k)
+
+
 def psis(log_weights: Array, *, r_eff: float = 1.0, warn: bool = True) -> PSISResult:
     """Pareto-smooths log importance weights; warns when ``k-hat > 0.7``.
 
@@ -103,6 +125,11 @@ def psis(log_weights: Array, *, r_eff: float = 1.0, warn: bool = True) -> PSISRe
 
     Returns:
         A :class:`PSISResult`.
+
+    Raises:
+        ValueError: if ``log_weights`` is not 1-D, or (when its values are concrete) holds
+            NaN or ``+inf`` or is ``-inf`` everywhere; under ``jit`` those cases give a
+            :class:`~probkit.results.SamplingWarning` instead.
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -118,9 +145,21 @@ def psis(log_weights: Array, *, r_eff: float = 1.0, warn: bool = True) -> PSISRe
             f"log_weights must have shape (n,), got {log_weights.shape}; vmap psis over "
             "leading axes."
         )
+    if log_weights.shape[0] < 2:
+        raise ValueError(f"log_weights must hold at least 2 values, got {log_weights.shape}.")
+    if not r_eff > 0:
+        raise ValueError(f"r_eff must be > 0 (1 for independent draws), got {r_eff!r}.")
+    if not isinstance(log_weights, jax.core.Tracer):
+        problem = _nonfinite_problem(np.asarray(log_weights, dtype=float))
+        if problem is not None:
+            raise ValueError(
+                f"{problem}: Pareto smoothing needs finite log-weights (-inf allowed for "
+                "some). Make the target's log density finite wherever the proposal puts "
+                "mass, or use a proposal that covers the target."
+            )
     smoothed, khat = _psis_weights(log_weights, r_eff=float(r_eff))
     if warn:
-        jax.debug.callback(warn_pareto_khat, khat)
+        jax.debug.callback(_warn_psis, khat, log_weights)
     return PSISResult(smoothed, khat, effective_sample_size(smoothed))
 
 

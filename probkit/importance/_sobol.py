@@ -52,6 +52,7 @@ import numpyro.distributions as dist
 from jax import Array
 from scipy.stats import qmc
 
+from probkit._checks import check_key
 from probkit.importance._laws import ProductLaw, as_flat_law
 from probkit.importance._multiple_expectations import (
     MultipleExpectationsResult,
@@ -170,8 +171,48 @@ def _design(a: Array, b: Array, second_order: bool, with_b: bool = True) -> Arra
     return jnp.concatenate(blocks, 0).reshape(-1, d)
 
 
+def _check_f(f: Callable, law, key: Array) -> None:
+    """One evaluation of ``f`` on 4 draws, before the design: the output shape, and (for a
+    JAX function) out-of-bounds indexing, which JAX would otherwise clamp silently."""
+    d = law.dim
+    probe = law.sample(key, 4)
+    try:
+        from jax.experimental import checkify
+
+        error, out = checkify.checkify(lambda x: jnp.asarray(f(x)), errors=checkify.index_checks)(
+            probe
+        )
+    except Exception:  # not traceable by JAX (a NumPy callable): a plain call below
+        out = None
+    else:
+        message = error.get()
+        if message:
+            raise IndexError(
+                f"f indexes past its input: input_dist has d={d} coordinates, so f receives "
+                f"arrays of shape (n, {d}) and may read columns 0..{d - 1} only "
+                f"({message.strip()}). Make input_dist's dimension match what f reads."
+            )
+    if out is None:
+        try:
+            out = np.asarray(f(np.asarray(probe)))
+        except IndexError as error:
+            raise IndexError(
+                f"f indexes past its input: input_dist has d={d} coordinates, so f receives "
+                f"arrays of shape (n, {d}) ({error}). Make input_dist's dimension match what f "
+                "reads."
+            ) from error
+    if tuple(np.shape(out)) != (4,):
+        raise ValueError(
+            f"f must map a batch of inputs of shape (n, {d}) (d={d} from input_dist) to "
+            f"outputs of shape (n,); for inputs of shape (4, {d}) it returned shape "
+            f"{tuple(np.shape(out))}."
+        )
+
+
 def _make_integrand_evaluator(f: Callable, d: int, second_order: bool, formulas: str):
     noncentered = formulas == "non-centered"
+    # Whether f ever returned two different values (a constant f has no variance to share).
+    seen = {"first": None, "varied": False}
 
     def evaluate_rows(a: Array, b: Array) -> Array:
         n = a.shape[0]
@@ -186,16 +227,22 @@ def _make_integrand_evaluator(f: Callable, d: int, second_order: bool, formulas:
                 "(n, d) inputs to (n,) outputs."
             )
         out = out.reshape(-1, n).astype(a.dtype)
-        if not np.all(np.isfinite(np.asarray(out))):
+        host = np.asarray(out)
+        if not np.all(np.isfinite(host)):
             raise FloatingPointError(
                 "f returned non-finite values on the Sobol' design; make it finite on the "
                 "support of input_dist."
             )
+        if not seen["varied"]:
+            if seen["first"] is None:
+                seen["first"] = host.flat[0]
+            seen["varied"] = bool(np.any(host != seen["first"]))
         if noncentered:
             return _noncentered_integrands(out[0], out[1 : 1 + d].T, out[1 + d :].T)
         f_ba = out[2 + d :].T if second_order else None
         return _integrands(out[0], out[1], out[2 : 2 + d].T, f_ba)
 
+    evaluate_rows.varied = lambda: seen["varied"]
     return evaluate_rows
 
 
@@ -253,8 +300,14 @@ def sobol_indices(
 
     Raises:
         ValueError: for an unknown ``method`` or ``formulas``, a too small ``budget``,
-            dependent inputs, or ``second_order`` with ``formulas="non-centered"``.
-        TypeError: if ``f`` is not callable.
+            dependent inputs, ``second_order`` with ``formulas="non-centered"``, an ``f``
+            whose output is not ``(n,)`` for ``(n, d)`` inputs (checked with one
+            evaluation before the design), or an ``f`` that is constant on every
+            evaluation (zero variance: the indices are 0 / 0).
+        IndexError: if ``f`` (a JAX function) indexes past the ``d`` coordinates of
+            ``input_dist``.
+        FloatingPointError: if ``f`` returns non-finite values.
+        TypeError: if ``f`` is not callable or ``key`` is not a ``jax.random`` key.
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -275,6 +328,7 @@ def sobol_indices(
             "second_order=True needs formulas='saltelli-jansen' (the non-centred products "
             "give first-order and total indices only)."
         )
+    check_key(key)
     if not callable(f):
         raise TypeError("f must be a callable mapping (n, d) inputs to (n,) outputs.")
     law = _law_for_sobol(input_dist)
@@ -289,6 +343,8 @@ def sobol_indices(
             f"({per_row} per design row for d={d}), got {budget!r}."
         )
     num_rows = budget // per_row
+    # A key of its own (folded in), so that the draws below are those of earlier versions.
+    _check_f(f, law, jax.random.fold_in(key, 0x5AB0))
     evaluate_rows = _make_integrand_evaluator(f, d, second_order, formulas)
     iscv = None
     if method == "pick-freeze":
@@ -323,6 +379,18 @@ def sobol_indices(
     else:
         index_map = lambda m: _indices_from_expectations(m, d, second_order)
     values = index_map(means)
+    variance = float(values[2 * d])
+    if not evaluate_rows.varied() or not variance > 0:
+        what = (
+            "f returned the same value at every one of the inputs it was evaluated on"
+            if not evaluate_rows.varied()
+            else f"the estimated output variance is {variance:.3g}"
+        )
+        raise ValueError(
+            f"{what}: Sobol' indices share out the variance of f, which is zero here, so they "
+            "are undefined (0 / 0). Check that f depends on its inputs; if it varies only on "
+            "a small region of input_dist, raise budget."
+        )
     jac = jax.jacfwd(index_map)(means)
     std_errors = jnp.sqrt(jnp.clip(jnp.diag(jac @ covariance @ jac.T), 0.0))
     second = second_se = None

@@ -97,5 +97,9 @@ def test_bad_arguments():
         sobol_indices(key, ishigami, LAW, 10_000, second_order=True, formulas="non-centered")
     with pytest.raises(ValueError, match="independent"):
         sobol_indices(key, ishigami, dist.MultivariateNormal(jnp.zeros(3), jnp.eye(3)), 10_000)
-    with pytest.raises(ValueError, match="f returned shape"):
+    with pytest.raises(ValueError, match=r"f must map .* outputs of shape \(n,\)"):
         sobol_indices(key, lambda x: x, LAW, 10_000, method="pick-freeze")
+    with pytest.raises(IndexError, match="f indexes past its input: input_dist has d=3"):
+        sobol_indices(key, lambda x: x[:, 0] + x[:, 3], LAW, 10_000, method="pick-freeze")
+    with pytest.raises(ValueError, match="same value"):
+        sobol_indices(key, lambda x: jnp.ones(x.shape[0]), LAW, 10_000, method="pick-freeze")
