@@ -16,11 +16,13 @@ persistent cache, ``PROBKIT_COMPILATION_CACHE``); "warm" runs reuse the folder a
 previous run of the same script filled, as every later run of a user's script does.
 NumPyro keeps no persistent cache by default, so its cold and warm runs are the same
 thing. Runs alternate between the tools, ``--repeats`` times each; the table shows
-medians. The minimum bulk ESS over the posterior's parameters (ArviZ, computed after
-the timed part) gives ESS per total second. The last row times the ``probkit sample``
+medians. The minimum bulk ESS over the posterior's parameters (``probkit.results.ess_bulk``,
+equal to ArviZ's; computed after the timed part) gives ESS per total second. The
+sampling stage is split into compile/trace (JAX's reported tracing, lowering and XLA
+compile or cache-load seconds) and the rest. The last row times the ``probkit sample``
 command on eight schools as a user types it.
 
-    JAX_PLATFORMS=cpu python benchmarks/time_to_result.py [--names ...] [--repeats 3]
+    JAX_PLATFORMS=cpu python benchmarks/time_to_result.py [--names ...] [--repeats 3] [--no-cli]
 
 writes ``benchmarks/results/time_to_result.md``.
 """
@@ -44,7 +46,17 @@ WORKER = r"""
 import json, sys, time
 t0 = time.perf_counter()
 tool, name = sys.argv[1], sys.argv[2]
-stages = {}
+import jax.monitoring
+# Tracing, lowering and XLA compilation (a persistent-cache hit is reported as a
+# backend compile too): what a warm cache can and cannot save.
+COMPILE_EVENTS = ("/jax/core/compile/jaxpr_trace_duration",
+                  "/jax/core/compile/jaxpr_to_mlir_module_duration",
+                  "/jax/core/compile/backend_compile_duration")
+compile_seconds = [0.0]
+def record(event, duration, **_):
+    if event in COMPILE_EVENTS:
+        compile_seconds[0] += duration
+jax.monitoring.register_event_duration_secs_listener(record)
 if tool == "probkit":
     import probkit as pk
     from probkit.models import posteriordb
@@ -52,7 +64,10 @@ if tool == "probkit":
     posterior = posteriordb.load(name)
     target = pk.from_numpyro(posterior.model, **posterior.data)
     t2 = time.perf_counter()
+    before = compile_seconds[0]
+    # probkit's defaults: sample(...) then diagnoses; split here to time the two.
     result = pk.mcmc.sample(target, kernel="nuts", num_chains=4, seed=0, diagnose=False)
+    compile_s = compile_seconds[0] - before
     t3 = time.perf_counter()
     result.diagnose(emit=False)
     t4 = time.perf_counter()
@@ -67,16 +82,19 @@ else:
     mcmc = MCMC(NUTS(posterior.model), num_warmup=1000, num_samples=1000, num_chains=4,
                 chain_method="vectorized", progress_bar=False)
     t2 = time.perf_counter()
+    before = compile_seconds[0]
     mcmc.run(jax.random.PRNGKey(0), **posterior.data)
     samples = mcmc.get_samples(group_by_chain=True)
     samples = {k: samples[k] for k in posterior.reference_draws()}
     jax.block_until_ready(samples)
+    compile_s = compile_seconds[0] - before
     t3 = t4 = time.perf_counter()
-import arviz as az, numpy as np
-flat = [np.asarray(v, np.float64).reshape(4, 1000, -1) for v in samples.values()]
-ess = min(float(az.ess(v[:, :, j], method="bulk")) for v in flat for j in range(v.shape[2]))
-print("RESULT" + json.dumps({"import": t1 - t0, "setup": t2 - t1, "sample": t3 - t2,
-                             "diagnostics": t4 - t3, "total": t4 - t0, "min_ess_bulk": ess}))
+import numpy as np
+from probkit.results import ess_bulk  # ArviZ's bulk ESS (tests/test_diagnostics.py)
+ess = min(float(np.min(ess_bulk(np.asarray(v, np.float64)))) for v in samples.values())
+print("RESULT" + json.dumps({"import": t1 - t0, "setup": t2 - t1, "compile": compile_s,
+                             "sampling": t3 - t2 - compile_s, "diagnostics": t4 - t3,
+                             "total": t4 - t0, "min_ess_bulk": ess}))
 """
 
 
@@ -96,6 +114,7 @@ def _run_worker(tool: str, name: str, cache: str) -> dict:
         raise RuntimeError(f"{tool} {name} failed:\n{proc.stderr[-3000:]}")
     row = json.loads(proc.stdout.split("RESULT", 1)[1])
     row["process"] = wall  # interpreter start-up and exit included
+    row["load"] = os.getloadavg()[0]  # the shared machine's 1-minute load after the run
     return row
 
 
@@ -124,15 +143,22 @@ def _run_cli(cache: str, folder: Path) -> float:
     return time.perf_counter() - start
 
 
+def _median_row(results: list[dict]) -> dict:
+    return {k: statistics.median(r[k] for r in results) for k in results[0]}
+
+
 def main() -> None:
     from probkit.models import posteriordb
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--names", nargs="*", default=posteriordb.names())
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--no-cli", action="store_true", help="skip the `probkit sample` row")
     parser.add_argument("--out", default=str(ROOT / "benchmarks/results/time_to_result.md"))
     args = parser.parse_args()
 
+    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    load_start = os.getloadavg()
     rows = []
     for name in args.names:
         runs = {("probkit", "cold"): [], ("probkit", "warm"): [], ("numpyro", "-"): []}
@@ -141,55 +167,69 @@ def main() -> None:
                 runs["probkit", "cold"].append(_run_worker("probkit", name, cache))
                 runs["numpyro", "-"].append(_run_worker("numpyro", name, "off"))
                 runs["probkit", "warm"].append(_run_worker("probkit", name, cache))
-        numpyro_total = statistics.median(r["process"] for r in runs["numpyro", "-"])
-        numpyro_rate = statistics.median(
-            r["min_ess_bulk"] / r["process"] for r in runs["numpyro", "-"]
-        )
+            for key, results in runs.items():
+                print(name, key, json.dumps(results[-1]), flush=True)
+        numpyro = _median_row(runs["numpyro", "-"])
+        numpyro_rate = numpyro["min_ess_bulk"] / numpyro["process"]
         for (tool, mode), results in runs.items():
-            med = {k: statistics.median(r[k] for r in results) for k in results[0]}
-            rate = statistics.median(r["min_ess_bulk"] / r["process"] for r in results)
-            rows.append(
-                (name, tool, mode, med, rate, numpyro_total / med["process"], rate / numpyro_rate)
-            )
-            print(rows[-1], flush=True)
+            med = _median_row(results)
+            rate = med["min_ess_bulk"] / med["process"]
+            loads = [r["load"] for r in results]
+            rows.append((name, tool, mode, med, rate, numpyro, numpyro_rate, loads))
 
     cli_times = []
-    for _ in range(args.repeats):
+    for _ in range(0 if args.no_cli else args.repeats):
         with tempfile.TemporaryDirectory() as cache, tempfile.TemporaryDirectory() as folder:
             cold = _run_cli(cache, Path(folder))
             warm = _run_cli(cache, Path(folder))
             cli_times.append((cold, warm))
+    load_end = os.getloadavg()
 
     lines = [
         "# Time to first result: a fresh process, probkit vs NumPyro",
         "",
-        f"Measured {time.strftime('%Y-%m-%d')} on {platform.machine()}, "
-        f"{os.cpu_count()} CPU cores, Python {platform.python_version()}; "
-        f"medians of {args.repeats} runs per row, runs alternating between the tools. "
-        "NUTS, 4 chains x (1000 + 1000), chains vectorised; probkit with its defaults "
-        "(diagnostics on), NumPyro's `MCMC.run` (no diagnostics). Seconds; `process` is "
-        "the whole subprocess (interpreter start-up included). `speed-up` is NumPyro's "
-        "process time over this row's; `ESS/s ratio` is min bulk ESS per process second "
-        "over NumPyro's. Produced by `benchmarks/time_to_result.py`.",
+        f"Measured {started} on {platform.machine()}, {os.cpu_count()} CPU cores, "
+        f"Python {platform.python_version()}; medians of {args.repeats} runs per row, runs "
+        "alternating between the tools (probkit cold, NumPyro, probkit warm). NUTS, 4 chains "
+        "x (1000 + 1000), chains vectorised; probkit with its defaults (diagnostics on: "
+        "R-hat, bulk ESS, divergences), NumPyro's `MCMC.run` (no diagnostics). Seconds. "
+        "Produced by `benchmarks/time_to_result.py`.",
         "",
-        "| posterior | tool | cache | import | set-up | compile + sample | diagnostics "
-        "| process | min ESS bulk | ESS / s | speed-up vs NumPyro | ESS/s ratio |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        f"Load average (1, 5, 15 min) at the start: {', '.join(f'{x:.1f}' for x in load_start)};"
+        f" at the end: {', '.join(f'{x:.1f}' for x in load_end)}. The `load` column is the "
+        "1-minute load after each run (min-max over the row's runs).",
+        "",
+        "Columns: `import` (probkit or NumPyro and JAX), `set-up` (`from_numpyro`, or "
+        "building NumPyro's `MCMC`), `compile/trace` (JAX's reported tracing + lowering + "
+        "XLA compile or persistent-cache load during sampling), `sampling` (the rest of "
+        "`sample`/`run`), `diagnostics` (`result.diagnose()`), `total` (import to "
+        "diagnosed draws, in the process), `process` (the whole subprocess: interpreter "
+        "start-up and exit included; what a user waits for), `min ESS` (minimum bulk ESS "
+        "over the posterior's parameters), `ESS/s` (min ESS per process second), `speed-up` "
+        "(NumPyro's process time / this row's), `ESS/s ratio` (this row's ESS/s / "
+        "NumPyro's).",
+        "",
+        "| posterior | tool | cache | import | set-up | compile/trace | sampling | diagnostics "
+        "| total | process | min ESS | ESS/s | speed-up | ESS/s ratio | load |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for name, tool, mode, med, rate, speedup, ratio in rows:
+    for name, tool, mode, med, rate, numpyro, numpyro_rate, loads in rows:
         lines.append(
             f"| {name} | {tool} | {mode} | {med['import']:.1f} | {med['setup']:.1f} | "
-            f"{med['sample']:.1f} | {med['diagnostics']:.2f} | {med['process']:.1f} | "
-            f"{med['min_ess_bulk']:.0f} | {rate:.0f} | {speedup:.2f} | {ratio:.2f} |"
+            f"{med['compile']:.1f} | {med['sampling']:.1f} | {med['diagnostics']:.2f} | "
+            f"{med['total']:.1f} | {med['process']:.1f} | {med['min_ess_bulk']:.0f} | "
+            f"{rate:.0f} | {numpyro['process'] / med['process']:.2f} | "
+            f"{rate / numpyro_rate:.2f} | {min(loads):.1f}-{max(loads):.1f} |"
         )
-    cold = statistics.median(c for c, _ in cli_times)
-    warm = statistics.median(w for _, w in cli_times)
-    lines += [
-        "",
-        f"`probkit sample` on eight schools (the command, data from JSON, NetCDF written): "
-        f"cold {cold:.1f} s, warm {warm:.1f} s.",
-        "",
-    ]
+    if cli_times:
+        cold = statistics.median(c for c, _ in cli_times)
+        warm = statistics.median(w for _, w in cli_times)
+        lines += [
+            "",
+            f"`probkit sample` on eight schools (the command, data from JSON, NetCDF "
+            f"written): cold {cold:.1f} s, warm {warm:.1f} s.",
+        ]
+    lines.append("")
     Path(args.out).write_text("\n".join(lines))
     print("\n".join(lines))
 
