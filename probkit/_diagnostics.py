@@ -179,8 +179,11 @@ def _as_elements(draws, name: str) -> tuple[np.ndarray, tuple]:
         )
     if x.dtype == bool:
         x = x.astype(np.int8)
-    elif not (np.issubdtype(x.dtype, np.number)):
-        raise TypeError(f"{name} must be numeric, got dtype {x.dtype}.")
+    elif not np.issubdtype(x.dtype, np.number):
+        try:  # e.g. bfloat16 (ml_dtypes), which numpy does not class as a number
+            x = x.astype(np.float64)
+        except (TypeError, ValueError):
+            raise TypeError(f"{name} must be numeric, got dtype {x.dtype}.") from None
     element_shape = x.shape[2:]
     x = x.reshape(x.shape[0], x.shape[1], -1)
     return np.ascontiguousarray(np.moveaxis(x, 2, 0)), element_shape

@@ -1,8 +1,12 @@
-"""Result types and every conversion to ArviZ.
+"""Result types, convergence diagnostics and every conversion to ArviZ.
 
 All ArviZ-facing code lives in this one module (ArviZ 0.2x ``InferenceData``
 today; ArviZ 1.x moves to xarray ``DataTree``, and keeping the conversions here
-makes that move one change).
+makes that move one change). ArviZ is imported only for ArviZ objects
+(:meth:`MCMCResult.to_arviz`, :meth:`MCMCResult.summary`): R-hat and ESS
+(:func:`rhat`, :func:`ess_bulk`, :func:`ess_tail`, :meth:`MCMCResult.diagnose`)
+are ArviZ's numbers computed by probkit, because ArviZ's import alone takes
+seconds in a fresh process.
 """
 
 from __future__ import annotations
