@@ -15,6 +15,8 @@ sharded result back to each process (or to process 0 only).
 from __future__ import annotations
 
 import os
+import sys
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,6 +28,7 @@ __all__ = [
     "initialize",
     "is_multiprocess",
     "gather",
+    "gather_result",
     "chain_mesh",
     "leading_axis_sharding",
     "shard_leading_axis",
@@ -65,9 +68,13 @@ def initialize(
     ``"gloo"``), without which a computation spanning processes cannot run.
 
     Call it before any JAX computation (importing probkit is fine: no probkit module
-    starts a backend on import). A process that never joins makes the others fail
-    after ``initialization_timeout`` seconds; one that dies mid-run makes the others
-    fail after ``heartbeat_timeout_seconds``, both with JAX's error instead of a hang.
+    starts a backend on import). Failures end every process in bounded time, never a
+    hang (JAX's runtime is not fault-tolerant: it stops the processes, exit status
+    134): when a process never joins, the others stop after ``initialization_timeout``
+    seconds, after printing which process waited for what and what to check; when a
+    process dies mid-run, the others stop once it has missed heartbeats for about
+    ``heartbeat_timeout_seconds``, with JAX's message naming the task that "stopped
+    sending heartbeats".
 
     Args:
         coordinator_address: ``"host:port"`` of process 0 (``None``: detect).
@@ -115,14 +122,59 @@ def initialize(
         platforms = (os.environ.get("JAX_PLATFORMS") or jax.config.jax_platforms or "").lower()
         if platforms in ("", "cpu") or platforms.startswith("cpu"):
             jax.config.update("jax_cpu_collectives_implementation", cpu_collectives)
-    jax.distributed.initialize(
-        coordinator_address=coordinator_address,
-        num_processes=num_processes,
-        process_id=process_id,
-        local_device_ids=local_device_ids,
-        initialization_timeout=initialization_timeout,
-        heartbeat_timeout_seconds=heartbeat_timeout_seconds,
-        **kwargs,
+    who = _describe(coordinator_address, num_processes, process_id)
+    # JAX stops (aborts) a process whose runtime does not form in time, from C++, so
+    # no Python exception can carry the explanation: a watchdog thread prints it
+    # first (the join releases the GIL while it waits).
+    joined = threading.Event()
+    watchdog = threading.Thread(
+        target=_explain_if_not_joined,
+        args=(joined, initialization_timeout, who),
+        name="probkit-initialize-watchdog",
+        daemon=True,
+    )
+    watchdog.start()
+    try:
+        jax.distributed.initialize(
+            coordinator_address=coordinator_address,
+            num_processes=num_processes,
+            process_id=process_id,
+            local_device_ids=local_device_ids,
+            initialization_timeout=initialization_timeout,
+            heartbeat_timeout_seconds=heartbeat_timeout_seconds,
+            **kwargs,
+        )
+    except ValueError as error:  # nothing given and no cluster detected, or bad values
+        raise ValueError(
+            f"probkit.distributed.initialize could not start {who}: {error}. Outside a "
+            "cluster that JAX detects (SLURM, Open MPI, Kubernetes, Cloud TPU), pass "
+            "coordinator_address='host:port' (process 0's host and a free port), "
+            "num_processes and process_id."
+        ) from error
+    finally:
+        joined.set()
+
+
+def _describe(coordinator_address, num_processes, process_id) -> str:
+    index = "this process" if process_id is None else f"process {process_id}"
+    of = "" if num_processes is None else f" of {num_processes}"
+    at = "" if coordinator_address is None else f" (coordinator {coordinator_address})"
+    return f"{index}{of}{at}"
+
+
+def _explain_if_not_joined(joined: threading.Event, timeout: float, who: str) -> None:
+    if joined.wait(timeout):
+        return
+    print(
+        f"probkit.distributed.initialize: {who} has waited initialization_timeout={timeout} s "
+        "for every process to join the JAX runtime, and JAX stops this process now. Check "
+        "that every process was started (did the job get all its tasks?), with the same "
+        "coordinator address and num_processes and its own process_id; that process 0 runs "
+        "on the coordinator's host and its port is reachable from every host (firewall, "
+        "*_proxy variables); or raise initialization_timeout when processes start at "
+        "different times.",
+        file=sys.stderr,
+        flush=True,
     )
 
 
@@ -142,9 +194,12 @@ def gather(tree: Any, *, to: str = "all") -> Any:
 
     On one process this is ``np.asarray``. On several, a leaf sharded over devices
     of other processes cannot be fetched directly; it is all-gathered across
-    processes (every process calls ``gather``). With ``to="first"`` only process 0
-    gets the arrays and the others get ``None`` leaves (less host memory on large
-    runs; the collective is the same).
+    processes (every process must call ``gather`` on the same structure, in the same
+    order). Replicated leaves (reductions such as a log-evidence) need no
+    communication. With ``to="first"`` only process 0 gets the arrays and the others
+    get ``None`` leaves (less host memory on large runs; the collective is the same).
+    Typed PRNG key arrays come back as key arrays, everything that is not a
+    :class:`jax.Array` (Python numbers, strings) as it was.
 
     Example:
         >>> import jax.numpy as jnp
@@ -154,19 +209,51 @@ def gather(tree: Any, *, to: str = "all") -> Any:
     """
     if to not in ("all", "first"):
         raise ValueError(f"to={to!r} must be 'all' (every process) or 'first' (process 0).")
-    if jax.process_count() == 1:
-        return jax.tree_util.tree_map(np.asarray, tree)
-    from jax.experimental import multihost_utils
-
-    def one(x):
-        if not isinstance(x, jax.Array) or x.is_fully_addressable:
-            return np.asarray(x)
-        return np.asarray(multihost_utils.process_allgather(x, tiled=True))
-
-    gathered = jax.tree_util.tree_map(one, tree)
+    gathered = jax.tree_util.tree_map(_gather_leaf, tree)
     if to == "first" and jax.process_index() != 0:
         return jax.tree_util.tree_map(lambda _: None, gathered)
     return gathered
+
+
+def _gather_leaf(x: Any) -> Any:
+    if not isinstance(x, jax.Array):
+        return x if isinstance(x, int | float | bool | str | bytes) else np.asarray(x)
+    if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+        data = _gather_leaf(jax.random.key_data(x))
+        return jax.random.wrap_key_data(data, impl=jax.random.key_impl(x))
+    if x.is_fully_addressable:
+        return np.asarray(x)
+    if x.is_fully_replicated:  # every process already holds the whole value
+        return np.asarray(x.addressable_data(0))
+    from jax.experimental import multihost_utils
+
+    return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+
+
+def gather_result(result: Any, *, to: str = "all") -> Any:
+    """A sampler's result with every array gathered to host memory (see :func:`gather`).
+
+    For results of runs whose particle or chain axis spans several processes
+    (``probkit.smc.run``, ``particle_filter``, ``tempered`` with a multi-process
+    ``mesh``): the same result type, its arrays as NumPy arrays holding the global
+    values, so its methods (``to_arviz()``, ``summary()``) work. Every process must
+    call it. With ``to="first"`` process 0 gets the result and the others ``None``.
+    On one process it only moves the arrays to the host.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> import probkit.smc as smc
+        >>> from probkit.distributed import gather_result
+        >>> fk = smc.FeynmanKac(lambda k, n: jax.random.normal(k, (n,)),
+        ...                     lambda k, t, x: x, lambda t, p, x: -0.5 * x**2, 2)
+        >>> result = gather_result(smc.run(fk, num_particles=8))
+        >>> type(result).__name__, type(result.particles).__name__
+        ('SMCResult', 'ndarray')
+    """
+    if to not in ("all", "first"):
+        raise ValueError(f"to={to!r} must be 'all' (every process) or 'first' (process 0).")
+    gathered = gather(result, to="all")
+    return None if to == "first" and jax.process_index() != 0 else gathered
 
 
 def check_same_mesh(mesh: Mesh) -> None:
