@@ -32,7 +32,7 @@ from ._evaluation import (
     reweighted_expectation,
     terminal_distribution,
 )
-from ._hypergrid import HyperGrid
+from ._hypergrid import MAX_ENUMERATED_STATES, HyperGrid
 from ._losses import (
     detailed_balance_loss,
     flow_matching_loss,
@@ -65,6 +65,7 @@ __all__ = [
     "Environment",
     "check_environment",
     "HyperGrid",
+    "MAX_ENUMERATED_STATES",
     "SetBuilding",
     # networks and trajectories
     "Policy",

@@ -28,6 +28,7 @@ from probkit.models.gflownet._environment import Environment
 from probkit.models.gflownet._policy import Policy, forward_log_probs
 from probkit.models.gflownet._trajectories import sample_trajectories, trajectory_log_probs
 
+from probkit._checks import check_int, check_key
 from probkit.importance import (
     Estimate,
     ImportanceSamples,
@@ -52,9 +53,17 @@ __all__ = [
 def _states(env: Environment) -> Array:
     states = env.all_states()
     if states is None:
+        size = getattr(env, "num_states", None)
+        why = (
+            f"it has {size:.3g} states, above the limit of exact evaluation"
+            if isinstance(size, int)
+            else "all_states() is None"
+        )
         raise ValueError(
-            f"{type(env).__name__} does not enumerate its states (all_states() is None): "
-            "exact evaluation needs a small state space."
+            f"{type(env).__name__} does not enumerate its states ({why}): exact evaluation "
+            "(the target, the sampler's terminal distribution, L1, modes) needs a small state "
+            "space. Estimate expectations from samples instead: importance_samples and "
+            "reweighted_expectation work at any size."
         )
     return states
 
@@ -298,6 +307,8 @@ def importance_samples(
         >>> importance_samples(jax.random.key(1), policy, env, 10).log_weights.shape
         (10,)
     """
+    check_key(key)
+    num_samples = check_int(num_samples, "num_samples")
     traj, _ = sample_trajectories(key, policy, env, num_samples)
     log_pf, log_pb = trajectory_log_probs(policy, env, traj)
     log_w = traj.log_rewards + log_pb.sum(1) - log_pf.sum(1)
@@ -334,5 +345,7 @@ def reweighted_expectation(
         >>> est.value.shape
         ()
     """
+    if not callable(fn):
+        raise TypeError(f"fn must be a callable of one terminal state, got {type(fn).__name__}.")
     samples = importance_samples(key, policy, env, num_samples)
     return self_normalized_expectation(samples, fn), effective_sample_size(samples.log_weights)

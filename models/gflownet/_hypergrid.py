@@ -6,12 +6,18 @@ coordinate at a time; every state can stop. With ``a_d = |s_d / (H - 1) - 0.5|``
     R(s) = R0 + R1 prod_d 1[0.25 < a_d] + R2 prod_d 1[0.3 < a_d < 0.4],
 
 so the modes (reward ``R0 + R1 + R2``) sit near the corners. The exact target is known
-by enumerating the ``H^D`` states.
+by enumerating the ``H^D`` states, up to :data:`MAX_ENUMERATED_STATES` of them; above
+that, :meth:`HyperGrid.all_states` returns ``None`` (exact evaluation is refused with a
+message, training still works) and ``log Z`` comes from its closed form: the indicators
+factorise over the coordinates, so ``Z = R0 H^D + R1 c1^D + R2 c2^D`` with ``c1``, ``c2``
+the numbers of coordinate values on the outer ring and in the band.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
+import numbers
 
 import equinox as eqx
 import jax
@@ -20,7 +26,17 @@ import numpy as np
 from jax import Array
 from probkit.models.gflownet._environment import Environment
 
-__all__ = ["HyperGrid"]
+__all__ = ["HyperGrid", "MAX_ENUMERATED_STATES"]
+
+#: Largest ``H^D`` that :meth:`HyperGrid.all_states` enumerates (exact evaluation runs the
+#: policy network on every state, ``max_length`` times through the DAG).
+MAX_ENUMERATED_STATES = 2**18
+
+
+def _whole(value, name: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}.")
+    return int(value)
 
 
 class HyperGrid(Environment):
@@ -38,7 +54,8 @@ class HyperGrid(Environment):
         R2: the reward added on the band of the modes (``>= 0``).
 
     Raises:
-        ValueError: for ``ndim < 1``, ``height < 2``, ``R0 <= 0`` or negative ``R1``/``R2``.
+        ValueError: for ``ndim < 1``, ``height < 2``, ``R0 <= 0`` or negative ``R1``/``R2``
+            (NumPy integers are accepted for ``ndim`` and ``height``).
 
     Example:
         >>> from probkit.models.gflownet import HyperGrid
@@ -60,10 +77,13 @@ class HyperGrid(Environment):
     def __init__(
         self, ndim: int, height: int, R0: float = 0.1, R1: float = 0.5, R2: float = 2.0
     ) -> None:
-        if not isinstance(ndim, int) or ndim < 1:
-            raise ValueError(f"ndim must be a positive int, got {ndim!r}.")
-        if not isinstance(height, int) or height < 2:
-            raise ValueError(f"height must be an int >= 2, got {height!r}.")
+        ndim = _whole(ndim, "ndim", 1)
+        height = _whole(height, "height", 2)
+        for name, value in (("R0", R0), ("R1", R1), ("R2", R2)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise TypeError(f"{name} must be a real number, got {type(value).__name__}.")
+            if not math.isfinite(value):
+                raise ValueError(f"{name} must be finite, got {value}.")
         if not R0 > 0:
             raise ValueError(f"R0 must be > 0 (rewards must be positive), got {R0}.")
         if R1 < 0 or R2 < 0:
@@ -104,7 +124,16 @@ class HyperGrid(Environment):
     def features(self, state: Array) -> Array:
         return jax.nn.one_hot(state, self.height).reshape(-1)
 
-    def all_states(self) -> Array:
+    @property
+    def num_states(self) -> int:
+        """``H^D``, the number of states (a Python int: it may be astronomically large)."""
+        return self.height**self.ndim
+
+    def all_states(self) -> Array | None:
+        """All ``H^D`` states in row-major order, or ``None`` above
+        :data:`MAX_ENUMERATED_STATES` (too many to enumerate)."""
+        if self.num_states > MAX_ENUMERATED_STATES:
+            return None
         grid = itertools.product(range(self.height), repeat=self.ndim)
         return jnp.asarray(np.array(list(grid), dtype=np.int32))
 
@@ -113,5 +142,18 @@ class HyperGrid(Environment):
         return jnp.sum(state * weights)
 
     def log_partition(self) -> Array:
-        """The exact ``log Z = log sum_s R(s)`` by enumeration."""
-        return jax.nn.logsumexp(jax.vmap(self.log_reward)(self.all_states()))
+        """The exact ``log Z = log sum_s R(s)``, in closed form (any size).
+
+        The reward's indicators factorise over coordinates, so
+        ``Z = R0 H^D + R1 c1^D + R2 c2^D`` where ``c1`` (``c2``) counts the coordinate
+        values on the outer ring (in the band); computed in logs, so it does not overflow.
+        """
+        n = self.height - 1
+        d = np.abs(2 * np.arange(self.height) - n)
+        c1 = int(np.sum(2 * d > n))
+        c2 = int(np.sum((5 * d > 3 * n) & (5 * d < 4 * n)))
+        terms = [math.log(self.R0) + self.ndim * math.log(self.height)]
+        for weight, count in ((self.R1, c1), (self.R2, c2)):
+            if weight > 0 and count > 0:
+                terms.append(math.log(weight) + self.ndim * math.log(count))
+        return jnp.asarray(float(np.logaddexp.reduce(terms)), dtype=jnp.result_type(float))

@@ -17,6 +17,8 @@ import jax.numpy as jnp
 from jax import Array
 from probkit.models.gflownet._environment import Environment
 
+from probkit._checks import check_int, check_key
+
 __all__ = ["Policy", "masked_log_softmax", "forward_log_probs", "backward_log_probs"]
 
 # Logit given to invalid actions: finite (so that gradients stay finite), and exp() of it
@@ -59,9 +61,8 @@ class Policy(eqx.Module):
         learned_backward: bool = False,
         state_flow: bool = False,
     ) -> None:
-        for name, value in (("width", width), ("depth", depth)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}.")
+        check_key(key)
+        width, depth = check_int(width, "width"), check_int(depth, "depth")
         in_size = int(env.features(env.initial_state()).shape[0])
         key_f, key_b, key_s = jax.random.split(key, 3)
 

@@ -35,6 +35,7 @@ from probkit.models.gflownet._losses import (
 from probkit.models.gflownet._policy import Policy
 from probkit.models.gflownet._trajectories import Trajectories, sample_trajectories
 
+from probkit._checks import check_int
 from probkit.progress import progress_scan
 
 __all__ = ["GFlowNet", "TrainingHistory", "train", "loss_fn", "log_partition_estimate"]
@@ -311,7 +312,10 @@ def train(
         trajectory_length: train on the first this many transitions of each trajectory
             (incomplete trajectories; ``"db"`` and ``"fldb"`` only). Default: complete.
         eval_every: steps between exact evaluations (L1, modes found) when the
-            environment enumerates its states (default: 1/20 of the run).
+            environment enumerates its states (default: 1/20 of the run). Environments too
+            large to enumerate (``all_states()`` is ``None``, e.g. a ``HyperGrid`` above
+            ``MAX_ENUMERATED_STATES``) train without them: the history's ``l1`` and
+            ``modes_found`` are then empty.
         progress_bar: draw a progress bar.
 
     Returns:
@@ -336,9 +340,11 @@ def train(
         raise ValueError(
             f"backward_policy must be 'uniform' or 'learned', got {backward_policy!r}."
         )
-    for name, value in (("num_trajectories", num_trajectories), ("batch_size", batch_size)):
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}.")
+    num_trajectories = check_int(num_trajectories, "num_trajectories")
+    batch_size = check_int(batch_size, "batch_size")
+    width = check_int(width, "width")
+    depth = check_int(depth, "depth")
+    seed = check_int(seed, "seed", minimum=0)
     num_steps = num_trajectories // batch_size
     if num_steps < 1:
         raise ValueError(
@@ -350,8 +356,7 @@ def train(
         raise ValueError(f"temperature must be > 0, got {temperature}.")
     if learning_rate <= 0 or log_z_learning_rate <= 0:
         raise ValueError("learning_rate and log_z_learning_rate must be > 0.")
-    if not isinstance(replay_capacity, int) or replay_capacity < 0:
-        raise ValueError(f"replay_capacity must be an int >= 0, got {replay_capacity!r}.")
+    replay_capacity = check_int(replay_capacity, "replay_capacity", minimum=0)
     if replay_capacity and replay_capacity < batch_size:
         raise ValueError(f"replay_capacity must be 0 or >= batch_size ({batch_size}).")
     if not 0.0 < replay_fraction <= 1.0:
@@ -369,10 +374,7 @@ def train(
                 f"trajectory_length (incomplete trajectories) needs loss 'db' or 'fldb', not "
                 f"{loss!r}: the other losses need complete trajectories."
             )
-        if not isinstance(trajectory_length, int) or not 1 <= trajectory_length:
-            raise ValueError(
-                f"trajectory_length must be a positive int, got {trajectory_length!r}."
-            )
+        trajectory_length = check_int(trajectory_length, "trajectory_length")
         length = min(trajectory_length, env.max_length)
     key_init, key_train = jax.random.split(jax.random.key(seed))
     policy = Policy(
@@ -394,8 +396,7 @@ def train(
     mode_mask = modes(env) if enumerable else None
     if eval_every is None:
         eval_every = max(1, num_steps // 20)
-    if not isinstance(eval_every, int) or eval_every < 1:
-        raise ValueError(f"eval_every must be a positive int, got {eval_every!r}.")
+    eval_every = check_int(eval_every, "eval_every")
     replay_size = max(1, round(replay_fraction * batch_size)) if replay_capacity else 0
     config = (
         loss,

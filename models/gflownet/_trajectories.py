@@ -22,6 +22,8 @@ from probkit.models.gflownet._policy import (
     masked_log_softmax,
 )
 
+from probkit._checks import check_int, check_key
+
 __all__ = ["Trajectories", "sample_trajectories", "trajectory_log_probs"]
 
 
@@ -92,7 +94,9 @@ def sample_trajectories(
         >>> traj.states.shape, bool(traj.is_complete.all())
         ((5, 8, 2), True)
     """
-    steps = env.max_length if length is None else int(length)
+    check_key(key)
+    num_trajectories = check_int(num_trajectories, "num_trajectories")
+    steps = env.max_length if length is None else check_int(length, "length")
     stop = env.num_actions - 1
     s0 = env.initial_state()
     states0 = jnp.broadcast_to(s0, (num_trajectories,) + s0.shape)

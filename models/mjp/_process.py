@@ -66,6 +66,55 @@ def check_rate_matrix(rate_matrix, name: str = "rate_matrix", atol: float = 1e-5
     return q
 
 
+def _closed_classes(q: np.ndarray) -> list[np.ndarray]:
+    """The closed communicating classes of a generator (those that no jump leaves)."""
+    k = q.shape[0]
+    reach = (q > 0) | np.eye(k, dtype=bool)
+    for _ in range(max(1, int(np.ceil(np.log2(k))))):  # transitive closure by squaring
+        reach = reach | ((reach.astype(np.int64) @ reach.astype(np.int64)) > 0)
+    closed = []
+    seen = np.zeros(k, bool)
+    for i in range(k):
+        if seen[i]:
+            continue
+        members = reach[i] & reach[:, i]
+        seen |= members
+        if not np.any(reach[i] & ~members):  # nothing outside the class is reachable
+            closed.append(np.flatnonzero(members))
+    return closed
+
+
+def _check_stationary(rate_matrix, what: str, *, irreducible: bool = False) -> None:
+    """A clear error, when the values are concrete, where ``what`` would be NaN or arbitrary."""
+    if not _is_concrete(rate_matrix):
+        return
+    q = np.asarray(rate_matrix, dtype=float)
+    if q.ndim != 2 or q.shape[0] != q.shape[1]:
+        raise ValueError(f"rate_matrix must be a square (K, K) matrix, got shape {q.shape}.")
+    if not np.all(np.isfinite(q)):
+        raise ValueError("rate_matrix has non-finite entries; every rate must be finite.")
+    if not np.any(q - np.diag(np.diag(q))):
+        raise ValueError(
+            f"rate_matrix is all zero (no state ever jumps), so {what} cannot be computed: "
+            "every distribution is stationary. Give the process some positive off-diagonal rates."
+        )
+    closed = _closed_classes(q)
+    if len(closed) > 1:
+        shown = " and ".join(str(c.tolist()) for c in closed[:3])
+        raise ValueError(
+            f"rate_matrix has {len(closed)} closed classes of states ({shown}) that never "
+            f"reach each other, so {what} cannot be computed: the stationary distribution is "
+            "not unique. Add rates connecting them, or "
+            "study each class on its own."
+        )
+    if irreducible and len(closed[0]) < q.shape[0]:
+        transient = np.setdiff1d(np.arange(q.shape[0]), closed[0])
+        raise ValueError(
+            f"{what} needs an irreducible process, but states {transient.tolist()} are never "
+            "visited in the long run (no jump leads back to them). Add rates back to them."
+        )
+
+
 def _check_initial(initial, num_states: int) -> np.ndarray:
     p = np.asarray(initial, dtype=float)
     if p.shape != (num_states,):
@@ -136,7 +185,14 @@ class MJP(eqx.Module):
             ValueError: an invalid generator or initial distribution (named).
         """
         if _is_concrete(rate_matrix):
-            k = check_rate_matrix(rate_matrix).shape[0]
+            q = check_rate_matrix(rate_matrix)
+            k = q.shape[0]
+            if not np.any(q):
+                raise ValueError(
+                    "rate_matrix is all zero: no state ever jumps, so paths are constant and "
+                    "the stationary distribution is undefined. Give the process some positive "
+                    "off-diagonal rates (rate_matrix_from_rates sets the diagonal)."
+                )
         else:
             k = rate_matrix.shape[-1]
         if initial is None:
@@ -184,12 +240,17 @@ def stationary_distribution(rate_matrix: jax.Array) -> jax.Array:
     Returns:
         ``(K,)`` stationary probabilities.
 
+    Raises:
+        ValueError: (concrete input) an all-zero rate matrix, or one with more than one
+            closed class of states: the stationary distribution is not unique.
+
     Example:
         >>> import jax.numpy as jnp
         >>> from probkit.models.mjp import stationary_distribution
         >>> stationary_distribution(jnp.array([[-1.0, 1.0], [3.0, -3.0]])).tolist()
         [0.75, 0.25]
     """
+    _check_stationary(rate_matrix, "the stationary distribution")
     q = jnp.asarray(rate_matrix)
     k = q.shape[-1]
     a = q.T.at[-1].set(jnp.ones(k, q.dtype))
@@ -215,6 +276,7 @@ def mean_first_passage_times(rate_matrix: jax.Array) -> jax.Array:
         >>> mean_first_passage_times(jnp.array([[-2.0, 2.0], [0.5, -0.5]])).round(3).tolist()
         [[0.0, 0.5], [2.0, 0.0]]
     """
+    _check_stationary(rate_matrix, "mean first-passage times", irreducible=True)
     q = jnp.asarray(rate_matrix)
     k = q.shape[-1]
     pi = stationary_distribution(q)
@@ -265,6 +327,7 @@ def entropy_production_rate(rate_matrix: jax.Array) -> jax.Array:
         >>> round(float(entropy_production_rate(q)), 4)  # (2 - 1) log 2 for a 3-cycle
         0.6931
     """
+    _check_stationary(rate_matrix, "the entropy production rate")
     q = jnp.asarray(rate_matrix)
     k = q.shape[-1]
     pi = stationary_distribution(q)

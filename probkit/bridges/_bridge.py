@@ -23,7 +23,7 @@ import numpy as np
 
 from probkit.bridges._ipf import RandomFeatures, feature_map, ipf_fit, random_features
 from probkit.bridges._paths import reference_flow, residual_bridge
-from probkit.bridges._sinkhorn import sinkhorn, squared_distances
+from probkit.bridges._sinkhorn import sinkhorn, squared_distances, warn_not_converged
 from probkit.sde._euler_maruyama import euler_maruyama
 
 __all__ = ["Bridge", "schrodinger_bridge", "brownian_drift"]
@@ -281,6 +281,18 @@ def schrodinger_bridge(
             epsilon=sigma**2 * duration,
             threshold=sinkhorn_threshold,
             max_iterations=sinkhorn_max_iterations,
+            warn=False,
+        )
+        warn_not_converged(
+            out.converged,
+            out.marginal_errors,
+            sigma**2 * duration,
+            out.num_iterations,
+            fix=(
+                "The static bridge's epsilon is sigma**2 * duration: use a larger sigma, a "
+                "larger sinkhorn_max_iterations or a looser sinkhorn_threshold (the solver "
+                "already works in the log domain), or method='ipf'."
+            ),
         )
         return Bridge(
             x0, x1, times, sigma, out.plan, None, None, out.converged, reference_drift, method

@@ -35,6 +35,7 @@ import optax
 from probkit.bridges._paths import reference_flow, residual_bridge
 from probkit.bridges._references import DriftReference, ParametricDrift, as_reference
 from probkit.bridges._sinkhorn import sinkhorn, squared_distances
+from probkit.results import SamplingWarning
 
 __all__ = [
     "MultimarginalHistory",
@@ -123,6 +124,7 @@ def bridge_snapshots(
     num_trajectories: int,
     sinkhorn_threshold: float = 1e-3,
     sinkhorn_max_iterations: int = 5000,
+    warn: bool = True,
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
     """Piecewise Schrödinger bridges between adjacent snapshots, chained into trajectories.
 
@@ -141,6 +143,8 @@ def bridge_snapshots(
         num_trajectories: number ``M`` of trajectories.
         sinkhorn_threshold: Sinkhorn's marginal-error threshold.
         sinkhorn_max_iterations: Sinkhorn's iteration cap.
+        warn: warn (:class:`~probkit.results.SamplingWarning`, also under ``jit``) when
+            Sinkhorn did not converge on some interval.
 
     Returns:
         ``(paths, transport_cost, converged)``: paths of shape
@@ -173,6 +177,7 @@ def bridge_snapshots(
         epsilon=eps,
         threshold=sinkhorn_threshold,
         max_iterations=sinkhorn_max_iterations,
+        warn=warn,
     )
     out = jax.vmap(solve)(costs, weights[:-1], weights[1:], sigma**2 * jnp.diff(times))
 
@@ -403,6 +408,7 @@ def multimarginal(
             num_trajectories=num_trajectories,
             sinkhorn_threshold=sinkhorn_threshold,
             sinkhorn_max_iterations=sinkhorn_max_iterations,
+            warn=False,  # judged once, on the final bridge, below
         )
     )
     refit = jax.jit(
@@ -431,9 +437,12 @@ def multimarginal(
         losses.append(float(loss))
     if not np.all(converged[-1]):
         warnings.warn(
-            "Sinkhorn did not converge on some intervals of the final bridge; increase "
-            "sinkhorn_max_iterations or sigma.",
-            RuntimeWarning,
+            f"Sinkhorn did not converge on {int((~np.asarray(converged[-1])).sum())} of "
+            f"{np.asarray(converged[-1]).size} intervals of the final bridge, so those couplings"
+            " do not match the snapshots' weights. Use a larger sigma (epsilon grows with "
+            "sigma**2), a larger sinkhorn_max_iterations or a looser sinkhorn_threshold (the "
+            "solver already works in the log domain).",
+            SamplingWarning,
             stacklevel=2,
         )
     trajectories = jnp.concatenate(

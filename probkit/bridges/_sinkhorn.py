@@ -23,6 +23,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from probkit.results import SamplingWarning
+
 __all__ = ["SinkhornResult", "sinkhorn", "squared_distances"]
 
 
@@ -109,6 +111,44 @@ def _ott_sinkhorn():
     return geometry, linear_problem, ott_sinkhorn
 
 
+def warn_not_converged(
+    converged, marginal_errors, epsilon, num_iterations, *, fix: str | None = None
+) -> None:
+    """Warn (:class:`~probkit.results.SamplingWarning`) when a Sinkhorn plan did not
+    converge: its marginals are off, so it is not a coupling of ``a`` and ``b`` (host side,
+    any batch shape).
+
+    Example:
+        >>> import warnings
+        >>> from probkit.bridges._sinkhorn import warn_not_converged
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     warn_not_converged(False, [0.9, 0.0], 1e-4, 2000)
+        >>> "epsilon" in str(caught[0].message)
+        True
+    """
+    ok = np.asarray(converged, dtype=bool)
+    if ok.all():
+        return
+    errors = np.asarray(marginal_errors, dtype=float)
+    worst = float(np.nanmax(errors)) if np.isfinite(errors).any() else float("nan")
+    eps = np.asarray(epsilon, dtype=float)
+    where = "" if ok.ndim == 0 else f" in {int((~ok).sum())} of {ok.size} problems"
+    warnings.warn(
+        f"Sinkhorn did not converge{where}: after {int(np.max(num_iterations))} iterations the "
+        f"plan's marginals are off by {worst:.3g} in L1 (the weights sum to 1), so the plan "
+        f"is not a coupling of the two weight vectors (epsilon = {float(eps.min()):.3g}). "
+        + (
+            fix
+            or "Use a larger epsilon (about 1e-2 to 1e-1 times the largest cost), a larger "
+            "max_iterations, or a looser threshold; the solver already works in the log "
+            "domain."
+        ),
+        SamplingWarning,
+        stacklevel=3,
+    )
+
+
 def sinkhorn(
     cost_matrix: jax.Array,
     a: jax.Array | None = None,
@@ -117,6 +157,7 @@ def sinkhorn(
     epsilon: float | jax.Array,
     threshold: float = 1e-3,
     max_iterations: int = 2000,
+    warn: bool = True,
 ) -> SinkhornResult:
     """Entropic optimal transport between weighted point sets by log-domain Sinkhorn.
 
@@ -133,6 +174,9 @@ def sinkhorn(
             ``1e-3 * C.max()`` in float32 the iteration may not converge.
         threshold: stop when the L1 error of the updated marginal is below this.
         max_iterations: iteration cap; check ``converged`` in the result.
+        warn: emit a :class:`~probkit.results.SamplingWarning` saying what to change when
+            the plan did not converge; it goes through ``jax.debug.callback``, so it also
+            fires under ``jit`` and ``vmap``.
 
     Returns:
         a :class:`SinkhornResult`.
@@ -160,7 +204,13 @@ def sinkhorn(
     b = _check_weights("b", b, m, "columns")
     if not isinstance(epsilon, jax.core.Tracer) and not np.all(np.asarray(epsilon) > 0):
         raise ValueError(f"epsilon must be positive, got {epsilon!r}.")
-    if not isinstance(max_iterations, int) or max_iterations < 10:
+    if not isinstance(threshold, jax.core.Tracer) and not np.all(np.asarray(threshold) > 0):
+        raise ValueError(f"threshold must be positive, got {threshold!r}.")
+    if (
+        isinstance(max_iterations, bool)
+        or not isinstance(max_iterations, int | np.integer)
+        or max_iterations < 10
+    ):
         raise ValueError(
             f"max_iterations must be an int >= 10 (the marginal error is checked every 10 "
             f"iterations), got {max_iterations!r}."
@@ -171,7 +221,7 @@ def sinkhorn(
     solver = ott_sinkhorn.Sinkhorn(
         lse_mode=True,
         threshold=threshold,
-        max_iterations=max_iterations,
+        max_iterations=int(max_iterations),
     )
     out = solver(linear_problem.LinearProblem(geom, a, b))
     plan = out.matrix
@@ -185,12 +235,15 @@ def sinkhorn(
     # Judged on the returned plan itself rather than on the solver's flag.
     finite = jnp.all(jnp.isfinite(plan))
     converged = jnp.logical_and(finite, jnp.max(marginal_errors) <= threshold)
+    num_iterations = jnp.asarray(out.n_iters)
+    if warn:
+        jax.debug.callback(warn_not_converged, converged, marginal_errors, epsilon, num_iterations)
     return SinkhornResult(
         plan=plan,
         transport_cost=transport_cost,
         entropic_cost=entropic_cost,
         potentials=(out.f, out.g),
-        num_iterations=jnp.asarray(out.n_iters),
+        num_iterations=num_iterations,
         marginal_errors=marginal_errors,
         converged=converged,
     )

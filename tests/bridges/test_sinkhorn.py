@@ -10,6 +10,8 @@ entropy of either marginal. The plan only meets the marginals up to the threshol
 (L1), which moves the cost by at most tau * max(C); float32 adds ~1e-6 relative.
 """
 
+import warnings
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -17,6 +19,7 @@ import pytest
 from scipy.optimize import linprog
 
 import probkit.bridges as br
+from probkit.results import SamplingWarning
 
 
 def _exact_ot(cost, a, b):
@@ -98,8 +101,27 @@ def test_jit_and_vmap_over_problems_and_epsilon():
 def test_non_convergence_is_reported():
     x, y, _, _ = _problem(2)
     cost = br.squared_distances(jnp.asarray(x), jnp.asarray(y)) * 100.0
-    out = br.sinkhorn(cost, epsilon=1e-3, threshold=1e-6, max_iterations=10)
+    with pytest.warns(SamplingWarning, match="did not converge.*larger epsilon"):
+        out = br.sinkhorn(cost, epsilon=1e-3, threshold=1e-6, max_iterations=10)
+        jax.effects_barrier()
     assert not bool(out.converged)
+    # Under jit the warning still fires (through jax.debug.callback); warn=False silences it.
+    with pytest.warns(SamplingWarning, match="did not converge"):
+        jax.jit(lambda c: br.sinkhorn(c, epsilon=1e-3, max_iterations=10))(cost)
+        jax.effects_barrier()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        br.sinkhorn(cost, epsilon=1e-3, max_iterations=10, warn=False)
+        jax.effects_barrier()
+
+
+def test_a_bridge_at_small_sigma_warns_with_the_fix():
+    # sigma = 0.01 gives epsilon = 1e-4 against costs of order 10^3: the plan's rows are
+    # far off after the iteration cap, and the warning says to raise sigma.
+    x0 = jax.random.normal(jax.random.key(0), (40, 1))
+    with pytest.warns(SamplingWarning, match="larger sigma"):
+        bridge = br.schrodinger_bridge(x0, 5 * x0 + 30.0, sigma=0.01, sinkhorn_max_iterations=50)
+    assert not bool(bridge.converged)
 
 
 def test_bad_input_is_rejected_with_a_clear_message():

@@ -113,3 +113,42 @@ def test_environments_without_enumeration_are_checked_by_random_rollouts():
         gflownet.check_environment(_UnenumeratedStuck(ndim=2, height=3))
     with pytest.raises(ValueError, match="raise max_length"):
         gflownet.check_environment(_TooShort())
+
+
+def test_large_hypergrid_is_not_enumerated_and_log_z_has_its_closed_form():
+    # 16^12 = 2.8e14 states: all_states() declines at once instead of filling memory;
+    # log Z = log(R0 H^D + R1 c1^D + R2 c2^D) with c1 = 8 (s in 0..3, 12..15) and c2 = 2
+    # (s in {2, 13}) for H = 16: an answer computed here by hand, not by the code.
+    env = gflownet.HyperGrid(ndim=12, height=16)
+    assert env.all_states() is None
+    expected = math.log(0.1 * 16.0**12 + 0.5 * 8.0**12 + 2.0 * 2.0**12)
+    assert float(env.log_partition()) == pytest.approx(expected, rel=1e-6)
+    policy = gflownet.Policy(env, key=jax.random.key(0), width=8, depth=1)
+    with pytest.raises(ValueError, match=r"2\.81e\+14 states.*importance_samples"):
+        gflownet.terminal_distribution(policy, env)
+    with pytest.raises(ValueError, match="exact evaluation"):
+        gflownet.exact_target(env)
+    # Small grids keep their enumeration, and the closed form agrees with it.
+    small = gflownet.HyperGrid(ndim=3, height=5)
+    brute = jax.nn.logsumexp(jax.vmap(small.log_reward)(small.all_states()))
+    assert float(small.log_partition()) == pytest.approx(float(brute), rel=1e-6)
+
+
+def test_training_works_on_a_grid_too_large_to_enumerate():
+    # 2^19 = 524,288 states, above MAX_ENUMERATED_STATES, with short trajectories (length
+    # 20) so that the test compiles fast; numpy integers are accepted as sizes.
+    env = gflownet.HyperGrid(ndim=np.int64(19), height=np.int64(2))
+    assert env.num_states > gflownet.MAX_ENUMERATED_STATES and env.all_states() is None
+    gfn = gflownet.train(env, num_trajectories=np.int64(16), batch_size=8, width=8, depth=1)
+    assert gfn.history.loss.shape == (2,) and np.all(np.isfinite(gfn.history.loss))
+    assert gfn.history.l1.shape == (0,)
+    samples = gflownet.importance_samples(jax.random.key(1), gfn.policy, env, 8)
+    assert samples.positions.shape == (8, 19)
+
+
+@pytest.mark.slow
+def test_training_works_on_the_12_by_16_hypergrid():
+    # The size of the report (ndim 12, height 16): training used to enumerate 16^12 states.
+    env = gflownet.HyperGrid(ndim=12, height=16)
+    gfn = gflownet.train(env, num_trajectories=8, batch_size=8, width=8, depth=1)
+    assert gfn.history.loss.shape == (1,) and np.all(np.isfinite(gfn.history.loss))

@@ -65,3 +65,20 @@ def test_ratchet_rates_and_projection():
     assert (np.abs(q.sum(1)) < 1e-5).all()
     params = mjp.flashing_ratchet_parameters(mjp.flashing_ratchet(0.4, 2.5, 0.3))
     np.testing.assert_allclose(params, [0.4, 2.5, 0.3], rtol=1e-5)
+
+
+def test_degenerate_rate_matrices_give_a_clear_error_not_nan():
+    zero = np.zeros((3, 3))
+    with pytest.raises(ValueError, match="rate_matrix is all zero"):
+        mjp.MJP(zero)
+    with pytest.raises(ValueError, match="all zero.*stationary distribution"):
+        mjp.stationary_distribution(jnp.asarray(zero))
+    # Two closed classes, {0, 1} and {2}: the stationary distribution is not unique.
+    split = jnp.array([[-1.0, 1.0, 0.0], [1.0, -1.0, 0.0], [0.0, 0.0, 0.0]])
+    with pytest.raises(ValueError, match=r"2 closed classes.*\[0, 1\] and \[2\]"):
+        mjp.stationary_distribution(split)
+    # One absorbing state: pi = (1, 0) is unique, but first-passage times to 1 are infinite.
+    absorbing = jnp.array([[0.0, 0.0], [1.0, -1.0]])
+    np.testing.assert_allclose(mjp.stationary_distribution(absorbing), [1.0, 0.0])
+    with pytest.raises(ValueError, match=r"irreducible.*states \[1\]"):
+        mjp.mean_first_passage_times(absorbing)
