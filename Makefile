@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml setup.py
 	# torch: the CPU build on this disk (DEVELOPERS.md); a bare botorch install
 	# would pull a multi-GB CUDA build instead.
 	$(BIN)/python -m pip install --quiet "torch==2.13.0"
-	$(BIN)/python -m pip install --quiet -e ".[bo,llm,dev,docs]"
+	$(BIN)/python -m pip install --quiet -e ".[bo,llm,enum,dev,docs]"
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -50,6 +50,7 @@ _NAMES = {
     "SamplingWarning": "probkit.results",
     "Target": "probkit.target",
     "from_numpyro": "probkit.target",
+    "infer_discrete": "probkit.target",
 }
 
 __all__ = [
@@ -59,6 +60,7 @@ __all__ = [
     "__version__",
     "compilation_cache_dir",
     "from_numpyro",
+    "infer_discrete",
     "set_compilation_cache",
     *_SUBPACKAGES,
 ]
@@ -97,4 +99,4 @@ if TYPE_CHECKING:  # static analysers and IDEs see the eager imports
         target,
     )
     from probkit.results import MCMCResult, SamplingWarning  # noqa: F401
-    from probkit.target import Target, from_numpyro  # noqa: F401
+    from probkit.target import Target, from_numpyro, infer_discrete  # noqa: F401

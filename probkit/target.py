@@ -57,6 +57,8 @@ class Target(eqx.Module):
         name: a name used in messages.
         assemble_model_args: ``data -> (args, kwargs)`` of the model, rebuilt from the
             data pytree (NumPyro targets).
+        enumerated_sites: names of discrete latent sites summed out of the log density
+            by enumeration (NumPyro targets; see :func:`infer_discrete`).
 
     Example:
         >>> import jax.numpy as jnp
@@ -74,6 +76,7 @@ class Target(eqx.Module):
     model: Callable | None = None
     name: str = eqx.field(default="target", static=True)
     assemble_model_args: Callable | None = None
+    enumerated_sites: tuple = eqx.field(default=(), static=True)
 
     # -- convenience views with the data bound -------------------------------------
     def logdensity(self, z: PyTree) -> jax.Array:
@@ -342,26 +345,39 @@ class _NumPyroFunctions(eqx.Module):
     strategy: str = eqx.field(static=True)  # "uniform" | "prior" | "median" | "value"
     init_values: dict
     params: dict
+    # None: no discrete latent sites; else the model's plate nesting, below which
+    # enumerated sites get their own dimensions (NumPyro's ``first_available_dim``).
+    enum_plate_nesting: int | None = eqx.field(default=None, static=True)
 
-    def _model(self):
+    def _model(self, enumerate_sites: bool = True):
         from numpyro import handlers
 
         model = self.model
         if self.params:
             model = handlers.substitute(model, data=self.params)
+        if self.enum_plate_nesting is not None:
+            from numpyro.contrib.funsor import config_enumerate, enum
+
+            model = config_enumerate(model)
+            if enumerate_sites:
+                model = enum(model, -self.enum_plate_nesting - 1)
+            else:  # discrete sites drawn (and dropped) when constraining, as NumPyro does
+                model = handlers.seed(model, rng_seed=0)
         return model
 
     def logdensity(self, data, z):
         from numpyro.infer.util import potential_energy
 
         a, kw = self.assemble(data)
-        return -potential_energy(self._model(), a, kw, z)
+        enum = self.enum_plate_nesting is not None
+        return -potential_energy(self._model(), a, kw, z, enum=enum)
 
     def constrain(self, data, z):
         from numpyro.infer.util import constrain_fn
 
         a, kw = self.assemble(data)
-        return constrain_fn(self._model(), a, kw, z, return_deterministic=True)
+        model = self._model(enumerate_sites=False)
+        return constrain_fn(model, a, kw, z, return_deterministic=True)
 
     def _strategy(self):
         from numpyro.infer import init_to_median, init_to_sample, init_to_uniform, init_to_value
@@ -381,7 +397,7 @@ class _NumPyroFunctions(eqx.Module):
         keys = jax.random.split(key, num)
         batched = initialize_model(
             keys,
-            self.model,
+            _marked_for_enumeration(self.model, self.enum_plate_nesting is not None),
             init_strategy=self._strategy(),
             dynamic_args=True,
             model_args=a,
@@ -395,6 +411,10 @@ class _ModelStructure(eqx.Module):
 
     latent: tuple = eqx.field(static=True)
     discrete: tuple = eqx.field(static=True)
+    # discrete latent sites without a finite support to enumerate (NumPyro's
+    # ``has_enumerate_support``), and whether funsor could be imported
+    not_enumerable: tuple = eqx.field(static=True, default=())
+    enum_plate_nesting: int | None = eqx.field(static=True, default=None)
 
 
 def _site_params(model, a, kw) -> dict:
@@ -416,27 +436,68 @@ def _numpyro_setup(fns: _NumPyroFunctions, data):
     discrete = tuple(
         name for name in latent if getattr(trace[name]["fn"].support, "is_discrete", False)
     )
-    if not latent or discrete:
+    not_enumerable = tuple(
+        name for name in discrete if not getattr(trace[name]["fn"], "has_enumerate_support", False)
+    )
+    continuous = tuple(name for name in latent if name not in discrete)
+    nesting = _plate_nesting(trace) if discrete else None
+    if not continuous or not_enumerable or (discrete and not _funsor_available()):
         # Nothing more to compute: the caller raises with the names.
-        return _ModelStructure(latent, discrete), None, None, None
-    unknown = sorted(set(fns.init_values) - set(latent))
+        return _ModelStructure(latent, discrete, not_enumerable, nesting), None, None, None
+    unknown = sorted(set(fns.init_values) - set(continuous))
     if unknown:
         return _ModelStructure(latent, tuple(unknown)), None, None, "unknown"
     params = {k: s["value"] for k, s in trace.items() if s["type"] in ("param", "mutable")}
     info = initialize_model(
         jax.random.PRNGKey(0),
-        fns.model,
+        _marked_for_enumeration(fns.model, bool(discrete)),
         init_strategy=fns._strategy(),
         dynamic_args=True,
         model_args=a,
         model_kwargs=kw,
     )
     z = info.param_info.z
-    with_params = eqx.tree_at(lambda f: f.params, fns, params)
+    with_params = eqx.tree_at(lambda f: f.params, _with_enumeration(fns, nesting), params)
     lp, grad = jax.value_and_grad(lambda x: with_params.logdensity(data, x))(z)
     finite_grad = jnp.all(jnp.stack([jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grad)]))
     # NaN unless both the log density and its gradient are finite (NumPyro's criterion).
-    return _ModelStructure(latent, discrete), params, z, jnp.where(finite_grad, lp, jnp.nan)
+    structure = _ModelStructure(latent, discrete, (), nesting)
+    return structure, params, z, jnp.where(finite_grad, lp, jnp.nan)
+
+
+def _with_enumeration(fns: _NumPyroFunctions, nesting: int | None) -> _NumPyroFunctions:
+    return _NumPyroFunctions(
+        fns.model, fns.assemble, fns.strategy, fns.init_values, fns.params, nesting
+    )
+
+
+def _marked_for_enumeration(model, discrete: bool):
+    """probkit sums out every discrete site with a finite support, marked or not."""
+    if not discrete:
+        return model
+    from numpyro.contrib.funsor import config_enumerate
+
+    return config_enumerate(model)
+
+
+def _plate_nesting(trace) -> int:
+    """The deepest plate dimension of any sample site (NumPyro's guess, from one trace)."""
+    dims = [
+        frame.dim
+        for site in trace.values()
+        if site["type"] == "sample"
+        for frame in site["cond_indep_stack"]
+        if frame.dim is not None
+    ]
+    return -min(dims) if dims else 0
+
+
+def _funsor_available() -> bool:
+    try:
+        import funsor  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def _nonfinite_sites(model, args, kwargs, key) -> list[str]:
@@ -533,15 +594,31 @@ def from_numpyro(
             f"init names site(s) {list(structure.discrete)} that are not latent sample "
             f"sites of {model_name}; its latent sites are {list(structure.latent)}."
         )
-    if structure.discrete:
+    if structure.not_enumerable:
         raise ValueError(
-            f"{model_name} has discrete latent site(s) {list(structure.discrete)}: "
-            "gradient-based kernels need continuous latents. Marginalise them (e.g. with "
-            "numpyro.contrib.funsor's enumeration) or use an SMC sampler."
+            f"{model_name} has discrete latent site(s) {list(structure.not_enumerable)} "
+            "whose distributions have no finite support to sum over (e.g. Poisson), and "
+            "gradient-based kernels need continuous latents. Marginalise them by hand, or "
+            "give them a bounded support (e.g. a Categorical over 0..K), which probkit "
+            "then sums out by enumeration."
+        )
+    if structure.discrete and start_lp is None:
+        if len(structure.discrete) == len(structure.latent):
+            raise ValueError(
+                f"every latent site of {model_name} is discrete ({list(structure.discrete)}): "
+                "there is nothing continuous to sample. Compute the posterior by exact "
+                "enumeration (numpyro.contrib.funsor), or write it as a probkit.smc model."
+            )
+        raise ImportError(
+            f"{model_name} has discrete latent site(s) {list(structure.discrete)}, which "
+            "probkit sums out by enumeration with funsor: pip install 'probkit[enum]' "
+            "(or pip install funsor)."
         )
     if not bool(jnp.isfinite(start_lp)):
         _explain_nonfinite(model, assemble(dynamic), fns._strategy(), init, model_name)
-    fns = eqx.tree_at(lambda f: f.params, fns, params)
+    fns = eqx.tree_at(
+        lambda f: f.params, _with_enumeration(fns, structure.enum_plate_nesting), params
+    )
     return Target(
         logdensity_with_data=fns.logdensity,
         constrain_with_data=fns.constrain,
@@ -551,7 +628,88 @@ def from_numpyro(
         model=model,
         name=model_name,
         assemble_model_args=assemble,
+        enumerated_sites=structure.discrete,
     )
+
+
+def infer_discrete(
+    target: Target, samples: Mapping[str, Any], *, key: jax.Array, batch_ndims: int = 2
+) -> dict:
+    """Posterior draws of a target's enumerated discrete sites, one per continuous draw.
+
+    :func:`from_numpyro` sums discrete latent sites with a finite support out of the
+    log density, so samplers only see the continuous sites. This draws each discrete
+    site from its exact conditional posterior given one draw of the continuous sites
+    (NumPyro's ``infer_discrete`` by forward-filtering backward-sampling), and recomputes
+    the deterministic sites in ``samples`` with them. :func:`probkit.mcmc.sample` calls
+    it for you.
+
+    Args:
+        target: a target from :func:`from_numpyro` with ``enumerated_sites``.
+        samples: constrained draws of the continuous sites, each with ``batch_ndims``
+            leading axes (e.g. ``result.samples``: chains x draws).
+        key: a JAX PRNG key, e.g. ``jax.random.key(0)``.
+        batch_ndims: how many leading axes the draws have.
+
+    Returns:
+        ``{site: draws}`` for the enumerated sites and the deterministic sites found in
+        ``samples``.
+
+    Example:
+        >>> import jax, jax.numpy as jnp, numpyro, numpyro.distributions as dist
+        >>> import probkit as pk
+        >>> def mixture(y):
+        ...     w = numpyro.sample("w", dist.Beta(1.0, 1.0))
+        ...     with numpyro.plate("data", y.shape[0]):
+        ...         z = numpyro.sample("z", dist.Bernoulli(w))
+        ...         numpyro.sample("y", dist.Normal(4.0 * z - 2.0, 1.0), obs=y)
+        >>> target = pk.from_numpyro(mixture, jnp.array([-2.1, 1.9, 2.2]))
+        >>> target.enumerated_sites
+        ('z',)
+        >>> draws = pk.infer_discrete(target, {"w": jnp.full((2, 5), 0.5)}, key=jax.random.key(0))
+        >>> draws["z"].shape
+        (2, 5, 3)
+    """
+    from numpyro import handlers
+    from numpyro.infer import Predictive
+
+    if not target.enumerated_sites:
+        raise ValueError(
+            f"{target.name} has no enumerated discrete sites (target.enumerated_sites is "
+            "empty): there is nothing to infer."
+        )
+    typed = isinstance(key, jax.Array) and jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
+    raw = isinstance(key, jax.Array) and key.dtype == jnp.uint32 and key.shape == (2,)
+    if not (typed or raw):
+        raise TypeError(f"key must be a JAX PRNG key, e.g. jax.random.key(0); got {key!r}.")
+    fns = getattr(target.logdensity_with_data, "__self__", None)
+    model = target.model
+    if isinstance(fns, _NumPyroFunctions) and fns.params:
+        model = handlers.substitute(model, data=fns.params)
+    a, kw = target.model_args, target.model_kwargs
+    trace = _trace_model(target.model, a, kw)
+    continuous = {
+        name
+        for name, site in trace.items()
+        if site["type"] == "sample"
+        and not site["is_observed"]
+        and name not in target.enumerated_sites
+    }
+    deterministic = [
+        name for name, site in trace.items() if site["type"] == "deterministic" and name in samples
+    ]
+    missing = sorted(continuous - set(samples))
+    if missing:
+        raise ValueError(f"samples lacks the continuous site(s) {missing} of {target.name}.")
+    given = {name: jnp.asarray(samples[name]) for name in continuous}
+    predictive = Predictive(
+        model,
+        posterior_samples=given,
+        infer_discrete=True,
+        return_sites=list(target.enumerated_sites) + deterministic,
+        batch_ndims=int(batch_ndims),
+    )
+    return dict(predictive(key, *a, **kw))
 
 
 def _explain_nonfinite(model, args_kwargs, strategy, init, model_name) -> None:
