@@ -35,6 +35,7 @@ __all__ = [
     "progress_fraction",
     "progress_scan",
     "progress_ticker",
+    "run_in_chunks",
 ]
 
 _lock = threading.Lock()
@@ -370,6 +371,75 @@ def interruptible_scan(
         length = n
     if length < 0:
         raise ValueError(f"length={length} must be >= 0.")
+
+    def run(carry_and_ys, begin, end):
+        carry, ys = carry_and_ys
+        return _run_chunk_jit((f, xs), carry, ys, begin, end)
+
+    def interrupted(done, carry_and_ys, message):
+        carry, ys = carry_and_ys
+        return Interrupted(
+            message,
+            steps_done=done,
+            carry=carry,
+            ys=jax.tree_util.tree_map(lambda a, k=done: a[:k], ys),
+        )
+
+    return run_in_chunks(
+        run,
+        lambda: (init, _allocate(f, init, xs, length)),
+        length,
+        progress_bar=progress_bar,
+        desc=desc,
+        chunk_seconds=chunk_seconds,
+        interrupted=interrupted,
+    )
+
+
+def run_in_chunks(
+    run: Callable,
+    make_state: Callable[[], Any],
+    length: int,
+    *,
+    progress_bar: bool = False,
+    desc: str = "",
+    chunk_seconds: float = 0.5,
+    interrupted: Callable[[int, Any, str], KeyboardInterrupt] | None = None,
+    unit: str = "steps",
+):
+    """The host side of a chunked loop: ``state = run(state, start, stop)`` until done.
+
+    ``run`` is a compiled program that takes the loop's steps ``start .. stop - 1``
+    (dynamic bounds: one program for every chunk). The first chunks are short and
+    time the step; later ones last about ``chunk_seconds``. Between chunks the host
+    draws the progress bar and checks for Ctrl-C: after one, the loop stops and
+    ``interrupted(steps_done, state, message)`` is raised (default: a bare
+    :class:`Interrupted`). A second Ctrl-C raises :class:`KeyboardInterrupt` at once.
+
+    Args:
+        run: ``(state, start, stop) -> state`` (start and stop are int32 scalars).
+        make_state: builds the initial state; called with the Ctrl-C handler in
+            place, so that an interrupt while it compiles is not lost.
+        length: the number of steps.
+        progress_bar: draw a bar on the host.
+        desc: the bar's label, and the phase named in the message.
+        chunk_seconds: the wall time a chunk aims at (Ctrl-C's latency).
+        interrupted: builds the exception raised on Ctrl-C.
+        unit: what a step is called in the message (``"draws per chain"``).
+
+    Returns:
+        The state after ``length`` steps.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from probkit.progress import run_in_chunks
+        >>> add = jax.jit(lambda c, a, b: c + (b - a))
+        >>> int(run_in_chunks(add, lambda: jnp.zeros((), jnp.int32), 10))
+        10
+    """
+    if chunk_seconds <= 0:
+        raise ValueError(f"chunk_seconds={chunk_seconds} must be positive.")
+    length = int(length)
     done, size = 0, 1
     # The handler is in place before anything compiles: a Ctrl-C during compilation
     # stops the loop after its first step instead of inside XLA's compiler.
@@ -377,10 +447,9 @@ def interruptible_scan(
     bar = None
     try:
         with stop:
-            ys = _allocate(f, init, xs, length)
-            carry = init
+            state = make_state()
             if length == 0:
-                return carry, ys
+                return state
             multiprocess = jax.process_count() > 1
             if progress_bar:
                 from tqdm.auto import tqdm
@@ -389,10 +458,10 @@ def interruptible_scan(
             while done < length:
                 size = min(size, length - done)
                 started = time.perf_counter()
-                carry, ys = _run_chunk_jit(
-                    (f, xs), carry, ys, jnp.asarray(done), jnp.asarray(done + size)
+                state = run(
+                    state, jnp.asarray(done, jnp.int32), jnp.asarray(done + size, jnp.int32)
                 )
-                jax.block_until_ready((carry, ys))
+                jax.block_until_ready(state)
                 elapsed = time.perf_counter() - started
                 first = done == 0  # the first chunk includes compilation: not timed
                 done += size
@@ -407,13 +476,11 @@ def interruptible_scan(
                     bar.update(done - bar.n)
                 if stop.requested and done < length:
                     what = f" of {desc}" if desc else ""
-                    raise Interrupted(
-                        f"interrupted after {done} of {length} steps{what}",
-                        steps_done=done,
-                        carry=carry,
-                        ys=jax.tree_util.tree_map(lambda a, k=done: a[:k], ys),
-                    )
+                    message = f"interrupted after {done} of {length} {unit}{what}"
+                    if interrupted is None:
+                        raise Interrupted(message, steps_done=done, carry=state, ys=None)
+                    raise interrupted(done, state, message)
     finally:
         if bar is not None:
             bar.close()
-    return carry, ys
+    return state

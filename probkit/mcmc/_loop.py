@@ -99,6 +99,17 @@ def loop(
             "kernel must be a blackjax SamplingAlgorithm or a step(key, state) -> "
             f"(state, info) function, got {type(kernel).__name__}."
         )
+    one_draw = draw_function(step, key, statistics, start, thinning)
+    return progress_scan(
+        one_draw, state, jnp.arange(num_samples), progress_bar=progress_bar, desc=desc
+    )
+
+
+def draw_function(step: Callable, key, statistics: Callable | None, start, thinning: int):
+    """``one_draw(state, draw) -> (state, (position, stats))``: ``thinning`` transitions.
+
+    The body of :func:`loop`, which the driver also runs in chunks.
+    """
     if statistics is None:
         statistics = _info_only
 
@@ -114,9 +125,7 @@ def loop(
         (state, info), _ = jax.lax.scan(transition, (state, info0), indices)
         return state, (state.position, statistics(state, info))
 
-    return progress_scan(
-        one_draw, state, jnp.arange(num_samples), progress_bar=progress_bar, desc=desc
-    )
+    return one_draw
 
 
 def _info_only(state, info):

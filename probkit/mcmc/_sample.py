@@ -22,11 +22,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
-from jax.sharding import PartitionSpec as P
 
-from probkit.distributed import AXIS, chain_mesh, check_divisible, gather, leading_axis_sharding
+from probkit.distributed import chain_mesh, check_divisible, gather, leading_axis_sharding
+from probkit.mcmc._chunked import batched, run_chunk, split_at_loop
 from probkit.mcmc._kernels import KERNELS, Settings, check_kernel, generic_statistics
-from probkit.mcmc._loop import AdaptedState, loop
+from probkit.mcmc._loop import AdaptedState, draw_function, loop
+from probkit.progress import Interrupted, run_in_chunks
 from probkit.results import MCMCResult
 from probkit.target import Target, from_numpyro
 
@@ -124,144 +125,202 @@ def _logdensity_of(target: Target) -> tuple[Callable, Callable]:
     return logdensity, unravel
 
 
-def _run_chain(target, kernel, settings: Settings, key, x0, adapted, desc="sampling"):
-    """One chain from a flat start (or a previous run's end): draws, stats, end state."""
-    logdensity, unravel = _logdensity_of(target)
-    warm_key, sample_key = jax.random.split(key)
-    if isinstance(kernel, _UserKernel):
-        if adapted is None:
-            state = kernel.init(unravel(x0))
-            if settings.num_warmup:  # burn-in: a user kernel has nothing to tune
-                state, _ = loop(warm_key, kernel.step, state, settings.num_warmup)
-            adapted = AdaptedState(state, {}, jnp.zeros((), jnp.int32))
-        state, params, start = adapted
-        last, (positions, stats) = loop(
-            sample_key,
-            kernel.step,
-            state,
-            settings.num_samples,
-            thinning=settings.thinning,
-            statistics=generic_statistics,
-            start=start,
-            progress_bar=settings.progress_bar,
-            desc=desc,
-        )
-        draws = jax.vmap(lambda p: ravel_pytree(p)[0])(positions)
-    else:
-        spec = KERNELS[kernel]
-        if adapted is None:
-            state, params = spec.warmup(warm_key, logdensity, x0, settings)
-            start = jnp.zeros((), jnp.int32)
+class _Warmup:
+    """One chain's warm-up (or, cross-chain, every chain's): ``(shared, chain) ->
+    (state, params)`` with ``shared`` the target's arrays and ``chain`` ``(key, x0)``.
+    Compared by value, so that compiled programs and loop splits are reused."""
+
+    def __init__(self, kernel, settings: Settings, target_static):
+        self.kernel, self.settings, self.static = kernel, settings, target_static
+        self._key = (kernel, settings, _static_signature(target_static))
+
+    def __hash__(self) -> int:
+        return hash(self._key)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, _Warmup) and self._key == other._key
+
+    def __call__(self, shared, chain):
+        key, x0 = chain
+        target = eqx.combine(shared, self.static)
+        logdensity, unravel = _logdensity_of(target)
+        if isinstance(self.kernel, _UserKernel):
+            state = self.kernel.init(unravel(x0))
+            if self.settings.num_warmup:  # burn-in: a user kernel has nothing to tune
+                state, _ = loop(key, self.kernel.step, state, self.settings.num_warmup)
+            return state, {}
+        return KERNELS[self.kernel].warmup(key, logdensity, x0, self.settings)
+
+
+class _SampleStep:
+    """Draw ``i`` of one chain: ``(state, (position, stats))``; the chunked loop's step.
+
+    ``shared`` is ``(target arrays, params)`` and ``chain`` ``(key, params, start)``;
+    the parameters are per chain (``shared``'s are ``None``) or, for cross-chain
+    kernels, shared (``chain``'s are ``None``)."""
+
+    def __init__(self, kernel, settings: Settings, target_static):
+        self.kernel, self.settings, self.static = kernel, settings, target_static
+        self._key = (kernel, settings, _static_signature(target_static))
+
+    def __hash__(self) -> int:
+        return hash(self._key)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, _SampleStep) and self._key == other._key
+
+    def parts(self, shared, chain):
+        (target_arrays, shared_params), (key, chain_params, start) = shared, chain
+        params = chain_params if shared_params is None else shared_params
+        target = eqx.combine(target_arrays, self.static)
+        logdensity, unravel = _logdensity_of(target)
+        if isinstance(self.kernel, _UserKernel):
+            step, statistics = self.kernel.step, generic_statistics
+
+            def position(p):
+                return ravel_pytree(p)[0]
         else:
-            state, params, start = adapted
-        algorithm = spec.algorithm(logdensity, params, settings.option)
-        last, (positions, stats) = loop(
-            sample_key,
-            algorithm,
-            state,
-            settings.num_samples,
-            thinning=settings.thinning,
-            statistics=lambda s, i: spec.statistics(s, i, params),
-            start=start,
-            progress_bar=settings.progress_bar,
-            desc=desc,
-        )
-        draws = jax.vmap(lambda p: spec.position(params, p))(positions)
-    done = start + settings.num_samples * settings.thinning
-    return draws, stats, AdaptedState(last, params, done)
+            spec = KERNELS[self.kernel]
+            step = spec.algorithm(logdensity, params, self.settings.option).step
+
+            def statistics(s, i):
+                return spec.statistics(s, i, params)
+
+            def position(p):
+                return spec.position(params, p)
+
+        one_draw = draw_function(step, key, statistics, start, self.settings.thinning)
+        return one_draw, position
+
+    def __call__(self, i, shared, chain, carry):
+        one_draw, _ = self.parts(shared, chain)
+        state, y = one_draw(carry[1], i)
+        return ((), state), y
+
+
+def _static_signature(static) -> tuple:
+    leaves, treedef = jax.tree_util.tree_flatten(static)
+    return tuple(leaves), treedef
 
 
 @eqx.filter_jit
-def _run_vectorized(target, kernel, settings, chain_keys, flat, adapted):
-    def one(key, x0, a):
-        return _run_chain(target, kernel, settings, key, x0, a)
-
-    return jax.vmap(one)(chain_keys, flat, adapted)
+def _call(fn, batch, shared, chain):
+    return batched(fn, batch, shared, chain)
 
 
 @eqx.filter_jit
-def _run_one(target, kernel, settings, key, x0, adapted):
-    return _run_chain(target, kernel, settings, key, x0, adapted, "sampling (one chain at a time)")
+def _pre(split, batch, shared, chain):
+    shared_values, shared_carry = split.pre_shared(shared)
+    chain_values, chain_carry, ys = batched(split.pre_chain, batch, shared, chain)
+    return shared_values, chain_values, (shared_carry, chain_carry), ys
 
 
 @eqx.filter_jit
-def _run_sharded(target, kernel, settings, mesh, chain_keys, flat, adapted):
-    """Each device runs its own block of chains with ``shard_map`` (no cross-device
-    traffic: a NUTS tree on one device never waits for another device's chains).
-    Chain ``c`` uses the same key as under ``"vectorized"``; on CPU, XLA's SIMD and
-    scalar code paths for transcendental functions can round differently for
-    different block sizes, so draws after adaptation agree in distribution (and bit
-    for bit whenever the arithmetic does not depend on the block size)."""
-    dynamic, static = eqx.partition(target, eqx.is_array)
-
-    def block(keys, xs, a, dynamic):
-        t = eqx.combine(dynamic, static)
-        return jax.vmap(lambda k, x, s: _run_chain(t, kernel, settings, k, x, s))(keys, xs, a)
-
-    return jax.shard_map(
-        block,
-        mesh=mesh,
-        in_specs=(P(AXIS), P(AXIS), P(AXIS), P()),
-        out_specs=P(AXIS),
-        check_vma=False,
-    )(chain_keys, flat, adapted, dynamic)
-
-
-# -- cross-chain kernels (ChEES, MEADS) -------------------------------------------------------
-@eqx.filter_jit
-def _warm_cross_chain(target, kernel, settings, key, flat):
-    logdensity, _ = _logdensity_of(target)
-    return KERNELS[kernel].warmup(key, logdensity, flat, settings)
-
-
-def _sample_cross_chain_fn(target, kernel, settings, chain_keys, states, params, start):
-    spec = KERNELS[kernel]
-    logdensity, _ = _logdensity_of(target)
-
-    def one(key, state, start):
-        algorithm = spec.algorithm(logdensity, params, settings.option)
-        last, (draws, stats) = loop(
-            key,
-            algorithm,
-            state,
-            settings.num_samples,
-            thinning=settings.thinning,
-            statistics=lambda s, i: spec.statistics(s, i, params),
-            start=start,
-            progress_bar=settings.progress_bar,
-        )
-        return draws, stats, last
-
-    draws, stats, last = jax.vmap(one)(chain_keys, states, start)
-    return (
-        draws,
-        stats,
-        AdaptedState(last, params, start + settings.num_samples * settings.thinning),
+def _post(split, batch, shared_values, chain_values, carry, ys):
+    shared_carry, chain_carry = carry
+    return batched(
+        lambda sh, ch: split.post(sh[0], ch[0], (sh[1], ch[1]), ch[2]),
+        batch,
+        (shared_values, shared_carry),
+        (chain_values, chain_carry, ys),
     )
 
 
-_sample_cross_chain = eqx.filter_jit(_sample_cross_chain_fn)
+@eqx.filter_jit
+def _sampling_buffers(step, batch, shared, chain, state):
+    num = step.settings.num_samples
+
+    def one(shared, chain_and_state):
+        chain, state = chain_and_state
+        _, y = jax.eval_shape(step, jnp.zeros((), jnp.int32), shared, chain, ((), state))
+        return jax.tree_util.tree_map(lambda a: jnp.zeros((num, *a.shape), a.dtype), y)
+
+    return batched(one, batch, shared, (chain, state))
 
 
 @eqx.filter_jit
-def _sample_cross_chain_sharded(target, kernel, settings, mesh, chain_keys, states, params, start):
-    dynamic, static = eqx.partition(target, eqx.is_array)
+def _positions_to_draws(step, batch, shared, chain, positions):
+    def one(shared, chain_and_positions):
+        chain, positions = chain_and_positions
+        _, position = step.parts(shared, chain)
+        return jax.vmap(position)(positions)
 
-    def block(keys, states, start, dynamic, params):
-        t = eqx.combine(dynamic, static)
-        draws, stats, adapted = _sample_cross_chain_fn(
-            t, kernel, settings, keys, states, params, start
+    return batched(one, batch, shared, (chain, positions))
+
+
+def _interrupted_warmup(num_warmup: int):
+    def interrupted(done, state, message):
+        del state, message
+        return Interrupted(
+            f"Interrupted during warm-up after {done} of {num_warmup} warm-up steps per chain: "
+            "no draws were made yet (warm-up draws are discarded), so nothing is kept.",
+            steps_done=done,
+            carry=None,
+            ys=None,
         )
-        return draws, stats, adapted.state, adapted.num_transitions
 
-    draws, stats, last, done = jax.shard_map(
-        block,
-        mesh=mesh,
-        in_specs=(P(AXIS), P(AXIS), P(AXIS), P(), P()),
-        out_specs=P(AXIS),
-        check_vma=False,
-    )(chain_keys, states, start, dynamic, params)
-    return draws, stats, AdaptedState(last, params, done)
+    return interrupted
+
+
+def _abstract(tree, drop: int = 0):
+    return jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct(a.shape[drop:], a.dtype), tree)
+
+
+def _warm_up(fn: _Warmup, batch, shared, chain, *, desc: str, bar: bool, interrupt=None):
+    """``fn(shared, chain)`` with its loop run in interruptible chunks."""
+    num = fn.settings.num_warmup
+    split = None
+    if num > 0:
+        try:
+            one = 0 if batch is None else 1  # trace one chain
+            split = split_at_loop(fn, fn, _abstract(shared), _abstract(chain, drop=one), num)
+        except LookupError:
+            split = None  # no single warm-up loop found: run it in one piece
+    if split is None:
+        return _call(fn, batch, shared, chain)
+    values = {}
+
+    def make_state():
+        shared_values, chain_values, carry, ys = _pre(split, batch, shared, chain)
+        values["shared"], values["chain"] = shared_values, chain_values
+        return carry, ys
+
+    def run(state, start, stop):
+        carry, ys = state
+        return run_chunk(
+            split.step, batch, values["shared"], values["chain"], carry, ys, start, stop
+        )
+
+    carry, ys = run_in_chunks(
+        run,
+        make_state,
+        num,
+        progress_bar=bar,
+        desc=desc,
+        interrupted=interrupt or _interrupted_warmup(num),
+    )
+    return _post(split, batch, values["shared"], values["chain"], carry, ys)
+
+
+def _draw(step: _SampleStep, batch, shared, chain, state, *, desc: str, bar: bool, interrupted):
+    """Every chain's draws from ``state``: ``(positions, stats, last_state)``."""
+
+    def make_state():
+        return ((), state), _sampling_buffers(step, batch, shared, chain, state)
+
+    def run(carry_and_ys, start, stop):
+        carry, ys = carry_and_ys
+        return run_chunk(step, batch, shared, chain, carry, ys, start, stop)
+
+    (_, last), (positions, stats) = run_in_chunks(
+        run,
+        make_state,
+        step.settings.num_samples,
+        progress_bar=bar,
+        desc=desc,
+        interrupted=interrupted,
+    )
+    return positions, stats, last
 
 
 # -- starting points ---------------------------------------------------------------------
@@ -502,56 +561,202 @@ def sample(
         num_chains=num_chains,
         num_samples=num_samples,
         thinning=thinning,
-        progress_bar=bool(progress_bar),
-        # A host callback without arguments fires once per step under vmap, once per
-        # device under shard_map: the warm-up bar counts accordingly.
-        ticks_per_step=mesh.size if mesh is not None else 1,
+        # The bars are drawn by the host between chunks: the compiled programs are
+        # the same with and without them.
+        progress_bar=False,
     )
     kernel_ref = user_kernel if user_kernel is not None else kernel
+    kernel_name = kernel if user_kernel is None else user_kernel.name
+    target_arrays, target_static = eqx.partition(target, eqx.is_array)
+    warmup = _Warmup(kernel_ref, settings, target_static)
+    step = _SampleStep(kernel_ref, settings, target_static)
+    bar = bool(progress_bar)
+    dtype = np.asarray(flat).dtype
+    started = time.perf_counter()
 
-    start = time.perf_counter()
-    if cross_chain:
-        draws, stats, last_state = _cross_chain(
-            target, kernel, settings, key, chain_keys, flat, init_state, mesh
+    def result(draws, stats, last_state, params, *, partial=False):
+        """An MCMCResult of draws (chains, n, dim) done so far."""
+        samples = _constrain(target, draws)
+        # In a multi-process run the chains live on other processes' devices too:
+        # gather all-gathers what this process cannot fetch directly.
+        samples, stats, draws = gather((samples, stats, draws))
+        out = MCMCResult(
+            samples=samples,
+            stats=stats,
+            target=target,
+            kernel=kernel_name,
+            adaptation=_adaptation_summary(params, cross_chain),
+            unconstrained=np.asarray(draws, dtype=dtype),
+            seconds=time.perf_counter() - started,
+            last_state=last_state,
         )
+        if diagnose and not partial:
+            out.diagnose()
+        return out
+
+    def interrupted_sampling(batch, shared, chain, params, start, before=None, of=""):
+        """Ctrl-C while drawing: the draws done become ``partial_result``."""
+
+        def interrupted(done, state, message):
+            del message
+            (_, last), (positions, stats) = state
+            cut = (lambda a: a[:done]) if batch is None else (lambda a: a[:, :done])
+            positions, stats = jax.tree_util.tree_map(cut, (positions, stats))
+            draws = _positions_to_draws(step, batch, shared, chain, positions)
+            last_state = AdaptedState(last, params, start + done * thinning)
+            if batch is None:  # one chain of a sequential run: add its chain axis
+                draws, stats, last_state = jax.tree_util.tree_map(
+                    lambda a: a[None], (draws, stats, last_state)
+                )
+            kept = ""
+            if before is not None:  # sequential: the chains finished before this one
+                draws, stats, last_state = before
+                kept = f"; the {draws.shape[0]} finished chain(s) are kept"
+            partial = result(
+                draws, stats, last_state, params if before is None else {}, partial=True
+            )
+            err = Interrupted(
+                f"Interrupted during sampling{of} after {done} of {num_samples} draws per "
+                f"chain{kept}: the draws done are in this exception's partial_result (an "
+                "MCMCResult; its to_arviz() works).",
+                steps_done=done,
+                carry=last,
+                ys=(positions, stats),
+            )
+            err.partial_result = partial
+            return err
+
+        return interrupted
+
+    if cross_chain:
+        batch = mesh if mesh is not None else "vmap"
+        if init_state is None:
+            if mesh is not None:
+                flat = jax.device_put(flat, leading_axis_sharding(mesh))
+            warm_key = jax.random.fold_in(key, 2**31 - 2)
+            # The warm-up pools every chain: one program over all of them (sharded
+            # over the mesh by XLA when the chains are).
+            states, params = _warm_up(
+                warmup, None, target_arrays, (warm_key, flat), desc="warm-up", bar=bar
+            )
+            start = jnp.zeros(num_chains, jnp.int32)
+        else:
+            states, params, start = init_state
+        if mesh is not None:
+            sharding = leading_axis_sharding(mesh)
+            chain_keys, states, start = jax.device_put((chain_keys, states, start), sharding)
+        shared, chain = (target_arrays, params), (chain_keys, None, start)
+        positions, stats, last = _draw(
+            step,
+            batch,
+            shared,
+            chain,
+            states,
+            desc="sampling",
+            bar=bar,
+            interrupted=interrupted_sampling(batch, shared, chain, params, start),
+        )
+        draws = _positions_to_draws(step, batch, shared, chain, positions)
+        last_state = AdaptedState(last, params, start + num_samples * thinning)
     elif chain_method == "sequential":
         outputs = []
-        for c in range(num_chains):
-            adapted = None
-            if init_state is not None:
-                adapted = jax.tree_util.tree_map(lambda x, c=c: x[c], init_state)
-            outputs.append(_run_one(target, kernel_ref, settings, chain_keys[c], flat[c], adapted))
-        draws, stats, last_state = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *outputs)
-    elif chain_method == "sharded":
-        sharding = leading_axis_sharding(mesh)
-        chain_keys, flat, init_state = jax.device_put((chain_keys, flat, init_state), sharding)
-        draws, stats, last_state = _run_sharded(
-            target, kernel_ref, settings, mesh, chain_keys, flat, init_state
-        )
-    else:
-        draws, stats, last_state = _run_vectorized(
-            target, kernel_ref, settings, chain_keys, flat, init_state
-        )
-    draws = jax.block_until_ready(draws)
-    sampling_seconds = time.perf_counter() - start
 
-    samples = _constrain(target, draws)
-    # In a multi-process run the chains live on other processes' devices too:
-    # gather all-gathers what this process cannot fetch directly.
-    samples, stats, draws = gather((samples, stats, draws))
-    result = MCMCResult(
-        samples=samples,
-        stats=stats,
-        target=target,
-        kernel=kernel if user_kernel is None else user_kernel.name,
-        adaptation=_adaptation_summary(last_state.params, cross_chain),
-        unconstrained=np.asarray(draws, dtype=np.asarray(flat).dtype),
-        seconds=sampling_seconds,
-        last_state=last_state,
-    )
-    if diagnose:
-        result.diagnose()
-    return result
+        def finished():
+            if not outputs:
+                return None
+            return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *outputs)
+
+        for c in range(num_chains):
+            of = f" of chain {c + 1}/{num_chains}"
+            warm_key, sample_key = jax.random.split(chain_keys[c])
+            if init_state is None:
+                done_before = finished()
+                interrupt = None
+                if done_before is not None:
+                    interrupt = _interrupted_sequential_warmup(
+                        c,
+                        num_chains,
+                        num_warmup,
+                        lambda d=done_before: result(d[0], d[1], d[2], {}, partial=True),
+                    )
+                state, params = _warm_up(
+                    warmup,
+                    None,
+                    target_arrays,
+                    (warm_key, flat[c]),
+                    desc=f"warm-up (chain {c + 1}/{num_chains})",
+                    bar=bar,
+                    interrupt=interrupt,
+                )
+                start = jnp.zeros((), jnp.int32)
+            else:
+                state, params, start = jax.tree_util.tree_map(lambda x, c=c: x[c], init_state)
+            shared, chain = (target_arrays, None), (sample_key, params, start)
+            positions, stats, last = _draw(
+                step,
+                None,
+                shared,
+                chain,
+                state,
+                desc=f"sampling (chain {c + 1}/{num_chains})",
+                bar=bar,
+                interrupted=interrupted_sampling(
+                    None, shared, chain, params, start, before=finished(), of=of
+                ),
+            )
+            draws = _positions_to_draws(step, None, shared, chain, positions)
+            last_c = AdaptedState(last, params, start + num_samples * thinning)
+            outputs.append((draws, stats, last_c))
+        draws, stats, last_state = finished()
+    else:
+        batch = mesh if mesh is not None else "vmap"
+        keys = jax.vmap(jax.random.split)(chain_keys)
+        warm_keys, sample_keys = keys[:, 0], keys[:, 1]
+        if mesh is not None:
+            sharding = leading_axis_sharding(mesh)
+            warm_keys, sample_keys, flat, init_state = jax.device_put(
+                (warm_keys, sample_keys, flat, init_state), sharding
+            )
+        if init_state is None:
+            states, params = _warm_up(
+                warmup, batch, target_arrays, (warm_keys, flat), desc="warm-up", bar=bar
+            )
+            start = jnp.zeros(num_chains, jnp.int32)
+        else:
+            states, params, start = init_state
+        shared, chain = (target_arrays, None), (sample_keys, params, start)
+        positions, stats, last = _draw(
+            step,
+            batch,
+            shared,
+            chain,
+            states,
+            desc="sampling",
+            bar=bar,
+            interrupted=interrupted_sampling(batch, shared, chain, params, start),
+        )
+        draws = _positions_to_draws(step, batch, shared, chain, positions)
+        last_state = AdaptedState(last, params, start + num_samples * thinning)
+    draws = jax.block_until_ready(draws)
+    return result(draws, stats, last_state, last_state.params)
+
+
+def _interrupted_sequential_warmup(c: int, num_chains: int, num_warmup: int, kept: Callable):
+    def interrupted(done, state, message):
+        del state, message
+        partial = kept()
+        err = Interrupted(
+            f"Interrupted during warm-up of chain {c + 1}/{num_chains} after {done} of "
+            f"{num_warmup} steps: the {c} finished chain(s) are in this exception's "
+            "partial_result (an MCMCResult).",
+            steps_done=done,
+            carry=None,
+            ys=None,
+        )
+        err.partial_result = partial
+        return err
+
+    return interrupted
 
 
 def _adaptation_summary(params: dict, cross_chain: bool) -> dict:
@@ -564,22 +769,3 @@ def _adaptation_summary(params: dict, cross_chain: bool) -> dict:
         if value.ndim <= 2 + (not cross_chain) and np.all(np.isfinite(value)):
             out[name] = value
     return out
-
-
-def _cross_chain(target, kernel, settings, key, chain_keys, flat, init_state, mesh):
-    """ChEES / MEADS: the warm-up pools all chains; sampling runs per chain."""
-    if init_state is None:
-        if mesh is not None:
-            flat = jax.device_put(flat, leading_axis_sharding(mesh))
-        warm_key = jax.random.fold_in(key, 2**31 - 2)
-        states, params = _warm_cross_chain(target, kernel, settings, warm_key, flat)
-        start = jnp.zeros(settings.num_chains, jnp.int32)
-    else:
-        states, params, start = init_state
-    if mesh is None:
-        return _sample_cross_chain(target, kernel, settings, chain_keys, states, params, start)
-    sharding = leading_axis_sharding(mesh)
-    chain_keys, states, start = jax.device_put((chain_keys, states, start), sharding)
-    return _sample_cross_chain_sharded(
-        target, kernel, settings, mesh, chain_keys, states, params, start
-    )

@@ -1,0 +1,426 @@
+"""Chunked, interruptible execution of per-chain loops (the driver's machinery).
+
+A loop over chains runs as three compiled programs: ``pre`` (set-up), a chunk of
+steps (one program for every chunk: the bounds are dynamic) and ``post``. The host
+runs the chunks (:func:`probkit.progress.run_in_chunks`), so Ctrl-C stops a run
+within about half a second and keeps the steps done. Each program is the whole
+batch of chains: ``vmap`` over chains, or ``shard_map(vmap)`` over a mesh; the chunk
+boundary is outside both.
+
+Warm-ups are blackjax's (or probkit's) functions whose main loop is one
+``lax.scan`` deep inside. :class:`LoopSplit` cuts such a function at that scan: it
+traces the function once to a jaxpr, inlines nested ``jit`` calls, and splits the
+equations into those before the scan, the scan's body, and those after it. Every
+step evaluates the same equations as the uncut function, so results are the same.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jax.extend.core import Literal
+from jax.sharding import PartitionSpec as P
+
+from probkit.distributed import AXIS
+
+__all__ = ["LoopSplit", "batched", "run_chunk", "split_at_loop"]
+
+_CALLS = ("pjit", "jit", "closed_call", "core_call")
+
+
+def _bind(eqn, invals):
+    params = eqn.primitive.get_bind_params(eqn.params)
+    with eqn.ctx.manager:
+        out = eqn.primitive.bind(*invals, **params)
+    return out if eqn.primitive.multiple_results else [out]
+
+
+def _inline_eval(jaxpr, consts, args):
+    """Evaluate a jaxpr, inlining nested ``jit`` calls (so that their loops surface)."""
+    env: dict = {}
+
+    def read(v):
+        return v.val if isinstance(v, Literal) else env[v]
+
+    env.update(zip(jaxpr.constvars, consts, strict=True))
+    env.update(zip(jaxpr.invars, args, strict=True))
+    for eqn in jaxpr.eqns:
+        invals = [read(v) for v in eqn.invars]
+        if eqn.primitive.name in _CALLS and "jaxpr" in eqn.params:
+            inner = eqn.params["jaxpr"]
+            outs = _inline_eval(inner.jaxpr, inner.consts, invals)
+        else:
+            outs = _bind(eqn, invals)
+        env.update(zip(eqn.outvars, outs, strict=True))
+    return [read(v) for v in jaxpr.outvars]
+
+
+def _evaluate(eqns, env: dict, wanted: list) -> list:
+    """Evaluate only the equations that ``wanted`` (variables or literals) needs."""
+    needed = {v for v in wanted if not isinstance(v, Literal)}
+    keep = []
+    for eqn in reversed(eqns):
+        if any(v in needed for v in eqn.outvars):
+            keep.append(eqn)
+            needed.update(v for v in eqn.invars if not isinstance(v, Literal))
+    env = dict(env)
+
+    def read(v):
+        return v.val if isinstance(v, Literal) else env[v]
+
+    for eqn in reversed(keep):
+        env.update(zip(eqn.outvars, _bind(eqn, [read(v) for v in eqn.invars]), strict=True))
+    return [read(v) for v in wanted]
+
+
+def _is_batched(value) -> bool:
+    from jax._src.interpreters import batching
+
+    return isinstance(value, batching.BatchTracer) and isinstance(value.batch_dim, int)
+
+
+def _batched_outputs(fn: Callable, split: LoopSplit, batched_inputs: list) -> list[bool]:
+    """Which of ``fn(env)``'s outputs vmap batches when ``batched_inputs`` are batched."""
+    jaxpr = split.jaxpr
+    flags: list[bool] = []
+    batched_set = set(batched_inputs)
+    others = [v for v in jaxpr.invars if v not in batched_set]
+
+    def probe(*batched_values):
+        env = dict(zip(jaxpr.constvars, split.consts, strict=True))
+        env.update(zip(batched_inputs, batched_values, strict=True))
+        env.update((v, jnp.zeros(v.aval.shape, v.aval.dtype)) for v in others)
+        flags.extend(_is_batched(o) for o in fn(env))
+        return jnp.zeros(())
+
+    args = [jax.ShapeDtypeStruct((2, *v.aval.shape), v.aval.dtype) for v in batched_inputs]
+    jax.eval_shape(jax.vmap(probe), *args)
+    return flags
+
+
+def _body_batched(body, in_batched: list[bool], n_carry: int) -> list[bool]:
+    """Which carries one step of the loop batches, given its batched inputs."""
+    flags: list[bool] = []
+    invars = body.jaxpr.invars
+    batched_vars = [v for v, b in zip(invars, in_batched, strict=True) if b]
+
+    def probe(*batched_values):
+        it = iter(batched_values)
+        args = [
+            next(it) if b else jnp.zeros(v.aval.shape, v.aval.dtype)
+            for v, b in zip(invars, in_batched, strict=True)
+        ]
+        outs = jax.core.eval_jaxpr(body.jaxpr, body.consts, *args)
+        flags.extend(_is_batched(o) for o in outs[:n_carry])
+        return jnp.zeros(())
+
+    args = [jax.ShapeDtypeStruct((2, *v.aval.shape), v.aval.dtype) for v in batched_vars]
+    if not args:
+        return [False] * n_carry
+    jax.eval_shape(jax.vmap(probe), *args)
+    return flags
+
+
+class LoopSplit:
+    """A function of ``(shared, chain)`` cut at its scan of ``length`` steps.
+
+    ``chain`` holds one chain's inputs (a key, a start); ``shared`` what all chains
+    share (the target's data). Values the steps need are sorted the same way: a
+    value that does not depend on ``chain`` is computed once, not once per chain.
+    Compared by identity; :func:`split_at_loop` keeps one per traced signature.
+    """
+
+    def __init__(self, fn: Callable, shared: Any, chain: Any, length: int):
+        shared_leaves, self.shared_tree = jax.tree_util.tree_flatten(shared)
+        chain_leaves, self.chain_tree = jax.tree_util.tree_flatten(chain)
+        n_shared = len(shared_leaves)
+        out_tree = []
+
+        def flat_fn(*leaves):
+            s = jax.tree_util.tree_unflatten(self.shared_tree, leaves[:n_shared])
+            c = jax.tree_util.tree_unflatten(self.chain_tree, leaves[n_shared:])
+            out, tree = jax.tree_util.tree_flatten(fn(s, c))
+            out_tree.append(tree)
+            return out
+
+        traced = jax.make_jaxpr(flat_fn)(*shared_leaves, *chain_leaves)
+        self.out_tree = out_tree[0]
+        closed = jax.make_jaxpr(lambda *a: _inline_eval(traced.jaxpr, traced.consts, a))(
+            *shared_leaves, *chain_leaves
+        )
+        jaxpr = closed.jaxpr
+        scans = [
+            k
+            for k, eqn in enumerate(jaxpr.eqns)
+            if eqn.primitive.name == "scan"
+            and eqn.params["length"] == length
+            and not eqn.params["reverse"]
+        ]
+        if len(scans) != 1:
+            raise LookupError(f"found {len(scans)} top-level loops of {length} steps, not 1")
+        k = scans[0]
+        self.jaxpr, self.consts, self.length = jaxpr, closed.consts, length
+        self.pre_eqns, self.scan, self.post_eqns = (
+            jaxpr.eqns[:k],
+            jaxpr.eqns[k],
+            jaxpr.eqns[k + 1 :],
+        )
+        self.shared_vars = jaxpr.invars[:n_shared]
+        self.chain_vars = jaxpr.invars[n_shared:]
+        params = self.scan.params
+        self.body = params["jaxpr"]
+        n_consts, n_carry = params["num_consts"], params["num_carry"]
+        ins = self.scan.invars
+        self.n_consts, self.n_carry = n_consts, n_carry
+        self.n_xs = len(ins) - n_consts - n_carry
+
+        defined_before = set(jaxpr.constvars) | set(jaxpr.invars)
+        for eqn in self.pre_eqns:
+            defined_before.update(eqn.outvars)
+        used_after = []
+        for eqn in self.post_eqns:
+            used_after.extend(eqn.invars)
+        used_after.extend(jaxpr.outvars)
+        live, seen = [], set()
+        for v in used_after:
+            if not isinstance(v, Literal) and v in defined_before and v not in seen:
+                seen.add(v)
+                live.append(v)
+        consts, xs = ins[:n_consts], ins[n_consts + n_carry :]
+        self.carry_in = ins[n_consts : n_consts + n_carry]
+
+        # Which values vmap batches, as vmap itself decides it: a value that depends
+        # on one chain's inputs is per chain, one that depends only on the shared
+        # inputs is computed once, and one that depends on no input is a constant
+        # that every program recomputes (so that XLA folds it as it did in the uncut
+        # function). Unbatched carries stay unbatched: the arithmetic is then the
+        # uncut function's under vmap, to the bit.
+        probed = [v for v in [*consts, *self.carry_in, *xs, *live] if not isinstance(v, Literal)]
+        chain_flags = _batched_outputs(
+            lambda env_in: _evaluate(self.pre_eqns, env_in, probed),
+            self,
+            batched_inputs=list(self.chain_vars),
+        )
+        input_flags = _batched_outputs(
+            lambda env_in: _evaluate(self.pre_eqns, env_in, probed),
+            self,
+            batched_inputs=list(self.shared_vars) + list(self.chain_vars),
+        )
+        dependent = {v for v, f in zip(probed, chain_flags, strict=True) if f}
+        variable = {v for v, f in zip(probed, input_flags, strict=True) if f}
+
+        def constant(v) -> bool:
+            return isinstance(v, Literal) or v not in variable
+
+        def per_chain(v) -> bool:
+            return not isinstance(v, Literal) and v in dependent
+
+        carry_dependent = [per_chain(v) for v in self.carry_in]
+        while True:
+            after = _body_batched(
+                self.body,
+                [per_chain(v) for v in consts] + carry_dependent + [per_chain(v) for v in xs],
+                n_carry,
+            )
+            after = [a or d for a, d in zip(after, carry_dependent, strict=True)]
+            if after == carry_dependent:
+                break
+            carry_dependent = after
+        self.carry_dependent = carry_dependent
+        # (index, variable) of scan constants / inputs / live values, by kind.
+        self.chain_consts = [(i, v) for i, v in enumerate(consts) if per_chain(v)]
+        self.shared_consts = [
+            (i, v) for i, v in enumerate(consts) if not per_chain(v) and not constant(v)
+        ]
+        self.constant_consts = [(i, v) for i, v in enumerate(consts) if constant(v)]
+        self.chain_xs = [(i, v) for i, v in enumerate(xs) if per_chain(v)]
+        self.shared_xs = [(i, v) for i, v in enumerate(xs) if not per_chain(v) and not constant(v)]
+        self.constant_xs = [(i, v) for i, v in enumerate(xs) if constant(v)]
+        self.chain_live = [v for v in live if per_chain(v)]
+        self.shared_live = [v for v in live if not per_chain(v) and not constant(v)]
+        self.constant_live = [v for v in live if constant(v)]
+        self.ys_avals = [v.aval for v in self.body.jaxpr.outvars[n_carry:]]
+
+    def _env(self, shared_leaves, chain_leaves=None) -> dict:
+        env = dict(zip(self.jaxpr.constvars, self.consts, strict=True))
+        if shared_leaves is not None:
+            env.update(zip(self.shared_vars, shared_leaves, strict=True))
+        if chain_leaves is not None:
+            env.update(zip(self.chain_vars, chain_leaves, strict=True))
+        return env
+
+    # -- the three parts, for one chain (the caller batches them) -------------------------
+    def _constants(self, wanted: list) -> list:
+        return _evaluate(self.pre_eqns, self._env(None), wanted)
+
+    def _split_carry(self, carry):
+        shared = [c for c, d in zip(carry, self.carry_dependent, strict=True) if not d]
+        chain = [c for c, d in zip(carry, self.carry_dependent, strict=True) if d]
+        return shared, chain
+
+    def _join_carry(self, shared, chain):
+        shared, chain = iter(shared), iter(chain)
+        return [next(chain) if d else next(shared) for d in self.carry_dependent]
+
+    def pre_shared(self, shared):
+        """What every chain shares: ``(values, carry)``: scan constants and inputs,
+        values used after the loop, and the loop's unbatched carry."""
+        env = self._env(jax.tree_util.tree_leaves(shared))
+        wanted = [v for _, v in self.shared_consts + self.shared_xs] + self.shared_live
+        carry_vars, _ = self._split_carry(self.carry_in)
+        values = _evaluate(self.pre_eqns, env, wanted + carry_vars)
+        return values[: len(wanted)], values[len(wanted) :]
+
+    def pre_chain(self, shared, chain):
+        """One chain's set-up: ``(values, carry, ys buffers)``."""
+        env = self._env(jax.tree_util.tree_leaves(shared), jax.tree_util.tree_leaves(chain))
+        wanted = [v for _, v in self.chain_consts + self.chain_xs] + self.chain_live
+        _, carry_vars = self._split_carry(self.carry_in)
+        values = _evaluate(self.pre_eqns, env, wanted + carry_vars)
+        ys = [jnp.zeros((self.length, *a.shape), a.dtype) for a in self.ys_avals]
+        return values[: len(wanted)], values[len(wanted) :], ys
+
+    def step(self, i, shared_values, chain_values, carry):
+        """Step ``i`` of one chain: ``((shared carry, chain carry), y)``."""
+        ns_c, nc_c = len(self.shared_consts), len(self.chain_consts)
+        consts = [None] * self.n_consts
+        xs = [None] * self.n_xs
+        for (j, _), val in zip(self.shared_consts, shared_values[:ns_c], strict=True):
+            consts[j] = val
+        for (j, _), val in zip(self.chain_consts, chain_values[:nc_c], strict=True):
+            consts[j] = val
+        ns_x = len(self.shared_xs)
+        for (j, _), val in zip(self.shared_xs, shared_values[ns_c : ns_c + ns_x], strict=True):
+            xs[j] = val
+        for (j, _), val in zip(
+            self.chain_xs, chain_values[nc_c : nc_c + len(self.chain_xs)], strict=True
+        ):
+            xs[j] = val
+        known = self._constants(
+            [v for _, v in self.constant_consts] + [v for _, v in self.constant_xs]
+        )
+        for (j, _), val in zip(self.constant_consts, known, strict=False):
+            consts[j] = val
+        for (j, _), val in zip(self.constant_xs, known[len(self.constant_consts) :], strict=True):
+            xs[j] = val
+        x = [jax.lax.dynamic_index_in_dim(a, i, 0, keepdims=False) for a in xs]
+        carry = self._join_carry(*carry)
+        outs = jax.core.eval_jaxpr(self.body.jaxpr, self.body.consts, *consts, *carry, *x)
+        return tuple(self._split_carry(outs[: self.n_carry])), outs[self.n_carry :]
+
+    def post(self, shared_values, chain_values, carry, ys):
+        """The function's outputs from the loop's results (one chain)."""
+        env = dict(zip(self.jaxpr.constvars, self.consts, strict=True))
+        n_shared_in = len(self.shared_consts) + len(self.shared_xs)
+        n_chain_in = len(self.chain_consts) + len(self.chain_xs)
+        env.update(zip(self.shared_live, shared_values[n_shared_in:], strict=True))
+        env.update(zip(self.chain_live, chain_values[n_chain_in:], strict=True))
+        env.update(zip(self.constant_live, self._constants(self.constant_live), strict=True))
+        env.update(zip(self.scan.outvars, [*self._join_carry(*carry), *ys], strict=True))
+        outs = _evaluate(self.post_eqns, env, list(self.jaxpr.outvars))
+        return jax.tree_util.tree_unflatten(self.out_tree, outs)
+
+
+_SPLITS: OrderedDict = OrderedDict()
+
+
+def split_at_loop(key: Any, fn: Callable, shared: Any, chain: Any, length: int) -> LoopSplit:
+    """The :class:`LoopSplit` of ``fn`` for these shapes, traced once per ``key``.
+
+    ``key`` names what ``fn`` computes (kernel, settings, the target's static
+    part); with the shapes and dtypes of ``shared`` and ``chain`` it identifies the
+    split, so a second run with new data of the same shapes reuses it (and the
+    programs compiled for it).
+    """
+
+    def signature(tree):
+        leaves, treedef = jax.tree_util.tree_flatten(tree)
+        return treedef, tuple((tuple(x.shape), str(x.dtype)) for x in leaves)
+
+    cache_key = (key, signature(shared), signature(chain), length)
+    try:
+        hash(cache_key)
+    except TypeError:
+        return LoopSplit(fn, shared, chain, length)
+    if cache_key not in _SPLITS:
+        _SPLITS[cache_key] = LoopSplit(fn, shared, chain, length)
+        while len(_SPLITS) > 32:
+            _SPLITS.popitem(last=False)
+    _SPLITS.move_to_end(cache_key)
+    return _SPLITS[cache_key]
+
+
+# -- batching over chains -------------------------------------------------------------------
+def batched(fn: Callable, batch: Any, shared: Any, chain: Any, *, shared_out: bool = False):
+    """``fn(shared, chain)`` for one chain, run for every chain.
+
+    ``batch``: ``None`` (``chain`` is one chain), ``"vmap"`` (a leading chain axis)
+    or a mesh (``shard_map`` of ``vmap``: each device runs its block of chains,
+    with no traffic between devices). Outputs get a leading chain axis; with
+    ``shared_out``, ``fn`` returns ``(unbatched, per_chain)`` and the first part
+    keeps no chain axis (it must not depend on ``chain``).
+    """
+    if batch is None:
+        return fn(shared, chain)
+    dynamic, static = eqx.partition(shared, eqx.is_array)
+
+    def block(dynamic, chain):
+        s = eqx.combine(dynamic, static)
+        return jax.vmap(lambda c: fn(s, c), out_axes=(None, 0) if shared_out else 0)(chain)
+
+    if batch == "vmap":
+        return block(dynamic, chain)
+    out_specs = (P(), P(AXIS)) if shared_out else P(AXIS)
+    return jax.shard_map(
+        block, mesh=batch, in_specs=(P(), P(AXIS)), out_specs=out_specs, check_vma=False
+    )(dynamic, chain)
+
+
+def _run_chunk(static, carry, ys, start, stop):
+    step, batch, shared, chain = static
+    shared_carry, chain_carry = carry
+
+    def one(shared_bounds_carry, chain_carry_ys):
+        shared, start, stop, shared_carry = shared_bounds_carry
+        chain, chain_carry, ys = chain_carry_ys
+
+        def body(i, loop_state):
+            carry, ys = loop_state
+            carry, y = step(i, shared, chain, carry)
+            ys = jax.tree_util.tree_map(
+                lambda buffer, value: jax.lax.dynamic_update_index_in_dim(buffer, value, i, 0),
+                ys,
+                y,
+            )
+            return carry, ys
+
+        (shared_carry, chain_carry), ys = jax.lax.fori_loop(
+            start, stop, body, ((shared_carry, chain_carry), ys)
+        )
+        return shared_carry, (chain_carry, ys)
+
+    shared_carry, (chain_carry, ys) = batched(
+        one, batch, (shared, start, stop, shared_carry), (chain, chain_carry, ys), shared_out=True
+    )
+    return (shared_carry, chain_carry), ys
+
+
+# One program per (step, batch, shapes): the chunk's bounds are arguments. The carry
+# and the output buffers are donated (updated in place); the shared values and the
+# chains' constants (the first argument) are not: every chunk reads them.
+_run_chunk_jit = eqx.filter_jit(_run_chunk, donate="all-except-first")
+
+
+def run_chunk(step, batch, shared, chain, carry, ys, start, stop):
+    """Steps ``start .. stop-1`` of every chain (compiled once for every chunk).
+
+    ``step(i, shared, chain, (shared_carry, chain_carry)) -> (carry, y)`` is one
+    chain's step ``i``; ``carry`` is ``(shared_carry, chain_carry)`` (the first part
+    unbatched) and ``ys`` the per-step output buffers. Returns ``(carry, ys)``.
+    """
+    return _run_chunk_jit((step, batch, shared, chain), carry, ys, start, stop)
