@@ -207,23 +207,29 @@ def _split_chains(x: np.ndarray) -> np.ndarray:
 
 
 def _doubled_ranks(values: np.ndarray) -> np.ndarray:
-    """``2 * rank - 2`` along the last axis, as integers, where ranks run 1..n and ties
-    share their average (scipy's ``rankdata(method="average")``)."""
-    n = values.shape[-1]
+    """``2 * rank - 2`` along the last axis of a 2-d array, as integers, where ranks
+    run 1..n and ties share their average (scipy's ``rankdata(method="average")``)."""
+    rows, n = values.shape
     # Ties get the average of their positions, so the order among them is irrelevant
     # and the (faster) unstable sort serves.
     order = np.argsort(values, axis=-1)
     ordered = np.take_along_axis(values, order, axis=-1)
-    position = np.arange(n)
-    differs = ordered[..., 1:] != ordered[..., :-1]
-    edge = np.ones(values.shape[:-1] + (1,), bool)
-    first = np.concatenate([edge, differs], axis=-1)  # starts a run of ties
-    last = np.concatenate([differs, edge], axis=-1)  # ends one
-    start = np.maximum.accumulate(np.where(first, position, 0), axis=-1)
-    stop = np.minimum.accumulate(np.where(last, position, n)[..., ::-1], axis=-1)[..., ::-1]
-    doubled = np.empty(values.shape, np.int64)
-    # The run start..stop (0-based) has average rank (start + stop + 2) / 2.
-    np.put_along_axis(doubled, order, start + stop, axis=-1)
+    differs = ordered[:, 1:] != ordered[:, :-1]
+    doubled_in_order = np.broadcast_to(2 * np.arange(n), (rows, n))
+    tied = ~differs.all(axis=1)
+    if tied.any():  # rows with ties (or NaN): runs of equal values share their average
+        differs = differs[tied]
+        edge = np.ones((differs.shape[0], 1), bool)
+        first = np.concatenate([edge, differs], axis=1)  # starts a run of ties
+        last = np.concatenate([differs, edge], axis=1)  # ends one
+        position = np.arange(n)
+        start = np.maximum.accumulate(np.where(first, position, 0), axis=1)
+        stop = np.minimum.accumulate(np.where(last, position, n)[:, ::-1], axis=1)[:, ::-1]
+        doubled_in_order = doubled_in_order.copy()
+        # The run start..stop (0-based) has average rank (start + stop + 2) / 2.
+        doubled_in_order[tied] = start + stop
+    doubled = np.empty((rows, n), np.int64)
+    np.put_along_axis(doubled, order, doubled_in_order, axis=-1)
     return doubled
 
 
