@@ -348,6 +348,8 @@ class _NumPyroFunctions(eqx.Module):
     # None: no discrete latent sites; else the model's plate nesting, below which
     # enumerated sites get their own dimensions (NumPyro's ``first_available_dim``).
     enum_plate_nesting: int | None = eqx.field(default=None, static=True)
+    # gradients by forward mode (models with lax.while_loop), at a cost ~ dimension
+    forward_mode: bool = eqx.field(default=False, static=True)
 
     def _model(self, enumerate_sites: bool = True):
         from numpyro import handlers
@@ -370,7 +372,14 @@ class _NumPyroFunctions(eqx.Module):
 
         a, kw = self.assemble(data)
         enum = self.enum_plate_nesting is not None
-        return -potential_energy(self._model(), a, kw, z, enum=enum)
+        model = self._model()
+
+        def logdensity(z):
+            return -potential_energy(model, a, kw, z, enum=enum)
+
+        if self.forward_mode:
+            return _forward_mode_gradient(logdensity)(z)
+        return logdensity(z)
 
     def constrain(self, data, z):
         from numpyro.infer.util import constrain_fn
@@ -399,6 +408,7 @@ class _NumPyroFunctions(eqx.Module):
             keys,
             _marked_for_enumeration(self.model, self.enum_plate_nesting is not None),
             init_strategy=self._strategy(),
+            forward_mode_differentiation=self.forward_mode,
             dynamic_args=True,
             model_args=a,
             model_kwargs=kw,
@@ -415,6 +425,8 @@ class _ModelStructure(eqx.Module):
     # ``has_enumerate_support``), and whether funsor could be imported
     not_enumerable: tuple = eqx.field(static=True, default=())
     enum_plate_nesting: int | None = eqx.field(static=True, default=None)
+    deterministic: tuple = eqx.field(static=True, default=())
+    subsampled: tuple = eqx.field(static=True, default=())  # plates with subsample_size
 
 
 def _site_params(model, a, kw) -> dict:
@@ -441,9 +453,18 @@ def _numpyro_setup(fns: _NumPyroFunctions, data):
     )
     continuous = tuple(name for name in latent if name not in discrete)
     nesting = _plate_nesting(trace) if discrete else None
-    if not continuous or not_enumerable or (discrete and not _funsor_available()):
+    deterministic = tuple(name for name, site in trace.items() if site["type"] == "deterministic")
+    subsampled = tuple(
+        name
+        for name, site in trace.items()
+        if site["type"] == "plate" and _subsample_size(site) < site["args"][0]
+    )
+    if not continuous or not_enumerable or subsampled or (discrete and not _funsor_available()):
         # Nothing more to compute: the caller raises with the names.
-        return _ModelStructure(latent, discrete, not_enumerable, nesting), None, None, None
+        structure = _ModelStructure(
+            latent, discrete, not_enumerable, nesting, deterministic, subsampled
+        )
+        return structure, None, None, None
     unknown = sorted(set(fns.init_values) - set(continuous))
     if unknown:
         return _ModelStructure(latent, tuple(unknown)), None, None, "unknown"
@@ -452,6 +473,7 @@ def _numpyro_setup(fns: _NumPyroFunctions, data):
         jax.random.PRNGKey(0),
         _marked_for_enumeration(fns.model, bool(discrete)),
         init_strategy=fns._strategy(),
+        forward_mode_differentiation=fns.forward_mode,
         dynamic_args=True,
         model_args=a,
         model_kwargs=kw,
@@ -467,8 +489,43 @@ def _numpyro_setup(fns: _NumPyroFunctions, data):
 
 def _with_enumeration(fns: _NumPyroFunctions, nesting: int | None) -> _NumPyroFunctions:
     return _NumPyroFunctions(
-        fns.model, fns.assemble, fns.strategy, fns.init_values, fns.params, nesting
+        fns.model,
+        fns.assemble,
+        fns.strategy,
+        fns.init_values,
+        fns.params,
+        nesting,
+        fns.forward_mode,
     )
+
+
+def _subsample_size(plate_site) -> int:
+    size, subsample_size = plate_site["args"][:2]
+    return size if subsample_size is None else subsample_size
+
+
+def _forward_mode_gradient(f: Callable) -> Callable:
+    """``f`` (a scalar function of a pytree) whose reverse-mode gradient is computed by
+    forward mode: JAX cannot reverse-differentiate ``lax.while_loop``, but can push
+    tangents through it. Gradients with respect to anything ``f`` closes over (the
+    data) are zero."""
+
+    @jax.custom_jvp
+    def g(z):
+        return f(z)
+
+    @g.defjvp
+    def g_jvp(primals, tangents):
+        (z,), (z_dot,) = primals, tangents
+        grad, value = jax.jacfwd(lambda z: (v := f(z), v), has_aux=True)(z)
+        # linear in z_dot with a primal-only gradient: reverse mode transposes this
+        out = sum(
+            jnp.vdot(g_leaf, t_leaf)
+            for g_leaf, t_leaf in zip(jax.tree.leaves(grad), jax.tree.leaves(z_dot), strict=True)
+        )
+        return value, out
+
+    return g
 
 
 def _marked_for_enumeration(model, discrete: bool):
@@ -529,6 +586,7 @@ def from_numpyro(
     model: Callable,
     *args: Any,
     init: str | Mapping[str, Any] = "uniform",
+    forward_mode_differentiation: bool = False,
     **kwargs: Any,
 ) -> Target:
     """Build a :class:`Target` from a NumPyro model bound to its data.
@@ -546,6 +604,10 @@ def from_numpyro(
             unconstrained space, as Stan does; ``"prior"``: draws from the prior;
             ``"median"``: prior medians; or a dict ``{site: value}`` of constrained
             values (sites left out start uniformly).
+        forward_mode_differentiation: compute the gradient by forward mode, for models
+            with a ``lax.while_loop`` (or a ``fori_loop`` with traced bounds), which
+            reverse mode cannot differentiate. It costs about one model evaluation per
+            unconstrained dimension.
         **kwargs: keyword arguments of the model (data).
 
     Raises:
@@ -582,8 +644,34 @@ def from_numpyro(
 
     model_name = getattr(model, "__name__", "model")
     dynamic, assemble, _ = _split_data(args, kwargs)
-    fns = _NumPyroFunctions(model, assemble, strategy, init_values, {})
-    structure, params, example, start_lp = _numpyro_setup(fns, dynamic)
+    fns = _NumPyroFunctions(
+        model, assemble, strategy, init_values, {}, forward_mode=bool(forward_mode_differentiation)
+    )
+    try:
+        structure, params, example, start_lp = _numpyro_setup(fns, dynamic)
+    except ValueError as err:
+        if "Reverse-mode differentiation does not work" not in str(err):
+            raise
+        raise ValueError(
+            f"{model_name} uses lax.while_loop (or a fori_loop with traced bounds), which "
+            "JAX cannot differentiate in reverse mode. Pass "
+            "forward_mode_differentiation=True to from_numpyro (gradients by forward mode), "
+            "or rewrite the loop with lax.scan / a fori_loop with fixed bounds."
+        ) from None
+    if structure.subsampled:
+        raise ValueError(
+            f"{model_name} subsamples its data (plate(s) {list(structure.subsampled)} with "
+            "subsample_size): probkit's samplers use the exact log density of all the data. "
+            "Remove subsample_size; for large data sets, many chains on an accelerator "
+            "(pk.mcmc.sample(..., kernel='chees', num_chains=...)) keep each step cheap."
+        )
+    if not structure.latent and structure.deterministic:
+        raise ValueError(
+            f"{model_name} has no latent sample site, only deterministic site(s) "
+            f"{list(structure.deterministic)}, whose values need no sampling: run the model "
+            "once to get them, e.g. numpyro.handlers.trace(numpyro.handlers.seed(model, 0))"
+            ".get_trace(*args)[name]['value']."
+        )
     if not structure.latent:
         raise ValueError(
             f"{model_name} has no latent sample site: every numpyro.sample statement has "
