@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.probkit-installed
 export JAX_PLATFORMS ?= cpu
 
-.PHONY: setup demo test test-fast bench docs lint format clean
+.PHONY: setup demo test test-slow test-all bench docs gallery lint format clean
 
 $(STAMP): pyproject.toml setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,14 +21,19 @@ setup: $(STAMP)
 demo: setup
 	$(BIN)/probkit demo
 
-# pytest exits with 5 when it collects no tests: that is not a failure of the suite.
+# The test suite without the statistical tests marked slow (CI runs those too:
+# `make test-slow`). pytest exits with 5 when it collects no tests: not a failure.
 test: setup
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q -n 2 --durations=15; rc=$$?; \
+	$(BIN)/python -m pytest -q -n 2 -m "not slow" --durations=15; rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$rc
 
-test-fast: setup
-	$(BIN)/python -m pytest -q -n 2 -m "not slow"
+test-slow: setup
+	$(BIN)/python -m pytest -q -n 2 -m slow --durations=15
+
+test-all: setup
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q -n 2 --durations=15
 
 bench: setup
 	$(BIN)/python -m pip install --quiet "torch==2.13.0" -e ".[bench]"
