@@ -43,6 +43,10 @@ bench: setup
 docs: setup
 	$(BIN)/mkdocs build --strict
 
+# Runs every example (about half an hour on two cores) and rewrites docs/examples/.
+gallery: setup
+	$(BIN)/python scripts/gallery.py
+
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
