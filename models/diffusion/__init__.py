@@ -15,7 +15,7 @@ Example:
     (2,)
 """
 
-from ._io import load, save
+from ._io import load, load_pretrained, save
 from ._network import ScoreNetwork, score_fn
 from ._toy import checkerboard, in_checkerboard, rings
 from ._training import FitResult, dsm_loss, fit, train_step
@@ -29,6 +29,7 @@ __all__ = [
     "FitResult",
     "save",
     "load",
+    "load_pretrained",
     "checkerboard",
     "in_checkerboard",
     "rings",

@@ -8,7 +8,10 @@ import jax
 from probkit.models._serialise import load_module, save_module
 from probkit.models.diffusion._network import ScoreNetwork
 
-__all__ = ["save", "load"]
+__all__ = ["save", "load", "load_pretrained", "PRETRAINED_PATH"]
+
+#: The shipped checkerboard score network (``python -m probkit.models.diffusion.train``).
+PRETRAINED_PATH = Path(__file__).resolve().parent.parent / "data" / "diffusion" / "checkerboard.eqx"
 
 _FIELDS = (
     "event_shape",
@@ -45,3 +48,25 @@ def load(path: str | Path) -> ScoreNetwork:
         return ScoreNetwork(key=jax.random.key(0), **hyper)
 
     return load_module(path, build)
+
+
+def load_pretrained() -> ScoreNetwork:
+    """The shipped score network of the 4x4 checkerboard on [-2, 2]^2 (VP SDE).
+
+    See ``models/data/diffusion/README.md`` for how it was trained and how well it
+    fits; retrain with ``python -m probkit.models.diffusion.train``.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from probkit.models.diffusion import load_pretrained, score_fn
+        >>> from probkit.sde import VPSDE
+        >>> score = score_fn(load_pretrained(), VPSDE())
+        >>> score(jnp.zeros(2), 0.5).shape
+        (2,)
+    """
+    if not PRETRAINED_PATH.exists():
+        raise FileNotFoundError(
+            f"{PRETRAINED_PATH} is missing; train it with "
+            "`python -m probkit.models.diffusion.train`."
+        )
+    return load(PRETRAINED_PATH)
