@@ -15,6 +15,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from probkit._checks import check_key
+
 __all__ = [
     "Task",
     "linear_regression_model",
@@ -166,6 +168,15 @@ def split_gaussian_blobs(
         >>> len(tasks), tasks[1].x.shape, sorted(set(tasks[1].y.tolist()))
         (2, (200, 2), [2, 3])
     """
+    check_key(key)
+    for name, value in (
+        ("num_tasks", num_tasks),
+        ("classes_per_task", classes_per_task),
+        ("num_train", num_train),
+        ("num_test", num_test),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}.")
     num_classes = int(num_tasks) * int(classes_per_task)
     angles = 2 * np.pi * np.arange(num_classes) / num_classes
     centres = radius * np.stack([np.cos(angles), np.sin(angles)], 1)

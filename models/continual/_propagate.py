@@ -17,6 +17,8 @@ import numpy as np
 import numpyro.distributions as dist
 from numpyro.distributions import constraints
 
+from probkit._checks import check_key
+
 __all__ = [
     "PROPAGATORS",
     "FlowDistribution",
@@ -108,11 +110,16 @@ def fit_gaussian_mixture(
         >>> sorted(round(float(m), 0) for m in prior.component_distribution.loc[:, 0])
         [-4.0, 4.0]
     """
+    check_key(key)
+    if (
+        isinstance(num_components, bool)
+        or not isinstance(num_components, int | np.integer)
+        or num_components < 1
+    ):
+        raise ValueError(f"num_components must be an int >= 1, got {num_components!r}.")
     from ott.tools.gaussian_mixture import fit_gmm
 
     x = _as_draws(samples)
-    if int(num_components) < 1:
-        raise ValueError(f"num_components must be >= 1, got {num_components}.")
     if x.shape[0] < 2 * num_components:
         raise ValueError(
             f"fit_gaussian_mixture needs at least 2 draws per component: {x.shape[0]} draws "
@@ -162,6 +169,7 @@ class FlowDistribution(dist.Distribution):
         super().__init__(batch_shape=(), event_shape=tuple(flow.shape), validate_args=validate_args)
 
     def sample(self, key, sample_shape=()):
+        check_key(key)
         return self.flow.sample(key, tuple(sample_shape))
 
     def log_prob(self, value):
@@ -193,6 +201,7 @@ def fit_flow(
         >>> prior.sample(jax.random.key(2), (3,)).shape
         (3, 2)
     """
+    check_key(key)
     from flowjax.bijections import Affine
     from flowjax.distributions import StandardNormal, Transformed
     from flowjax.flows import masked_autoregressive_flow
@@ -256,6 +265,8 @@ def propagate(
         >>> propagate(draws, "diagonal").event_shape
         (3,)
     """
+    if key is not None:
+        check_key(key)
     if isinstance(method, str):
         if method not in PROPAGATORS:
             raise ValueError(

@@ -13,6 +13,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from probkit._checks import check_key
+
 __all__ = ["GMM", "gaussian", "gmm_log_prob_cholesky", "kl_divergence_mc"]
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
@@ -126,6 +128,7 @@ class GMM(eqx.Module):
             >>> gaussian(jnp.zeros(2), jnp.eye(2)).sample(jax.random.key(0), 5).shape
             (5, 2)
         """
+        check_key(key)
         key_comp, key_eps = jax.random.split(key)
         comp = jax.random.categorical(key_comp, jnp.log(self.weights), shape=(num_samples,))
         eps = jax.random.normal(key_eps, (num_samples, self.dim), self.means.dtype)
@@ -231,6 +234,7 @@ def kl_divergence_mc(
         >>> float(kl)
         0.0
     """
+    check_key(key)
     x = p.sample(key, num_samples)
     diff = p.log_prob(x) - q.log_prob(x)
     return jnp.mean(diff), jnp.std(diff) / jnp.sqrt(num_samples)

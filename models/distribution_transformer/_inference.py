@@ -115,6 +115,16 @@ class _Validated(NamedTuple):
     data_mask: np.ndarray  # (N,)
 
 
+def _as_float_array(value, name: str, dtype) -> np.ndarray:
+    try:
+        array = np.asarray(value, dtype)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{name} must be an array of numbers, got {value!r} ({error}).") from None
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{name} must be finite, got {int((~np.isfinite(array)).sum())} NaN/inf.")
+    return array
+
+
 def _validate(
     prior, observations, task, obs_matrix, noise_std, inputs, num_components, check_range, dtype
 ) -> _Validated:
@@ -153,15 +163,24 @@ def _validate(
                 f"num_components must lie in [1, {ranges.max_components}], got {num_components}."
             )
         num_out = num_components
-    observations = np.asarray(observations, dtype)
+    observations = _as_float_array(observations, "observations", dtype)
     n_max = ranges.max_observations
     if task == "linear_gaussian":
         if obs_matrix is None or noise_std is None:
             raise ValueError("task='linear_gaussian' needs obs_matrix= and noise_std=.")
-        if observations.ndim == 1:
+        m = np.shape(obs_matrix)[0] if np.ndim(obs_matrix) == 2 else d
+        if observations.ndim == 1 and m == 1:
             observations = observations[:, None]
         if observations.ndim != 2:
-            raise ValueError(f"observations must have shape (n, m), got {observations.shape}.")
+            one = (
+                f"; for one observation pass observations[None, :] (shape (1, {m}))"
+                if observations.shape == (m,)
+                else ""
+            )
+            raise ValueError(
+                f"observations must have shape (n, m): n observations of dimension m = {m} "
+                f"(the rows of obs_matrix), got shape {observations.shape}{one}."
+            )
         obs_matrix = np.asarray(obs_matrix, dtype)
         if obs_matrix.ndim != 2 or obs_matrix.shape != (observations.shape[1], d):
             raise ValueError(
@@ -198,7 +217,12 @@ def _validate(
             raise ValueError(
                 "task='logistic_regression' needs inputs= (covariates of shape (n, d))."
             )
-        inputs = np.asarray(inputs, dtype)
+        inputs = _as_float_array(inputs, "inputs", dtype)
+        if observations.ndim != 1 and not (observations.ndim == 2 and observations.shape[1] == 1):
+            raise ValueError(
+                f"observations (labels) must have shape (n,) for task='logistic_regression', "
+                f"got shape {observations.shape}."
+            )
         observations = observations.reshape(-1)
         if inputs.shape != (observations.shape[0], d):
             raise ValueError(
@@ -475,7 +499,7 @@ def posterior(
         >>> post.means.shape
         (1, 2)
     """
-    if np.shape(observations)[0] == 0:
+    if np.ndim(observations) >= 1 and np.shape(observations)[0] == 0:
         return prior
     dtype = np.asarray(prior.means).dtype if isinstance(prior, GMM) else np.float32
     v = _validate(

@@ -71,6 +71,7 @@ from __future__ import annotations
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 __all__ = ["DistributionTransformer", "component_features", "num_token_features", "site_size"]
 
@@ -303,9 +304,9 @@ class DistributionTransformer(eqx.Module):
             ("depth", depth),
             ("num_heads", num_heads),
         ):
-            if not isinstance(value, int) or value < 1:
+            if not isinstance(value, int | np.integer) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}.")
-        if not isinstance(site_inputs, int) or not 0 <= site_inputs < data_feature_dim:
+        if not isinstance(site_inputs, int | np.integer) or not 0 <= site_inputs < data_feature_dim:
             raise ValueError(
                 f"site_inputs must be an int in [0, data_feature_dim) = [0, {data_feature_dim}), "
                 f"got {site_inputs!r}."

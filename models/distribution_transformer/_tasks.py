@@ -22,6 +22,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from probkit._checks import check_key
+
 __all__ = [
     "Query",
     "Task",
@@ -132,6 +134,7 @@ def sample_prior(key: jax.Array, latent_dim: int, ranges: TaskRanges):
         >>> sample_prior(jax.random.key(0), 2, TaskRanges())[1].shape
         (4, 2)
     """
+    check_key(key)
     k_max, d = ranges.max_components, latent_dim
     keys = jax.random.split(key, 6)
     num = jax.random.randint(keys[0], (), 1, k_max + 1)

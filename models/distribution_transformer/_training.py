@@ -12,11 +12,13 @@ from typing import NamedTuple
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from probkit.models.distribution_transformer._gmm import gmm_log_prob_cholesky
 from probkit.models.distribution_transformer._network import DistributionTransformer
 from probkit.models.distribution_transformer._tasks import TASKS, Query, Task
 
+from probkit._checks import check_key
 from probkit.progress import progress_scan
 
 __all__ = ["forward_kl_loss", "train_step", "train", "TrainResult", "init_model"]
@@ -155,6 +157,7 @@ def init_model(
         >>> init_model(linear_gaussian_task(2), key=jax.random.key(0), width=16).latent_dim
         2
     """
+    check_key(key)
     return DistributionTransformer(
         task.latent_dim,
         task.data_feature_dim,
@@ -248,7 +251,7 @@ def train(
             )
         task = TASKS[task]
     for name, value in (("num_steps", num_steps), ("batch_size", batch_size)):
-        if not isinstance(value, int) or value < 1:
+        if not isinstance(value, int | np.integer) or value < 1:
             raise ValueError(f"{name} must be a positive int, got {value!r}.")
     if not residual_decay >= 0.0:
         raise ValueError(f"residual_decay must be >= 0, got {residual_decay!r}.")

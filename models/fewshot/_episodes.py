@@ -8,6 +8,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from probkit._checks import check_key
+
 from ._niw import NIW, check_niw
 
 __all__ = ["Episodes", "check_episodes", "sample_episodes"]
@@ -105,6 +107,7 @@ def sample_episodes(
         >>> sample_episodes(jax.random.key(1), prior, 10).query_y.shape
         (10, 75)
     """
+    check_key(key)
     prior = check_niw(prior)
     for name, value in (("num_episodes", num_episodes), ("num_ways", num_ways)):
         if int(value) < 1:

@@ -14,6 +14,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from probkit._checks import check_key
+
 from ._episodes import Episodes, check_episodes
 from ._niw import NIW, _log_evidence_from_statistics, check_niw, sufficient_statistics
 
@@ -215,6 +217,7 @@ def fit_global(
         >>> fit.prior.loc.shape, bool(fit.losses[-1] < fit.losses[0])
         ((2,), True)
     """
+    check_key(key)
     import optax
 
     num_steps = int(num_steps)

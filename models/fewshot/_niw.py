@@ -111,6 +111,17 @@ def sufficient_statistics(
     return n, mean, scatter
 
 
+def _check_group(prior: NIW, x) -> jax.Array:
+    x = jnp.asarray(x)
+    d = jnp.shape(prior.loc)[-1] if jnp.ndim(prior.loc) else None
+    if x.ndim != 2 or (d is not None and x.shape[-1] != d):
+        raise ValueError(
+            f"x must have shape (n, d) = (n, {d}) (rows of the dimension of prior.loc), got "
+            f"{x.shape}; vmap over classes and episodes."
+        )
+    return x
+
+
 def _update(prior: NIW, n, mean, scatter) -> NIW:
     kappa_n = prior.concentration + n
     loc_n = (prior.concentration * prior.loc + n * mean) / kappa_n
@@ -133,6 +144,7 @@ def niw_posterior(prior: NIW, x: jax.Array, weights: jax.Array | None = None) ->
         >>> post.loc.tolist(), float(post.concentration), float(post.dof)
         ([0.75, 0.75], 4.0, 7.0)
     """
+    x = _check_group(prior, x)
     return _update(prior, *sufficient_statistics(x, weights))
 
 

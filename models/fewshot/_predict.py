@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ._niw import NIW, niw_posterior, niw_predictive_log_prob
 
@@ -143,6 +144,8 @@ def expected_calibration_error(
         >>> round(float(expected_calibration_error(probs, jnp.array([0, 1, 0, 0]))), 3)
         0.4
     """
+    if isinstance(num_bins, bool) or not isinstance(num_bins, int | np.integer) or num_bins < 1:
+        raise ValueError(f"num_bins must be a positive int, got {num_bins!r}.")
     probs = jnp.asarray(probs).reshape(-1, jnp.shape(probs)[-1])
     labels = jnp.asarray(labels).reshape(-1)
     if labels.shape[0] != probs.shape[0]:

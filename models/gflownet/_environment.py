@@ -116,9 +116,9 @@ def check_environment(env: Environment) -> None:
     """
     if not isinstance(env, Environment):
         raise TypeError(f"env must be a gflownet Environment, got {type(env).__name__}.")
-    if not isinstance(env.num_actions, int) or env.num_actions < 2:
+    if not isinstance(env.num_actions, int | np.integer) or env.num_actions < 2:
         raise ValueError(f"num_actions must be an int >= 2 (with stop), got {env.num_actions!r}.")
-    if not isinstance(env.max_length, int) or env.max_length < 1:
+    if not isinstance(env.max_length, int | np.integer) or env.max_length < 1:
         raise ValueError(f"max_length must be a positive int, got {env.max_length!r}.")
     s0 = env.initial_state()
     mask0 = np.asarray(env.forward_mask(s0))

@@ -55,7 +55,7 @@ class SetBuilding(Environment):
             raise ValueError(f"energies must be a non-empty vector, got shape {energies.shape}.")
         if not np.all(np.isfinite(energies)):
             raise ValueError("energies must be finite (rewards exp(-E) must be > 0).")
-        if not isinstance(size, int) or not 1 <= size <= len(energies):
+        if not isinstance(size, int | np.integer) or not 1 <= size <= len(energies):
             raise ValueError(f"size must be an int in [1, {len(energies)}], got {size!r}.")
         self.energies = jnp.asarray(energies)
         self.size = size

@@ -334,6 +334,8 @@ def train(
         >>> gfn.history.loss.shape
         (2,)
     """
+    if not isinstance(env, Environment):
+        raise TypeError(f"env must be a gflownet Environment, got {type(env).__name__}.")
     if loss not in _LOSSES:
         raise ValueError(f"loss must be one of {_LOSSES}, got {loss!r}.")
     if backward_policy not in ("uniform", "learned"):
@@ -361,12 +363,6 @@ def train(
         raise ValueError(f"replay_capacity must be 0 or >= batch_size ({batch_size}).")
     if not 0.0 < replay_fraction <= 1.0:
         raise ValueError(f"replay_fraction must lie in (0, 1], got {replay_fraction}.")
-    check_environment(env)
-    if loss == "fldb":
-        try:
-            env.energy(env.initial_state())
-        except NotImplementedError as error:
-            raise ValueError(str(error)) from None
     length = None
     if trajectory_length is not None:
         if loss not in ("db", "fldb"):
@@ -376,6 +372,12 @@ def train(
             )
         trajectory_length = check_int(trajectory_length, "trajectory_length")
         length = min(trajectory_length, env.max_length)
+    check_environment(env)
+    if loss == "fldb":
+        try:
+            env.energy(env.initial_state())
+        except NotImplementedError as error:
+            raise ValueError(str(error)) from None
     key_init, key_train = jax.random.split(jax.random.key(seed))
     policy = Policy(
         env,

@@ -19,6 +19,8 @@ from typing import Literal
 import jax
 import jax.numpy as jnp
 
+from probkit._checks import check_key
+
 __all__ = ["categorical", "PRECISIONS", "check_precision", "x64_enabled"]
 
 Precision = Literal["float64", "float32", "float32_highest"]
@@ -62,6 +64,7 @@ def categorical(key: jax.Array, logits: jax.Array, precision: Precision = "float
         >>> draws.shape, draws.dtype
         ((4,), dtype('int32'))
     """
+    check_key(key)
     check_precision(precision)
     if precision == "float64":
         if not x64_enabled():

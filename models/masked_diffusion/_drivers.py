@@ -19,6 +19,8 @@ from probkit.models.masked_diffusion._sampling import (
 )
 from probkit.models.masked_diffusion._schedules import MaskingSchedule, get_schedule
 
+from probkit._checks import check_int
+
 __all__ = ["initial_sequences", "sample", "energy_corrected_sample"]
 
 METHODS = ("first_hitting", "stepwise", "tau_leaping")
@@ -44,6 +46,9 @@ def initial_sequences(
         >>> initial_sequences(1, 4, 3, prompt=[2, 2], prompt_positions=[0, 3]).tolist()
         [[2, 3, 3, 2]]
     """
+    num_samples = check_int(num_samples, "num_samples")
+    length = check_int(length, "length")
+    mask_token = check_int(mask_token, "mask_token", minimum=0)
     x = np.full((num_samples, length), mask_token, np.int32)
     if prompt is None:
         return x
@@ -151,6 +156,11 @@ def sample(
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}.")
+    if not np.issubdtype(np.asarray(x_init).dtype, np.integer):
+        raise ValueError(
+            f"x_init must be an integer array of tokens (n, L), got dtype "
+            f"{np.asarray(x_init).dtype}; build it with initial_sequences(...)."
+        )
     x_init = jnp.asarray(x_init, jnp.int32)
     check_sampler_arguments(x_init, mask_token, tokens_per_call, num_steps, precision)
     schedule = get_schedule(schedule)

@@ -31,6 +31,7 @@ from probkit.models.masked_diffusion._categorical import Precision, categorical
 from probkit.models.masked_diffusion._sampling import _log_probs
 from probkit.models.masked_diffusion._schedules import MaskingSchedule, get_schedule
 
+from probkit._checks import check_key
 from probkit._threefry import cpu_fast_key
 
 __all__ = ["EnergyCorrectedResult", "energy_corrected_loop", "step_feynman_kac"]
@@ -151,6 +152,7 @@ def energy_corrected_loop(
         >>> out.sequences.shape
         (4, 3)
     """
+    check_key(key)
     schedule = get_schedule(schedule)
     n, _ = x_init.shape
     times = 1.0 - jnp.arange(num_steps + 1, dtype=jnp.float32) / num_steps

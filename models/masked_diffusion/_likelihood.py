@@ -23,6 +23,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from probkit._checks import check_key
+
 __all__ = [
     "AnyOrderLikelihood",
     "any_order_log_likelihood",
@@ -88,6 +90,7 @@ def any_order_log_likelihood(
         >>> round(float(out.elbo), 4), round(float(out.elbo_stderr), 6)
         (-2.0794, 0.0)
     """
+    check_key(key)
     length = x.shape[0]
     keys = jax.random.split(key, num_orders)
     orders = jax.vmap(lambda k: jax.random.permutation(k, length))(keys)

@@ -22,6 +22,8 @@ import jax
 import jax.numpy as jnp
 from probkit.models.masked_diffusion._schedules import MaskingSchedule, get_schedule
 
+from probkit._checks import check_key
+
 __all__ = ["masked_cross_entropy", "time_agnostic_loss", "time_conditioned_loss"]
 
 
@@ -58,6 +60,7 @@ def time_agnostic_loss(
         >>> round(float(loss), 4)  # a uniform denoiser: L log V exactly
         2.0794
     """
+    check_key(key)
     n, length = x0.shape
     key_n, key_order = jax.random.split(key)
     num_masked = jax.random.randint(key_n, (n, 1), 1, length + 1)
@@ -85,6 +88,7 @@ def time_conditioned_loss(
         >>> abs(float(loss) - 3 * float(jnp.log(2.0))) < 0.1
         True
     """
+    check_key(key)
     schedule = get_schedule(schedule)
     n, length = x0.shape
     key_t, key_mask = jax.random.split(key)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 __all__ = ["Denoiser"]
 
@@ -82,7 +83,7 @@ class Denoiser(eqx.Module):
             ("depth", depth),
             ("num_heads", num_heads),
         ):
-            if not isinstance(value, int) or value < 1:
+            if not isinstance(value, int | np.integer) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}.")
         if width % num_heads:
             raise ValueError(f"num_heads ({num_heads}) must divide width ({width}).")

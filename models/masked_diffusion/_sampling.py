@@ -36,10 +36,12 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.tree_util import Partial
 from probkit.models.masked_diffusion._categorical import Precision, categorical, check_precision
 from probkit.models.masked_diffusion._schedules import MaskingSchedule, get_schedule
 
+from probkit._checks import check_key
 from probkit._threefry import cpu_fast_key
 
 __all__ = [
@@ -109,6 +111,7 @@ def first_hitting_loop(
         >>> out.sequences.shape, int(out.num_network_calls)
         ((2, 4), 4)
     """
+    check_key(key)
     n, length = x_init.shape
     k = int(tokens_per_call)
     key_order, key_loop = jax.random.split(cpu_fast_key(key))
@@ -172,6 +175,7 @@ def stepwise_loop(
         >>> out.sequences.shape, int(out.num_network_calls) <= 8
         ((2, 4), True)
     """
+    check_key(key)
     schedule = get_schedule(schedule)
     n, _ = x_init.shape
     times = 1.0 - jnp.arange(num_steps + 1, dtype=jnp.float32) / num_steps
@@ -234,6 +238,7 @@ def first_hitting_times(
         >>> tau.shape, bool((tau[1:] < tau[:-1]).all())
         ((5,), True)
     """
+    check_key(key)
     schedule = get_schedule(schedule)
     u = jax.random.uniform(key, (num_masked,), minval=1e-30)
     remaining = jnp.arange(num_masked, 0, -1, dtype=jnp.float32)
@@ -292,5 +297,5 @@ def check_sampler_arguments(
             f"x_init must hold tokens in [0, {mask_token}) and the mask token {mask_token}."
         )
     for name, value in (("tokens_per_call", tokens_per_call), ("num_steps", num_steps)):
-        if not isinstance(value, int) or value < 1:
+        if not isinstance(value, int | np.integer) or value < 1:
             raise ValueError(f"{name} must be a positive int, got {value!r}.")

@@ -16,6 +16,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.tree_util import Partial
 
+from probkit._checks import check_int, check_key
+
 __all__ = [
     "SequenceDistribution",
     "markov_chain",
@@ -94,7 +96,7 @@ def markov_chain(initial: np.ndarray, transition: np.ndarray, length: int) -> Se
         raise ValueError("initial and the rows of transition must each sum to one.")
     if np.any(initial < 0) or np.any(transition < 0):
         raise ValueError("initial and transition must be non-negative.")
-    if not isinstance(length, int) or length < 1 or v**length > 4_000_000:
+    if not isinstance(length, int | np.integer) or length < 1 or v**length > 4_000_000:
         raise ValueError(f"length must be a positive int with V**length <= 4e6, got {length!r}.")
     seqs = _all_sequences(v, length)
     probs = initial[seqs[:, 0]]
@@ -169,6 +171,8 @@ def sample_sequences(
         >>> sample_sequences(jax.random.key(0), random_markov_chain(0), 4).shape
         (4, 6)
     """
+    check_key(key)
+    num_samples = check_int(num_samples, "num_samples")
     log_p = jnp.log(jnp.asarray(distribution.probs, jnp.float32))
     idx = jax.random.categorical(key, log_p, shape=(num_samples,))
     return jnp.asarray(distribution.sequences)[idx]

@@ -13,6 +13,7 @@ from probkit.models.masked_diffusion._losses import time_agnostic_loss, time_con
 from probkit.models.masked_diffusion._network import Denoiser
 from probkit.models.masked_diffusion._schedules import MaskingSchedule, get_schedule
 
+from probkit._checks import check_key
 from probkit.progress import progress_scan
 
 __all__ = ["FitResult", "fit", "train_step"]
@@ -59,6 +60,7 @@ def train_step(
         >>> value.shape
         ()
     """
+    check_key(key)
     schedule = get_schedule(schedule)
     value, grads = eqx.filter_value_and_grad(_loss)(model, key, x0, loss, schedule)
     updates, opt_state = optimizer.update(grads, opt_state, eqx.filter(model, eqx.is_inexact_array))
@@ -148,7 +150,7 @@ def fit(
     if loss not in ("time_agnostic", "time_conditioned"):
         raise ValueError(f"loss must be 'time_agnostic' or 'time_conditioned', got {loss!r}.")
     for name, value in (("num_steps", num_steps), ("batch_size", batch_size)):
-        if not isinstance(value, int) or value < 1:
+        if not isinstance(value, int | np.integer) or value < 1:
             raise ValueError(f"{name} must be a positive int, got {value!r}.")
     if not 0.0 <= ema_decay < 1.0:
         raise ValueError(f"ema_decay must lie in [0, 1), got {ema_decay}.")

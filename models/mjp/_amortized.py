@@ -15,6 +15,8 @@ from probkit.models.mjp._network import AmortizedMJPNetwork
 from probkit.models.mjp._posterior import check_observations
 from probkit.models.mjp._simulate import check_times
 
+from probkit._checks import check_key
+
 __all__ = [
     "AmortizedEstimate",
     "amortized_posterior",
@@ -133,6 +135,7 @@ class AmortizedEstimate(NamedTuple):
         Returns:
             ``(num_samples, K, K)`` generators.
         """
+        check_key(key)
         from probkit.models.mjp._process import rate_matrix_from_rates
 
         allowed = self.rate_matrix > 0
@@ -150,6 +153,7 @@ class AmortizedEstimate(NamedTuple):
         Returns:
             ``(num_samples, K)`` probability vectors.
         """
+        check_key(key)
         return jax.random.dirichlet(key, jnp.asarray(self.initial_concentration), (num_samples,))
 
 

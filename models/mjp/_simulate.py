@@ -17,6 +17,8 @@ import jax.numpy as jnp
 import numpy as np
 from probkit.models.mjp._process import MJP
 
+from probkit._checks import check_int, check_key
+
 __all__ = [
     "JumpPaths",
     "simulate_paths",
@@ -145,6 +147,8 @@ def simulate_paths(
         >>> paths.states.shape, bool(paths.truncated.any())
         ((3, 51), False)
     """
+    check_key(key)
+    num_paths = check_int(num_paths, "num_paths")
     if not isinstance(max_jumps, int | np.integer) or max_jumps < 1:
         raise ValueError(f"max_jumps must be a positive int, got {max_jumps!r}.")
     keys = jax.random.split(key, num_paths)
@@ -173,6 +177,7 @@ def add_label_noise(key: jax.Array, observations: jax.Array, num_states: int, la
         >>> add_label_noise(jax.random.key(0), jnp.zeros(4, int), 3, 0.0).tolist()
         [0, 0, 0, 0]
     """
+    check_key(key)
     _check_label_noise(label_noise)
     k_flip, k_shift = jax.random.split(key)
     flip = jax.random.bernoulli(k_flip, label_noise, jnp.shape(observations))
@@ -209,6 +214,7 @@ def observe(
         >>> observe(jax.random.key(1), paths, jnp.array([0.0, 1.0, 2.0]), num_states=2).shape
         (3, 3)
     """
+    check_key(key)
     check_times(times, paths.states.shape[0])
     _check_label_noise(label_noise)
     times = jnp.asarray(times, paths.jump_times.dtype)
@@ -258,6 +264,7 @@ def simulate(
         >>> simulate(jax.random.key(0), process, 4, jnp.linspace(0, 3, 10), max_jumps=100).shape
         (4, 10)
     """
+    check_key(key)
     check_times(times, num_paths)
     k_paths, k_obs = jax.random.split(key)
     horizon = jnp.asarray(times)[..., -1]
@@ -293,6 +300,7 @@ def sample_snapshots(
         >>> sample_snapshots(jax.random.key(0), process, 4, jnp.linspace(0, 3, 10)).shape
         (4, 10)
     """
+    check_key(key)
     check_times(times, num_paths)
     times = jnp.asarray(times, mjp.rate_matrix.dtype)
     k0, kseq, knoise = jax.random.split(key, 3)

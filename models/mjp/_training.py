@@ -26,6 +26,7 @@ from probkit.models.mjp._network import AmortizedMJPNetwork
 from probkit.models.mjp._process import MJP, rate_matrix_from_rates
 from probkit.models.mjp._simulate import sample_snapshots
 
+from probkit._checks import check_key
 from probkit.progress import progress_scan
 
 __all__ = [
@@ -101,6 +102,7 @@ def sample_synthetic(
         >>> batch.observations.shape
         (20, 8)
     """
+    check_key(key)
     keys = jax.random.split(key, 10)
     k = max_states
     num_states = jax.random.randint(keys[0], (), 2, max_states + 1)
@@ -272,6 +274,7 @@ def train_step(
         >>> loss.shape
         ()
     """
+    check_key(key)
     keys = jax.random.split(key, batch_size)
     batch = jax.vmap(lambda k: sample_synthetic(k, **prior_options))(keys)
     loss, grads = eqx.filter_value_and_grad(training_loss)(state.network, batch)

@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from probkit._checks import check_key
 from probkit.bridges._ipf import RandomFeatures, feature_map, ipf_fit, random_features
 from probkit.bridges._paths import reference_flow, residual_bridge
 from probkit.bridges._sinkhorn import sinkhorn, squared_distances, warn_not_converged
@@ -123,6 +124,7 @@ class Bridge(eqx.Module):
             >>> ends.shape
             (5, 1)
         """
+        check_key(key)
         if self.method == "static":
             # inverse-CDF sampling: categorical(shape=(n,)) would draw n * n0 * n1 Gumbels
             cdf = jnp.cumsum(self.plan.ravel())
@@ -151,6 +153,7 @@ class Bridge(eqx.Module):
             >>> b.sample_paths(jax.random.key(1), 3).shape
             (3, 11, 2)
         """
+        check_key(key)
         key_pick, key_paths = jax.random.split(key)
         if self.method == "static":
             starts, ends = self.coupling(key_pick, n)
@@ -186,6 +189,7 @@ class Bridge(eqx.Module):
             >>> b.transport(jax.random.key(1), jnp.zeros((4, 1))).shape
             (4, 11, 1)
         """
+        check_key(key)
         keys = jax.random.split(key, x_start.shape[0])
         return jax.vmap(
             lambda k, x: euler_maruyama(k, self.forward_drift, x, self.times, sigma=self.sigma)
@@ -265,7 +269,7 @@ def schrodinger_bridge(
         raise ValueError(f"method must be one of {METHODS}, got {method!r}.")
     if not sigma > 0 or not duration > 0:
         raise ValueError(f"sigma and duration must be positive, got {sigma} and {duration}.")
-    if not isinstance(num_steps, int) or num_steps < 1:
+    if not isinstance(num_steps, int | np.integer) or num_steps < 1:
         raise ValueError(f"num_steps must be a positive int, got {num_steps!r}.")
     x0 = _as_points("x0", x0)
     x1 = _as_points("x1", x1)

@@ -24,6 +24,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from probkit._checks import check_key
 from probkit.sde._euler_maruyama import euler_maruyama_step
 
 __all__ = ["RandomFeatures", "random_features", "feature_map", "ridge_fit", "ipf_fit"]
@@ -76,6 +77,7 @@ def random_features(
         >>> rf.frequencies.shape
         (8, 3)
     """
+    check_key(key)
     d = points.shape[1]
     key_w, key_b = jax.random.split(key)
     frequencies = jax.random.normal(key_w, (num_features, d + 1)) / lengthscale
@@ -211,6 +213,7 @@ def ipf_fit(
         >>> w_f.shape
         (19, 1)
     """
+    check_key(key)
     d = x0.shape[1]
     q = features.phases.shape[0] + d + 2
     backward_base = lambda x, t: -reference_drift(x, t)

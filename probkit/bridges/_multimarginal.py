@@ -32,6 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from probkit._checks import check_key
 from probkit.bridges._paths import reference_flow, residual_bridge
 from probkit.bridges._references import DriftReference, ParametricDrift, as_reference
 from probkit.bridges._sinkhorn import sinkhorn, squared_distances
@@ -162,6 +163,7 @@ def bridge_snapshots(
         >>> paths.shape, bool(ok.all())
         ((7, 2, 6, 2), True)
     """
+    check_key(key)
     grids = _interval_grids(times, num_substeps)
     flow_of = lambda x, grid: reference_flow(lambda y, t: drift(y, theta), x, grid)
     flows = jax.vmap(lambda xs, grid: jax.vmap(flow_of, in_axes=(0, None))(xs, grid))(
@@ -390,7 +392,7 @@ def multimarginal(
         raise ValueError("times must be strictly increasing.")
     if not sigma > 0:
         raise ValueError(f"sigma must be positive, got {sigma}.")
-    if not isinstance(outer_iterations, int) or outer_iterations < 0:
+    if not isinstance(outer_iterations, int | np.integer) or outer_iterations < 0:
         raise ValueError(f"outer_iterations must be a non-negative int, got {outer_iterations!r}.")
     if num_trajectories is None:
         num_trajectories = 4 * padded.shape[1]

@@ -20,6 +20,8 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
+from probkit._checks import check_key
+
 __all__ = ["reference_flow", "brownian_bridge", "residual_bridge"]
 
 DriftFn = Callable[[jax.Array, jax.Array], jax.Array]
@@ -84,6 +86,7 @@ def brownian_bridge(
         >>> float(path[0, 0]), float(path[-1, 0])
         (0.0, 1.0)
     """
+    check_key(key)
     t_end = times[-1]
     steps = jnp.diff(times)
     noise = jax.random.normal(key, (steps.shape[0],) + x_start.shape, x_start.dtype)
@@ -132,6 +135,7 @@ def residual_bridge(
         >>> float(path[0, 0]), float(path[-1, 0])
         (1.0, 0.0)
     """
+    check_key(key)
     zero = jnp.zeros_like(x_end)
     residual = brownian_bridge(key, zero, x_end - flow[-1], times, sigma=sigma)
     return (flow + residual).at[-1].set(x_end)

@@ -13,7 +13,9 @@ from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
+from probkit._checks import check_key
 from probkit.sde._euler_maruyama import euler_maruyama
 
 __all__ = [
@@ -132,7 +134,7 @@ def linear_drift(dim: int) -> DriftReference:
         >>> ref.parameter_names, ref.drift(jnp.array([2.0]), jnp.array([-1.0, 0.5])).tolist()
         (('A[0,0]', 'b[0]'), [-1.5])
     """
-    if not isinstance(dim, int) or dim < 1:
+    if not isinstance(dim, int | np.integer) or dim < 1:
         raise ValueError(f"dim must be a positive int, got {dim!r}.")
 
     def drift(x, theta):
@@ -222,6 +224,7 @@ def simulate_snapshots(
         >>> snaps.shape
         (3, 10, 2)
     """
+    check_key(key)
     times = jnp.asarray(times, dtype=float)
     fractions = jnp.linspace(0.0, 1.0, num_substeps + 1)[:-1]
     grid = (times[:-1, None] + jnp.diff(times)[:, None] * fractions[None]).ravel()

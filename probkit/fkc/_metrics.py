@@ -46,6 +46,23 @@ def _flat(x):
     return x.reshape(x.shape[0], -1)
 
 
+def _points(x, y, block) -> tuple[jax.Array, jax.Array]:
+    if jnp.ndim(x) < 1 or jnp.ndim(y) < 1 or jnp.shape(x)[0] < 1 or jnp.shape(y)[0] < 1:
+        raise ValueError(
+            f"x and y must be arrays of points (n, ...), got shapes {jnp.shape(x)} and "
+            f"{jnp.shape(y)}."
+        )
+    x, y = _flat(x), _flat(y)
+    if x.shape[1] != y.shape[1]:
+        raise ValueError(
+            f"x and y must have points of the same dimension, got {x.shape[1]} and {y.shape[1]}"
+            " (after flattening all but the leading axis)."
+        )
+    if isinstance(block, bool) or not isinstance(block, int | np.integer) or block < 1:
+        raise ValueError(f"block must be a positive int, got {block!r}.")
+    return x, y
+
+
 def energy_distance(
     x: jax.Array,
     y: jax.Array,
@@ -67,7 +84,7 @@ def energy_distance(
         >>> bool(energy_distance(x, y) > 10 * energy_distance(x, x[::-1] * 1.0 + 0.0 + 0.01))
         True
     """
-    x, y = _flat(x), _flat(y)
+    x, y = _points(x, y, block)
     wx, wy = _weights(x, x_log_weights), _weights(y, y_log_weights)
 
     def dist(a, b):
@@ -97,7 +114,9 @@ def mmd(
         >>> float(mmd(x, x)) == 0.0
         True
     """
-    x, y = _flat(x), _flat(y)
+    x, y = _points(x, y, block)
+    if not isinstance(bandwidth, jax.core.Tracer) and not np.all(np.asarray(bandwidth) > 0):
+        raise ValueError(f"bandwidth must be positive, got {bandwidth!r}.")
     wx, wy = _weights(x, x_log_weights), _weights(y, y_log_weights)
 
     def kernel(a, b):

@@ -233,7 +233,7 @@ def sample(
         raise ValueError(f"walker_method must be one of {_WALKER_METHODS}; got {walker_method!r}.")
     batch_size = num_steps // num_batches
     table, scalar = _node_table(values, walk.graph.num_nodes)
-    key = jax.random.PRNGKey(seed)
+    key = jax.random.PRNGKey(_check_int("seed", seed, 0))
     starts = _start_nodes(walk, start, jax.random.fold_in(key, 2**31 - 1), num_walkers)
     keys = jax.vmap(lambda w: jax.random.fold_in(key, w))(jnp.arange(num_walkers))
     static = dict(

@@ -298,7 +298,7 @@ def optimise(
         raise TypeError("params must be a non-empty pytree of floating-point arrays.")
     params = jax.tree_util.tree_map(jnp.asarray, params)
     num_records = num_steps // record_every
-    key = jax.random.PRNGKey(seed)
+    key = jax.random.PRNGKey(_check_int("seed", seed, 0))
     starts = _start_nodes(token.walk, start, jax.random.fold_in(key, 2**31 - 1), num_tokens)
     keys = jax.vmap(lambda t: jax.random.fold_in(key, t))(jnp.arange(num_tokens))
     static = dict(num_records=num_records, record_every=record_every)

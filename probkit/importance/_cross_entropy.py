@@ -22,6 +22,8 @@ import jax.numpy as jnp
 import numpyro.distributions as dist
 from jax import Array
 
+from probkit._checks import check_key
+
 __all__ = [
     "GaussianMixture",
     "fit_cross_entropy",
@@ -92,6 +94,7 @@ def sample_mixture(key: Array, mixture: GaussianMixture, alpha: Array, num_sampl
         >>> sample_mixture(jax.random.key(0), g, jnp.array([0.3, 0.7]), 5).shape
         (5, 1)
     """
+    check_key(key)
     num_j, num_c, d = mixture.locs.shape
     log_alpha = jnp.log(jnp.clip(alpha, jnp.finfo(mixture.locs.dtype).tiny))
     logits = (log_alpha[:, None] + mixture.log_weights).reshape(num_j * num_c)

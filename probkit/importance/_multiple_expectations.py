@@ -28,6 +28,7 @@ import numpy as np
 import numpyro.distributions as dist
 from jax import Array
 
+from probkit._checks import check_key
 from probkit.importance._cross_entropy import GaussianMixture, sample_mixture
 from probkit.importance._iscv import iscv_init, iscv_propose, iscv_terms, iscv_update
 from probkit.importance._laws import FlatLaw
@@ -387,6 +388,7 @@ def multiple_expectations(
         ...               < 5 * res.std_errors))
         True
     """
+    check_key(key)
     if transform not in TRANSFORMS:
         raise ValueError(f"transform must be one of {TRANSFORMS}, got {transform!r}.")
     laws = _laws_of(input_dist)

@@ -319,6 +319,7 @@ def sobol_indices(
         >>> [round(float(s), 1) for s in res.first_order]
         [0.2, 0.8]
     """
+    check_key(key)
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}.")
     if formulas not in FORMULAS:

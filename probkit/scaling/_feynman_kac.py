@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from probkit.scaling._potentials import PotentialFn, get_potential
 from probkit.smc import FeynmanKac
@@ -113,7 +114,7 @@ def check_step_model(model: StepModel) -> None:
     for name in ("init", "propose", "score", "is_done", "answer"):
         if not callable(getattr(model, name)):
             raise TypeError(f"model.{name} must be a function, got {getattr(model, name)!r}.")
-    if not isinstance(model.max_steps, int) or model.max_steps < 1:
+    if not isinstance(model.max_steps, int | np.integer) or model.max_steps < 1:
         raise ValueError(f"model.max_steps must be a positive int, got {model.max_steps!r}.")
 
 

@@ -40,6 +40,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
+from probkit._checks import check_key
 from probkit.sde import GaussianMixture, Interpolant, LinearSDE
 
 __all__ = [
@@ -338,6 +339,7 @@ def sde_step(
         >>> x.shape
         (3, 2)
     """
+    check_key(key)
     eps_fn = diffusion_schedule(path, epsilon)
     b = jax.vmap(velocity, in_axes=(0, None))(x, t)
     return step_from_velocity(key, path, x, b, t, t_next, eps_fn)

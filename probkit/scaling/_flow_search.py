@@ -33,8 +33,10 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 import probkit.smc as smc
+from probkit._checks import check_key
 from probkit.scaling._flow import (
     FieldFn,
     diffusion_schedule,
@@ -92,9 +94,9 @@ class FlowSearchResult(NamedTuple):
 
 
 def _check(num_steps, dim):
-    if not isinstance(num_steps, int) or num_steps < 1:
+    if not isinstance(num_steps, int | np.integer) or num_steps < 1:
         raise ValueError(f"num_steps must be a positive int, got {num_steps!r}.")
-    if not isinstance(dim, int) or dim < 1:
+    if not isinstance(dim, int | np.integer) or dim < 1:
         raise ValueError(f"dim must be a positive int, got {dim!r}.")
 
 
@@ -216,7 +218,8 @@ def flow_smc(
         >>> int(r.num_proposals)  # 16 particles x 5 steps
         80
     """
-    if not isinstance(num_particles, int) or num_particles < 1:
+    check_key(key)
+    if not isinstance(num_particles, int | np.integer) or num_particles < 1:
         raise ValueError(f"num_particles must be a positive int, got {num_particles!r}.")
     fk = flow_feynman_kac(
         velocity, path, reward, dim, num_steps=num_steps, epsilon=epsilon, temperature=temperature
@@ -254,7 +257,8 @@ def flow_best_of_n(
         >>> bool(r.reward == r.rewards.max())
         True
     """
-    if not isinstance(num_particles, int) or num_particles < 1:
+    check_key(key)
+    if not isinstance(num_particles, int | np.integer) or num_particles < 1:
         raise ValueError(f"num_particles must be a positive int, got {num_particles!r}.")
     _check(num_steps, dim)
     flow = _Flow(velocity, path, reward, num_steps, diffusion_schedule(path, epsilon))
@@ -318,8 +322,9 @@ def rollover_budget_forcing(
         >>> int(r.num_proposals) <= 60
         True
     """
+    check_key(key)
     _check(num_steps, dim)
-    quota = budget // (num_steps + 1) if isinstance(budget, int) else 0
+    quota = budget // (num_steps + 1) if isinstance(budget, int | np.integer) else 0
     if quota < 1:
         raise ValueError(
             f"budget must be an int of at least num_steps + 1 = {num_steps + 1} (one "

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import probkit.smc as smc
+from probkit._checks import check_key
 from probkit.scaling._feynman_kac import StepModel, check_step_model, masked_log_potential
 from probkit.scaling._methods import ScalingResult
 from probkit.scaling._potentials import PotentialFn, get_potential
@@ -97,8 +98,9 @@ def host_particle_filter(
         >>> int(r.answer), int(r.num_proposals) <= 16 * 10  # stops once all reach 3
         (3, True)
     """
+    check_key(key)
     check_step_model(model)
-    if not isinstance(num_particles, int) or num_particles < 1:
+    if not isinstance(num_particles, int | np.integer) or num_particles < 1:
         raise ValueError(f"num_particles must be a positive int, got {num_particles!r}.")
     if selection not in SELECTIONS:
         raise ValueError(f"selection must be one of {SELECTIONS}, got {selection!r}.")

@@ -25,8 +25,10 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 import probkit.smc as smc
+from probkit._checks import check_key
 from probkit.scaling._feynman_kac import StepModel, check_step_model, step_feynman_kac
 from probkit.scaling._potentials import PotentialFn
 from probkit.scaling._selection import SELECTIONS, select
@@ -70,7 +72,7 @@ class ScalingResult(NamedTuple):
 
 def _check(model, num_particles, selection):
     check_step_model(model)
-    if not isinstance(num_particles, int) or num_particles < 1:
+    if not isinstance(num_particles, int | np.integer) or num_particles < 1:
         raise ValueError(f"num_particles must be a positive int, got {num_particles!r}.")
     if selection not in SELECTIONS:
         raise ValueError(f"selection must be one of {SELECTIONS}, got {selection!r}.")
@@ -130,6 +132,7 @@ def particle_filter(
         >>> int(r.answer), int(r.num_proposals)  # all heads, 16 x 5 proposals
         (5, 80)
     """
+    check_key(key)
     _check(model, num_particles, selection)
     key_run, key_select = jax.random.split(key)
     fk = step_feynman_kac(model, potential, temperature)
@@ -173,6 +176,7 @@ def best_of_n(
         >>> int(best_of_n(jax.random.key(0), coin, 32).answer)  # the most heads seen
         3
     """
+    check_key(key)
     _check(model, num_particles, selection)
     key_run, key_select = jax.random.split(key)
     result = _independent(key_run, model, num_particles)
@@ -197,6 +201,7 @@ def self_consistency(
         >>> int(self_consistency(jax.random.key(0), coin, 64).answer)
         2
     """
+    check_key(key)
     key_run, key_select = jax.random.split(key)
     selection = "weighted_vote" if weighted else "vote"
     _check(model, num_particles, selection)
@@ -216,7 +221,7 @@ def top_k_resampling(num_beams: int) -> smc.ResamplingFn:
         >>> top_k_resampling(2)(jax.random.key(0), jnp.array([0.0, 3.0, 1.0, -1.0]), 4).tolist()
         [1, 1, 2, 2]
     """
-    if not isinstance(num_beams, int) or num_beams < 1:
+    if not isinstance(num_beams, int | np.integer) or num_beams < 1:
         raise ValueError(f"num_beams must be a positive int, got {num_beams!r}.")
 
     def resample(key, log_weights, n):
@@ -255,6 +260,7 @@ def beam_search(
         >>> int(beam_search(jax.random.key(0), coin, 8).answer)
         4
     """
+    check_key(key)
     _check(model, num_particles, selection)
     expansions = min(int(expansions), num_particles)
     if expansions < 1 or num_particles % expansions:

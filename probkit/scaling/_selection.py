@@ -10,6 +10,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from probkit._checks import check_key
+
 __all__ = ["weighted_majority_vote", "majority_vote", "max_weight", "sample_answer"]
 
 
@@ -77,6 +79,7 @@ def sample_answer(key: jax.Array, answers: jax.Array, log_weights: jax.Array) ->
         >>> int(sample_answer(jax.random.key(0), jnp.array([2, 9]), jnp.array([0.0, -jnp.inf])))
         2
     """
+    check_key(key)
     answers = jnp.asarray(answers)
     log_w = _valid_log_weights(answers, jnp.asarray(log_weights))
     any_valid = jnp.any(jnp.isfinite(log_w))

@@ -124,9 +124,9 @@ def transformers_step_model(
         raise ImportError(
             "transformers_step_model needs torch and transformers: pip install 'probkit[llm]'."
         ) from error
-    if not isinstance(max_step_tokens, int) or max_step_tokens < 1:
+    if not isinstance(max_step_tokens, int | np.integer) or max_step_tokens < 1:
         raise ValueError(f"max_step_tokens must be a positive int, got {max_step_tokens!r}.")
-    if not isinstance(max_steps, int) or max_steps < 1:
+    if not isinstance(max_steps, int | np.integer) or max_steps < 1:
         raise ValueError(f"max_steps must be a positive int, got {max_steps!r}.")
     if not float(temperature) > 0:
         raise ValueError(f"temperature must be > 0, got {temperature!r}.")

@@ -19,6 +19,8 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
+from probkit._checks import check_key
+
 __all__ = ["euler_maruyama_step", "euler_maruyama"]
 
 DriftFn = Callable[[jax.Array, jax.Array], jax.Array]
@@ -92,6 +94,7 @@ def euler_maruyama(
         >>> path.shape
         (11, 2)
     """
+    check_key(key)
     steps = jnp.abs(jnp.diff(times))
     noise = jax.random.normal(key, (steps.shape[0],) + x_start.shape, x_start.dtype)
 

@@ -33,6 +33,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from probkit._checks import check_int, check_key
+
 __all__ = [
     "MarkovFBM",
     "ou_rates",
@@ -108,7 +110,7 @@ def ou_rates(
         >>> [round(float(g), 3) for g in ou_rates(3, ratio=4.0)]
         [0.25, 1.0, 4.0]
     """
-    if not isinstance(num_components, int) or num_components < 1:
+    if not isinstance(num_components, int | np.integer) or num_components < 1:
         raise ValueError(f"num_components must be a positive int, got {num_components!r}.")
     if not time_horizon > 0:
         raise ValueError(f"time_horizon must be positive, got {time_horizon}.")
@@ -398,6 +400,8 @@ def sample_fbm(
         >>> round(float(paths[:, -1].var()), 1)
         1.0
     """
+    check_key(key)
+    num_paths = check_int(num_paths, "num_paths")
     _check_kind(kind)
     _check_hurst(hurst)
     times_np = np.asarray(times, np.float64)
@@ -444,6 +448,8 @@ def sample_markov_fbm(
         >>> b.shape, y.shape
         ((3, 10), (3, 10, 5))
     """
+    check_key(key)
+    num_paths = check_int(num_paths, "num_paths")
     times = jnp.asarray(times, jnp.float32)
     if times.ndim != 1:
         raise ValueError("times must be a 1-D array.")

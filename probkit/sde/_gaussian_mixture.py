@@ -13,9 +13,11 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.scipy.special import logsumexp
 from jax.tree_util import Partial
 
+from probkit._checks import check_key
 from probkit.sde._linear import LinearSDE, ScoreFn
 
 __all__ = ["GaussianMixture", "gaussian_mixture", "noised", "exact_score", "mixture_product"]
@@ -78,6 +80,7 @@ class GaussianMixture(NamedTuple):
             >>> gmm.sample(jax.random.key(0), 5).shape
             (5, 1)
         """
+        check_key(key)
         key_c, key_z = jax.random.split(key)
         comp = jax.random.categorical(key_c, self.log_weights, shape=(num_samples,))
         chol = jnp.linalg.cholesky(self.covariances)[comp]
@@ -121,6 +124,12 @@ def gaussian_mixture(
             f"weights {weights.shape}."
         )
     k, d = means.shape
+    if not isinstance(weights, jax.core.Tracer):
+        w = np.asarray(weights)
+        if not np.all(np.isfinite(w)) or np.any(w < 0) or not w.sum() > 0:
+            raise ValueError(
+                f"weights must be finite, non-negative and not all zero, got {w.tolist()}."
+            )
     cov = jnp.asarray(covariances, dtype=float)
     if cov.ndim == 0:
         cov = jnp.broadcast_to(cov * jnp.eye(d), (k, d, d))

@@ -25,7 +25,9 @@ from typing import Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
+from probkit._checks import check_key
 from probkit.sde._euler_maruyama import euler_maruyama_step
 
 __all__ = [
@@ -187,6 +189,7 @@ def velocity_loss(
         >>> loss.shape
         ()
     """
+    check_key(key)
     t, z = _draw(key, x0, t_eps)
     x_t, dx_t = jax.vmap(interpolate, in_axes=(None, 0, 0, 0, 0))(interpolant, t, x0, x1, z)
     b = jax.vmap(velocity)(x_t, t)
@@ -211,6 +214,7 @@ def denoiser_loss(
         ...                     x0, x0))
         0.0
     """
+    check_key(key)
     t, z = _draw(key, x0, t_eps)
     x_t, _ = jax.vmap(interpolate, in_axes=(None, 0, 0, 0, 0))(interpolant, t, x0, x1, z)
     eta = jax.vmap(denoiser)(x_t, t)
@@ -263,11 +267,12 @@ def interpolant_sample(
         >>> round(float(x1.mean() - x0.mean()), 4)  # b = 1 moves everything by 1
         1.0
     """
+    check_key(key)
     eps_fn = epsilon if callable(epsilon) else (lambda t: jnp.asarray(float(epsilon)))
     stochastic = callable(epsilon) or float(epsilon) != 0.0
     if stochastic and score is None:
         raise ValueError("epsilon > 0 needs a score function (score_from_denoiser builds one).")
-    if not isinstance(num_steps, int) or num_steps < 1:
+    if not isinstance(num_steps, int | np.integer) or num_steps < 1:
         raise ValueError(f"num_steps must be a positive int, got {num_steps!r}.")
     ts = jnp.linspace(t_span[0], t_span[1], num_steps + 1)
 

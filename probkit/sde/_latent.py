@@ -35,6 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from probkit._checks import check_key
 from probkit.sde._fractional import optimal_weights, ou_rates, stationary_ou_covariance
 
 __all__ = [
@@ -294,7 +295,8 @@ def latent_sde(
         >>> round(float(model.hurst), 3), model.num_components
         (0.3, 5)
     """
-    if not isinstance(dim, int) or dim < 1:
+    check_key(key)
+    if not isinstance(dim, int | np.integer) or dim < 1:
         raise ValueError(f"dim must be a positive int, got {dim!r}.")
     if not time_horizon > 0:
         raise ValueError(f"time_horizon must be positive, got {time_horizon}.")
@@ -519,6 +521,7 @@ def elbo(
         >>> bool(jnp.isfinite(terms.elbo))
         True
     """
+    check_key(key)
     adjoint = diffrax.RecursiveCheckpointAdjoint() if adjoint is None else adjoint
     dt = _default_dt(model, dt)
     times = jnp.asarray(times, jnp.float32)
@@ -557,6 +560,7 @@ def sample_latent_paths(
         >>> sample_latent_paths(jax.random.key(1), model, jnp.linspace(0, 1, 5), 3).shape
         (3, 5, 2)
     """
+    check_key(key)
     _check_times(times, model.time_horizon)
     dt = _default_dt(model, dt)
     times = jnp.asarray(times, jnp.float32)
@@ -606,6 +610,7 @@ def fit_latent_sde(
         >>> bool(fit.elbo[-1] > fit.elbo[0])
         True
     """
+    check_key(key)
     _check_times(times, model.time_horizon)
     observations = jnp.asarray(observations, jnp.float32)
     times = jnp.asarray(times, jnp.float32)

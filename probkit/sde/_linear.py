@@ -31,6 +31,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from probkit._checks import check_key
+
 __all__ = [
     "ScoreFn",
     "LinearSDE",
@@ -113,6 +115,7 @@ class LinearSDE(eqx.Module):
             >>> VESDE(sigma_max=10.0).prior_sample(jax.random.key(0), (3, 2)).shape
             (3, 2)
         """
+        check_key(key)
         return self.prior_std() * jax.random.normal(key, shape)
 
     def prior_log_prob(self, x: jax.Array) -> jax.Array:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Literal
 import jax
 import jax.numpy as jnp
 
+from probkit._checks import check_int, check_key
 from probkit.sde._linear import LinearSDE, ScoreFn
 
 if TYPE_CHECKING:
@@ -104,6 +105,8 @@ def probability_flow_sample(
         >>> round(float(x.std()), 1)  # data N(0, I): the ODE maps N(0, I) to itself
         1.0
     """
+    check_key(key)
+    num_samples = check_int(num_samples, "num_samples")
     t_min = sde.t_min if t_min is None else float(t_min)
     shape = (num_samples, *tuple(event_shape))
     x = sde.prior_sample(key, shape) if x_init is None else jnp.asarray(x_init)
@@ -159,6 +162,8 @@ def log_likelihood(
         >>> round(float(lp[0]), 3)  # log N(0; 0, I_2) = -log(2 pi)
         -1.838
     """
+    if key is not None:
+        check_key(key)
     if method not in ("exact", "hutchinson"):
         raise ValueError(f"method must be 'exact' or 'hutchinson', got {method!r}.")
     if method == "hutchinson" and key is None:

@@ -19,7 +19,9 @@ from typing import Literal
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
+from probkit._checks import check_int, check_key
 from probkit.progress import progress_scan
 from probkit.sde._euler_maruyama import euler_maruyama_step
 from probkit.sde._linear import LinearSDE, ScoreFn
@@ -42,7 +44,7 @@ def time_grid(sde: LinearSDE, num_steps: int, t_min: float | None = None) -> jax
         [1.0, 0.75, 0.5]
     """
     t_min = sde.t_min if t_min is None else t_min
-    if not isinstance(num_steps, int) or num_steps < 1:
+    if not isinstance(num_steps, int | np.integer) or num_steps < 1:
         raise ValueError(f"num_steps must be a positive int, got {num_steps!r}.")
     if not 0 <= t_min < sde.t_max:
         raise ValueError(f"t_min must lie in [0, t_max={sde.t_max}), got {t_min}.")
@@ -68,6 +70,7 @@ def euler_maruyama_predictor(
         >>> x.shape
         (2,)
     """
+    check_key(key)
     rev = sde.reverse(score, noise_scale)
     dt = t_next - t
     if noise_scale == 0:
@@ -95,6 +98,7 @@ def reverse_diffusion_predictor(
         >>> x.shape
         (2,)
     """
+    check_key(key)
     f_h, g_h = sde.discretize(x, t_next, t - t_next)
     x_mean = x - f_h + g_h**2 * score(x, t)
     return x_mean + g_h * jax.random.normal(key, x.shape, x.dtype)
@@ -129,6 +133,7 @@ def langevin_corrector(
         >>> langevin_corrector(jax.random.key(0), lambda x, t: -x, jnp.ones((5, 3)), 0.5).shape
         (5, 3)
     """
+    check_key(key)
     batch_score = jax.vmap(score, in_axes=(0, None))
 
     def norm(a):
@@ -198,6 +203,8 @@ def predictor_corrector_sample(
         >>> round(float(x.std()), 1)
         1.0
     """
+    check_key(key)
+    num_samples = check_int(num_samples, "num_samples")
     if predictor not in _PREDICTORS:
         raise ValueError(f"predictor must be one of {_PREDICTORS}, got {predictor!r}.")
     if corrector not in ("langevin", None):
