@@ -178,7 +178,15 @@ def run_processes(num_processes: int, args) -> tuple[dict, float]:
     return results[0], time.perf_counter() - start
 
 
-def _rows(out: dict, wall: float, args) -> list[str]:
+def _waiting(step: float, one_process_step: float | None, p: int) -> str:
+    """The share of a step not explained by 1/p of the 1-process compute: collectives."""
+    if one_process_step is None:
+        return ""
+    share = max(1 - one_process_step / p / step, 0.0)
+    return f"; {100 * share:.0f}% of a step beyond 1/{p} of the 1-process step"
+
+
+def _rows(out: dict, wall: float, args, baseline: dict | None = None) -> list[str]:
     p = out["processes"]
     d, e, never = out["pf_default"], out["pf_every"], out["pf_never"]
     T = args.steps
@@ -186,15 +194,21 @@ def _rows(out: dict, wall: float, args) -> list[str]:
     share = (e["run_s"] - never["run_s"]) / e["run_s"]
     tp = out["tempered"]
     t_step = tp["run_s"] / max(tp["steps"], 1)
+    pf_1 = t_step_1 = None
+    if baseline is not None and p > 1:
+        pf_1 = baseline["pf_default"]["run_s"] / T
+        t_step_1 = baseline["tempered"]["run_s"] / max(baseline["tempered"]["steps"], 1)
     return [
         f"| particle filter, N = {args.particles:.0e}, T = {T} | {p} | {d['compile_s']:.1f} | "
         f"{d['run_s']:.2f} | {1e3 * step:.1f} | resampling {100 * share:.0f}% of a step; "
         f"gather {1e3 * out['gather_s']:.1f} ms = {100 * out['gather_s'] / step_every:.0f}%, "
-        f"all-reduce {1e3 * out['reduce_s']:.2f} ms | {d['error']:+.3f} | {wall:.0f} |",
+        f"all-reduce {1e3 * out['reduce_s']:.2f} ms{_waiting(step, pf_1, p)} | "
+        f"{d['error']:+.3f} | {wall:.0f} |",
         f"| tempered SMC (HMC), N = {args.tempered_particles:.0e}, d = {D} | {p} | "
         f"{tp['compile_s']:.1f} | {tp['run_s']:.2f} | {1e3 * t_step:.0f} "
         f"({tp['steps']} temperatures) | gather {1e3 * tp['gather_s']:.1f} ms = "
-        f"{100 * tp['gather_s'] / t_step:.1f}% of a step | {tp['error']:+.3f} | |",
+        f"{100 * tp['gather_s'] / t_step:.1f}% of a step{_waiting(t_step, t_step_1, p)} | "
+        f"{tp['error']:+.3f} | |",
     ]
 
 
@@ -219,10 +233,11 @@ def main() -> None:
         "| workload | processes | compile s | run s | ms per step | collectives | "
         "error vs exact | wall s (all) |\n|---|---|---|---|---|---|---|---|\n"
     )
-    rows = []
+    rows, baseline = [], None
     for p in map(int, args.processes.split(",")):
         out, wall = run_processes(p, args)
-        rows += _rows(out, wall, args)
+        baseline = out if p == 1 else baseline
+        rows += _rows(out, wall, args, baseline)
         print("\n".join(rows[-2:]), flush=True)
         # Written after every process count: a run cut short keeps what it measured.
         Path(args.out).write_text(header + "\n".join(rows) + "\n")
