@@ -205,7 +205,8 @@ class MCMCResult:
             >>> import jax.numpy as jnp
             >>> import probkit as pk
             >>> target = pk.Target.from_logdensity(lambda x: -0.5 * jnp.sum(x**2), jnp.zeros(2))
-            >>> result = pk.mcmc.sample(target, num_warmup=200, num_samples=200, num_chains=2)
+            >>> result = pk.mcmc.sample(target, num_warmup=200, num_samples=200, num_chains=2,
+            ...                         diagnose=False)
             >>> result.diagnostics()["x"]["rhat"].shape
             (2,)
         """
