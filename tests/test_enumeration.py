@@ -122,8 +122,9 @@ def change_point(counts):
     late = numpyro.sample("late_rate", dist.Gamma(A, B))
     tau = numpyro.sample("tau", dist.Categorical(logits=jnp.zeros(n - 1)))  # switch after tau
     rate = jnp.where(jnp.arange(n) <= tau, early, late)
-    numpyro.deterministic("rate_at_end", rate[-1])
-    numpyro.sample("counts", dist.Poisson(rate), obs=counts)
+    numpyro.deterministic("rate_at_end", rate[..., -1])
+    with numpyro.plate("time", n):
+        numpyro.sample("counts", dist.Poisson(rate), obs=counts)
 
 
 def _change_point_exact():
