@@ -172,15 +172,17 @@ def test_latent_sites_by_default_deterministic_on_request():
 
 def test_big_deterministic_site_costs_little():
     # With ArviZ, diagnose() on a 3,000-element deterministic site of 4 x 1000 draws
-    # took 17 s. By default it is not diagnosed; on request it is vectorised (about
-    # 2 s of CPU measured on a loaded 2-core machine, bound at 8x that).
+    # took 17 s (~13 s of CPU in ArviZ's per-element loop, measured here on 300
+    # elements x 10). By default that site is not diagnosed at all; on request it is
+    # vectorised: 2.3-2.9 s of CPU measured on a loaded 2-core machine, bound at 8 s,
+    # which the per-element loop would not meet.
     result = _numpyro_result()
     start = time.process_time()
     assert result.diagnose(emit=False) == []
-    assert time.process_time() - start < 0.5
+    assert time.process_time() - start < 1.0
     start = time.process_time()
     stats = result.diagnostics(include_deterministic=True, statistics=("rhat", "ess_bulk"))
-    assert time.process_time() - start < 16.0
+    assert time.process_time() - start < 8.0
     assert stats["logits"]["rhat"].shape == (3000,)
     assert np.all(stats["logits"]["rhat"] < 1.01)  # independent draws
 
