@@ -406,6 +406,7 @@ def run_in_chunks(
     chunk_seconds: float = 0.5,
     interrupted: Callable[[int, Any, str], KeyboardInterrupt] | None = None,
     unit: str = "steps",
+    finished: Callable[[Any], bool] | None = None,
 ):
     """The host side of a chunked loop: ``state = run(state, start, stop)`` until done.
 
@@ -426,6 +427,8 @@ def run_in_chunks(
         chunk_seconds: the wall time a chunk aims at (Ctrl-C's latency).
         interrupted: builds the exception raised on Ctrl-C.
         unit: what a step is called in the message (``"draws per chain"``).
+        finished: ``state -> bool``, for loops that can end early (a while loop
+            that reached its condition): checked after every chunk.
 
     Returns:
         The state after ``length`` steps.
@@ -472,6 +475,8 @@ def run_in_chunks(
                 else:
                     wanted = int(chunk_seconds * size / max(elapsed, 1e-9))
                     size = max(1, min(wanted, 16 * size))
+                if finished is not None and finished(state):
+                    break
                 if bar is not None:
                     bar.update(done - bar.n)
                 if stop.requested and done < length:

@@ -28,7 +28,15 @@ from jax.sharding import PartitionSpec as P
 
 from probkit.distributed import AXIS
 
-__all__ = ["LoopSplit", "batched", "run_chunk", "split_at_loop"]
+__all__ = [
+    "LoopSplit",
+    "batched",
+    "post_program",
+    "pre_program",
+    "run_chunk",
+    "run_while_chunk",
+    "split_at_loop",
+]
 
 _CALLS = ("pjit", "jit", "closed_call", "core_call")
 
@@ -135,7 +143,9 @@ class LoopSplit:
     Compared by identity; :func:`split_at_loop` keeps one per traced signature.
     """
 
-    def __init__(self, fn: Callable, shared: Any, chain: Any, length: int):
+    def __init__(
+        self, fn: Callable, shared: Any, chain: Any, length: int | None, batched: bool = True
+    ):
         shared_leaves, self.shared_tree = jax.tree_util.tree_flatten(shared)
         chain_leaves, self.chain_tree = jax.tree_util.tree_flatten(chain)
         n_shared = len(shared_leaves)
@@ -154,16 +164,23 @@ class LoopSplit:
             *shared_leaves, *chain_leaves
         )
         jaxpr = closed.jaxpr
-        scans = [
-            k
-            for k, eqn in enumerate(jaxpr.eqns)
-            if eqn.primitive.name == "scan"
-            and eqn.params["length"] == length
-            and not eqn.params["reverse"]
-        ]
-        if len(scans) != 1:
-            raise LookupError(f"found {len(scans)} top-level loops of {length} steps, not 1")
-        k = scans[0]
+        if length is not None:  # the scan of `length` steps
+            loops = [
+                k
+                for k, eqn in enumerate(jaxpr.eqns)
+                if eqn.primitive.name == "scan"
+                and eqn.params["length"] == length
+                and not eqn.params["reverse"]
+            ]
+            if len(loops) != 1:
+                raise LookupError(f"found {len(loops)} top-level loops of {length} steps, not 1")
+            k = loops[0]
+        else:  # the while loop with the largest body
+            loops = [k for k, eqn in enumerate(jaxpr.eqns) if eqn.primitive.name == "while"]
+            if not loops:
+                raise LookupError("found no top-level while loop")
+            k = max(loops, key=lambda k: _size(jaxpr.eqns[k].params["body_jaxpr"].jaxpr))
+        self.kind = "scan" if length is not None else "while"
         self.jaxpr, self.consts, self.length = jaxpr, closed.consts, length
         self.pre_eqns, self.scan, self.post_eqns = (
             jaxpr.eqns[:k],
@@ -173,8 +190,14 @@ class LoopSplit:
         self.shared_vars = jaxpr.invars[:n_shared]
         self.chain_vars = jaxpr.invars[n_shared:]
         params = self.scan.params
-        self.body = params["jaxpr"]
-        n_consts, n_carry = params["num_consts"], params["num_carry"]
+        if self.kind == "scan":
+            self.body = params["jaxpr"]
+            n_consts, n_carry = params["num_consts"], params["num_carry"]
+        else:
+            self.cond, self.body = params["cond_jaxpr"], params["body_jaxpr"]
+            self.n_cond_consts = params["cond_nconsts"]
+            n_consts = params["cond_nconsts"] + params["body_nconsts"]
+            n_carry = len(self.scan.invars) - n_consts
         ins = self.scan.invars
         self.n_consts, self.n_carry = n_consts, n_carry
         self.n_xs = len(ins) - n_consts - n_carry
@@ -201,18 +224,21 @@ class LoopSplit:
         # function). Unbatched carries stay unbatched: the arithmetic is then the
         # uncut function's under vmap, to the bit.
         probed = [v for v in [*consts, *self.carry_in, *xs, *live] if not isinstance(v, Literal)]
-        chain_flags = _batched_outputs(
-            lambda env_in: _evaluate(self.pre_eqns, env_in, probed),
-            self,
-            batched_inputs=list(self.chain_vars),
-        )
         input_flags = _batched_outputs(
             lambda env_in: _evaluate(self.pre_eqns, env_in, probed),
             self,
             batched_inputs=list(self.shared_vars) + list(self.chain_vars),
         )
-        dependent = {v for v, f in zip(probed, chain_flags, strict=True) if f}
         variable = {v for v, f in zip(probed, input_flags, strict=True) if f}
+        if batched:
+            chain_flags = _batched_outputs(
+                lambda env_in: _evaluate(self.pre_eqns, env_in, probed),
+                self,
+                batched_inputs=list(self.chain_vars),
+            )
+            dependent = {v for v, f in zip(probed, chain_flags, strict=True) if f}
+        else:  # one "chain": everything that is not a constant is its own
+            dependent = variable
 
         def constant(v) -> bool:
             return isinstance(v, Literal) or v not in variable
@@ -221,7 +247,9 @@ class LoopSplit:
             return not isinstance(v, Literal) and v in dependent
 
         carry_dependent = [per_chain(v) for v in self.carry_in]
-        while True:
+        while batched:
+            if self.kind == "while":
+                raise NotImplementedError("batched while loops are not supported")
             after = _body_batched(
                 self.body,
                 [per_chain(v) for v in consts] + carry_dependent + [per_chain(v) for v in xs],
@@ -231,6 +259,8 @@ class LoopSplit:
             if after == carry_dependent:
                 break
             carry_dependent = after
+        if not batched:
+            carry_dependent = [True] * n_carry
         self.carry_dependent = carry_dependent
         # (index, variable) of scan constants / inputs / live values, by kind.
         self.chain_consts = [(i, v) for i, v in enumerate(consts) if per_chain(v)]
@@ -245,6 +275,8 @@ class LoopSplit:
         self.shared_live = [v for v in live if not per_chain(v) and not constant(v)]
         self.constant_live = [v for v in live if constant(v)]
         self.ys_avals = [v.aval for v in self.body.jaxpr.outvars[n_carry:]]
+        if self.kind == "while":
+            self.ys_avals = []
 
     def _env(self, shared_leaves, chain_leaves=None) -> dict:
         env = dict(zip(self.jaxpr.constvars, self.consts, strict=True))
@@ -285,8 +317,8 @@ class LoopSplit:
         ys = [jnp.zeros((self.length, *a.shape), a.dtype) for a in self.ys_avals]
         return values[: len(wanted)], values[len(wanted) :], ys
 
-    def step(self, i, shared_values, chain_values, carry):
-        """Step ``i`` of one chain: ``((shared carry, chain carry), y)``."""
+    def _loop_inputs(self, shared_values, chain_values):
+        """The loop's constants and scanned inputs, in the loop's order."""
         ns_c, nc_c = len(self.shared_consts), len(self.chain_consts)
         consts = [None] * self.n_consts
         xs = [None] * self.n_xs
@@ -308,10 +340,37 @@ class LoopSplit:
             consts[j] = val
         for (j, _), val in zip(self.constant_xs, known[len(self.constant_consts) :], strict=True):
             xs[j] = val
+        return consts, xs
+
+    def step(self, i, shared_values, chain_values, carry):
+        """Step ``i`` of one chain: ``((shared carry, chain carry), y)``."""
+        consts, xs = self._loop_inputs(shared_values, chain_values)
         x = [jax.lax.dynamic_index_in_dim(a, i, 0, keepdims=False) for a in xs]
         carry = self._join_carry(*carry)
         outs = jax.core.eval_jaxpr(self.body.jaxpr, self.body.consts, *consts, *carry, *x)
         return tuple(self._split_carry(outs[: self.n_carry])), outs[self.n_carry :]
+
+    def run_while(self, shared_values, chain_values, carry, budget):
+        """At most ``budget`` steps of a while loop (unbatched): ``(carry, steps, running)``."""
+        consts, _ = self._loop_inputs(shared_values, chain_values)
+        cond_consts, body_consts = consts[: self.n_cond_consts], consts[self.n_cond_consts :]
+        carry = self._join_carry(*carry)
+
+        def running(carry):
+            (out,) = jax.core.eval_jaxpr(self.cond.jaxpr, self.cond.consts, *cond_consts, *carry)
+            return out
+
+        def body(loop_state):
+            carry, k = loop_state
+            outs = jax.core.eval_jaxpr(self.body.jaxpr, self.body.consts, *body_consts, *carry)
+            return list(outs), k + 1
+
+        carry, k = jax.lax.while_loop(
+            lambda c: running(c[0]) & (c[1] < budget),
+            body,
+            (list(carry), jnp.zeros((), budget.dtype)),
+        )
+        return tuple(self._split_carry(carry)), k, running(carry)
 
     def post(self, shared_values, chain_values, carry, ys):
         """The function's outputs from the loop's results (one chain)."""
@@ -326,10 +385,26 @@ class LoopSplit:
         return jax.tree_util.tree_unflatten(self.out_tree, outs)
 
 
+def _size(jaxpr) -> int:
+    """Equations in a jaxpr, nested ones included."""
+    total = 0
+    for eqn in jaxpr.eqns:
+        total += 1
+        for value in eqn.params.values():
+            inner = getattr(value, "jaxpr", None)
+            if inner is not None and hasattr(inner, "eqns"):
+                total += _size(inner)
+            elif hasattr(value, "eqns"):
+                total += _size(value)
+    return total
+
+
 _SPLITS: OrderedDict = OrderedDict()
 
 
-def split_at_loop(key: Any, fn: Callable, shared: Any, chain: Any, length: int) -> LoopSplit:
+def split_at_loop(
+    key: Any, fn: Callable, shared: Any, chain: Any, length: int | None, batched: bool = True
+) -> LoopSplit:
     """The :class:`LoopSplit` of ``fn`` for these shapes, traced once per ``key``.
 
     ``key`` names what ``fn`` computes (kernel, settings, the target's static
@@ -342,13 +417,13 @@ def split_at_loop(key: Any, fn: Callable, shared: Any, chain: Any, length: int) 
         leaves, treedef = jax.tree_util.tree_flatten(tree)
         return treedef, tuple((tuple(x.shape), str(x.dtype)) for x in leaves)
 
-    cache_key = (key, signature(shared), signature(chain), length)
+    cache_key = (key, signature(shared), signature(chain), length, batched)
     try:
         hash(cache_key)
     except TypeError:
-        return LoopSplit(fn, shared, chain, length)
+        return LoopSplit(fn, shared, chain, length, batched)
     if cache_key not in _SPLITS:
-        _SPLITS[cache_key] = LoopSplit(fn, shared, chain, length)
+        _SPLITS[cache_key] = LoopSplit(fn, shared, chain, length, batched)
         while len(_SPLITS) > 32:
             _SPLITS.popitem(last=False)
     _SPLITS.move_to_end(cache_key)
@@ -424,3 +499,37 @@ def run_chunk(step, batch, shared, chain, carry, ys, start, stop):
     unbatched) and ``ys`` the per-step output buffers. Returns ``(carry, ys)``.
     """
     return _run_chunk_jit((step, batch, shared, chain), carry, ys, start, stop)
+
+
+@eqx.filter_jit
+def pre_program(split: LoopSplit, batch, shared, chain):
+    """The set-up before the loop, for every chain: ``(shared values, chain values,
+    (shared carry, chain carry), ys buffers)``."""
+    shared_values, shared_carry = split.pre_shared(shared)
+    chain_values, chain_carry, ys = batched(split.pre_chain, batch, shared, chain)
+    return shared_values, chain_values, (shared_carry, chain_carry), ys
+
+
+@eqx.filter_jit
+def post_program(split: LoopSplit, batch, shared_values, chain_values, carry, ys):
+    """The function's outputs from the loop's results, for every chain."""
+    shared_carry, chain_carry = carry
+    return batched(
+        lambda sh, ch: split.post(sh[0], ch[0], (sh[1], ch[1]), ch[2]),
+        batch,
+        (shared_values, shared_carry),
+        (chain_values, chain_carry, ys),
+    )
+
+
+def _run_while(static, carry, start, stop):
+    split, shared_values, chain_values = static
+    return split.run_while(shared_values, chain_values, carry, stop - start)
+
+
+_run_while_jit = eqx.filter_jit(_run_while, donate="all-except-first")
+
+
+def run_while_chunk(split: LoopSplit, shared_values, chain_values, carry, start, stop):
+    """At most ``stop - start`` steps of a split while loop: ``(carry, steps, running)``."""
+    return _run_while_jit((split, shared_values, chain_values), carry, start, stop)

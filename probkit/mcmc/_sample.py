@@ -24,12 +24,18 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from probkit.distributed import chain_mesh, check_divisible, gather, leading_axis_sharding
-from probkit.mcmc._chunked import batched, run_chunk, split_at_loop
+from probkit.mcmc._chunked import (
+    batched,
+    post_program,
+    pre_program,
+    run_chunk,
+    split_at_loop,
+)
 from probkit.mcmc._kernels import KERNELS, Settings, check_kernel, generic_statistics
 from probkit.mcmc._loop import AdaptedState, draw_function, loop
 from probkit.progress import Interrupted, run_in_chunks
 from probkit.results import MCMCResult
-from probkit.target import Target, from_numpyro
+from probkit.target import Target, from_numpyro, infer_discrete
 
 __all__ = ["sample"]
 
@@ -209,24 +215,6 @@ def _call(fn, batch, shared, chain):
 
 
 @eqx.filter_jit
-def _pre(split, batch, shared, chain):
-    shared_values, shared_carry = split.pre_shared(shared)
-    chain_values, chain_carry, ys = batched(split.pre_chain, batch, shared, chain)
-    return shared_values, chain_values, (shared_carry, chain_carry), ys
-
-
-@eqx.filter_jit
-def _post(split, batch, shared_values, chain_values, carry, ys):
-    shared_carry, chain_carry = carry
-    return batched(
-        lambda sh, ch: split.post(sh[0], ch[0], (sh[1], ch[1]), ch[2]),
-        batch,
-        (shared_values, shared_carry),
-        (chain_values, chain_carry, ys),
-    )
-
-
-@eqx.filter_jit
 def _sampling_buffers(step, batch, shared, chain, state):
     num = step.settings.num_samples
 
@@ -281,7 +269,7 @@ def _warm_up(fn: _Warmup, batch, shared, chain, *, desc: str, bar: bool, interru
     values = {}
 
     def make_state():
-        shared_values, chain_values, carry, ys = _pre(split, batch, shared, chain)
+        shared_values, chain_values, carry, ys = pre_program(split, batch, shared, chain)
         values["shared"], values["chain"] = shared_values, chain_values
         return carry, ys
 
@@ -299,7 +287,7 @@ def _warm_up(fn: _Warmup, batch, shared, chain, *, desc: str, bar: bool, interru
         desc=desc,
         interrupted=interrupt or _interrupted_warmup(num),
     )
-    return _post(split, batch, values["shared"], values["chain"], carry, ys)
+    return post_program(split, batch, values["shared"], values["chain"], carry, ys)
 
 
 def _draw(step: _SampleStep, batch, shared, chain, state, *, desc: str, bar: bool, interrupted):
@@ -577,6 +565,11 @@ def sample(
     def result(draws, stats, last_state, params, *, partial=False):
         """An MCMCResult of draws (chains, n, dim) done so far."""
         samples = _constrain(target, draws)
+        if target.enumerated_sites:
+            # Discrete sites were summed out of the log density: draw them back from
+            # their exact conditionals given each draw (and redo deterministic sites).
+            discrete_key = jax.random.fold_in(key, 2**31 - 1)  # apart from every chain's
+            samples = {**samples, **infer_discrete(target, samples, key=discrete_key)}
         # In a multi-process run the chains live on other processes' devices too:
         # gather all-gathers what this process cannot fetch directly.
         samples, stats, draws = gather((samples, stats, draws))

@@ -14,13 +14,20 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from probkit._threefry import cpu_fast_key
 from probkit.distributed import check_divisible
-from probkit.progress import progress_fraction, progress_scan
+from probkit.mcmc._chunked import (
+    post_program,
+    pre_program,
+    run_chunk,
+    run_while_chunk,
+    split_at_loop,
+)
+from probkit.progress import Interrupted, progress_fraction, progress_scan, run_in_chunks
 from probkit.results import SamplingWarning
 from probkit.smc._feynman_kac import FeynmanKac, SMCState, has_parameters, init, step
 from probkit.smc._resampling import ResamplingFn, get_resampling
 from probkit.smc._result import SMCHistory, SMCResult
 
-__all__ = ["loop", "run", "trim", "particle_axis_constraint"]
+__all__ = ["loop", "run", "run_interruptible", "trim", "particle_axis_constraint"]
 
 PyTree = Any
 
@@ -232,6 +239,128 @@ def _while_loop(
 _loop_jit = eqx.filter_jit(loop)
 
 
+class _Bound:
+    """``loop_fn(key, *args, **kwargs)`` as a function of ``(arrays, key)``: the arrays of
+    ``(args, kwargs)`` are inputs, the rest is fixed. Compared by value (the
+    function, the fixed part and its structure), so a split loop and its compiled
+    programs are reused by a second call with new data of the same shapes."""
+
+    def __init__(self, loop_fn: Callable, static: Any):
+        self.loop_fn, self.static = loop_fn, static
+        leaves, treedef = jax.tree_util.tree_flatten(static)
+        self._key = (loop_fn, tuple(leaves), treedef)
+
+    def __hash__(self) -> int:
+        return hash(self._key)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, _Bound) and self._key == other._key
+
+    def __call__(self, arrays, key):
+        args, kwargs = eqx.combine(arrays, self.static)
+        return self.loop_fn(key, *args, **kwargs)
+
+
+def _abstract(tree):
+    return jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), tree)
+
+
+def run_interruptible(
+    loop_fn: Callable,
+    key: jax.Array,
+    args: tuple,
+    kwargs: dict,
+    *,
+    num_moves: int | None,
+    what: str,
+    partial: Callable[[Any, int], Any],
+):
+    """``loop_fn(key, *args, **kwargs)`` with its main loop run from the host in chunks.
+
+    ``loop_fn`` is a pure SMC loop (:func:`loop` or one built on it) with one
+    ``lax.scan`` of ``num_moves`` steps, or (``num_moves=None``) one
+    ``lax.while_loop``. The loop is compiled once, run in chunks of about half a
+    second, and Ctrl-C stops it between chunks: :class:`probkit.progress.Interrupted`
+    is raised with ``partial_result = partial(output, steps_done)``, the output
+    computed from the state reached (particles, log-evidence so far). Results equal
+    ``loop_fn``'s: every step evaluates the same program.
+    """
+    try:
+        arrays, static = eqx.partition((args, kwargs), eqx.is_array)
+        fn = _Bound(loop_fn, static)
+        hash(fn)
+        split = split_at_loop(fn, fn, _abstract(arrays), _abstract(key), num_moves, batched=False)
+    except (LookupError, TypeError):
+        # No loop to cut (a single step), or arguments that cannot key a cache.
+        return eqx.filter_jit(loop_fn)(key, *args, **kwargs)
+    values: dict = {}
+
+    def make_state():
+        shared_values, chain_values, carry, ys = pre_program(split, None, arrays, key)
+        values["shared"], values["chain"] = shared_values, chain_values
+        if split.kind == "while":
+            return carry, 0, True
+        return carry, ys
+
+    def output(state):
+        carry = state[0]
+        ys = state[1] if split.kind == "scan" else []
+        return post_program(split, None, values["shared"], values["chain"], carry, ys)
+
+    if split.kind == "scan":
+
+        def run(state, start, stop):
+            carry, ys = state
+            return run_chunk(
+                split.step, None, values["shared"], values["chain"], carry, ys, start, stop
+            )
+
+        finished = None
+        length = num_moves
+    else:
+
+        def run(state, start, stop):
+            carry, steps, _ = state
+            carry, k, running = run_while_chunk(
+                split, values["shared"], values["chain"], carry, start, stop
+            )
+            return carry, steps + int(k), bool(running)
+
+        def finished(state):
+            return not state[2]
+
+        length = np.iinfo(np.int32).max  # until the loop's own condition ends it
+
+    def interrupted(done, state, message):
+        del message
+        if split.kind == "while":
+            done = state[1]
+            of = ""
+        else:
+            of = f" of {num_moves}"
+        err = Interrupted(
+            f"Interrupted after {done}{of} {what} steps: the particles and log-evidence "
+            "reached so far are in this exception's partial_result.",
+            steps_done=done,
+            carry=state[0],
+            ys=None,
+        )
+        err.partial_result = partial(output(state), done)
+        return err
+
+    state = run_in_chunks(
+        run, make_state, length, interrupted=interrupted, finished=finished, desc=what
+    )
+    return output(state)
+
+
+def _partial_smc(result: SMCResult, done: int) -> SMCResult:
+    """The result of a :func:`loop` stopped after ``done`` moves, trimmed to them."""
+    if result.num_steps is not None and int(result.num_steps) > done + 1:
+        result = result._replace(num_steps=jnp.asarray(done + 1, jnp.int32))
+    return trim(result)
+
+
 def _check_run_arguments(fk, num_particles, ess_threshold, mesh) -> None:
     if not isinstance(fk, FeynmanKac):
         raise TypeError(
@@ -398,16 +527,22 @@ def run(
     """
     _check_run_arguments(fk, num_particles, ess_threshold, mesh)
     resampling_fn = get_resampling(resampling)
-    result = _loop_jit(
+    result = run_interruptible(
+        loop,
         jax.random.key(seed),
-        fk,
-        num_particles=int(num_particles),
-        resampling_fn=resampling_fn,
-        ess_threshold=float(ess_threshold),
-        store_history=bool(store_history),
-        progress_bar=bool(progress_bar),
-        mesh=mesh,
-        summary_fn=summary_fn,
+        (fk,),
+        {
+            "num_particles": int(num_particles),
+            "resampling_fn": resampling_fn,
+            "ess_threshold": float(ess_threshold),
+            "store_history": bool(store_history),
+            "progress_bar": bool(progress_bar),
+            "mesh": mesh,
+            "summary_fn": summary_fn,
+        },
+        num_moves=None if fk.done is not None else fk.num_steps - 1,
+        what="SMC",
+        partial=_partial_smc,
     )
     result = trim(result)
     check_finite_log_evidence(result)

@@ -27,7 +27,13 @@ from jax.sharding import Mesh
 from probkit.smc._feynman_kac import FeynmanKac
 from probkit.smc._resampling import ResamplingFn, get_resampling
 from probkit.smc._result import SMCResult
-from probkit.smc._run import _check_run_arguments, check_finite_log_evidence, loop
+from probkit.smc._run import (
+    _check_run_arguments,
+    _partial_smc,
+    check_finite_log_evidence,
+    loop,
+    run_interruptible,
+)
 
 __all__ = [
     "StateSpaceModel",
@@ -298,6 +304,22 @@ def particle_filter_loop(
 _particle_filter_jit = eqx.filter_jit(particle_filter_loop)
 
 
+def _partial_filter(result: ParticleFilterResult, done: int) -> ParticleFilterResult:
+    """A filter stopped after ``done`` moves: its outputs for the observations seen."""
+    keep = done + 1
+
+    def cut(a):
+        return None if a is None else a[:keep]
+
+    return result._replace(
+        filtering_mean=cut(result.filtering_mean),
+        filtering_var=cut(result.filtering_var),
+        log_likelihood_path=cut(result.log_likelihood_path),
+        filtering_log_weights=cut(result.filtering_log_weights),
+        smc=_partial_smc(result.smc, done),
+    )
+
+
 def particle_filter(
     ssm: StateSpaceModel,
     observations: jax.Array,
@@ -357,17 +379,22 @@ def particle_filter(
     observations = jax.tree_util.tree_map(jnp.asarray, observations)
     fk, _ = state_space_feynman_kac(ssm, observations, proposal)
     _check_run_arguments(fk, num_particles, ess_threshold, mesh)
-    result = _particle_filter_jit(
+    result = run_interruptible(
+        particle_filter_loop,
         jax.random.key(seed),
-        ssm,
-        observations,
-        num_particles=int(num_particles),
-        proposal=proposal,
-        resampling_fn=get_resampling(resampling),
-        ess_threshold=float(ess_threshold),
-        store_history=bool(store_history),
-        progress_bar=bool(progress_bar),
-        mesh=mesh,
+        (ssm, observations),
+        {
+            "num_particles": int(num_particles),
+            "proposal": proposal,
+            "resampling_fn": get_resampling(resampling),
+            "ess_threshold": float(ess_threshold),
+            "store_history": bool(store_history),
+            "progress_bar": bool(progress_bar),
+            "mesh": mesh,
+        },
+        num_moves=fk.num_steps - 1,
+        what="particle filter",
+        partial=_partial_filter,
     )
     check_finite_log_evidence(result.smc)
     return result

@@ -34,7 +34,7 @@ from probkit.smc._feynman_kac import FeynmanKac, SMCState
 from probkit.smc._mcmc_moves import MOVE_KERNELS, adapt_scale, whitened_move, whitening
 from probkit.smc._resampling import ResamplingFn, get_resampling, systematic
 from probkit.smc._result import SMCResult
-from probkit.smc._run import loop, warn_nan_potentials
+from probkit.smc._run import loop, run_interruptible, warn_nan_potentials
 from probkit.smc._tempering import TemperedPath, as_target, next_temperature, tempered_path
 
 __all__ = [
@@ -355,6 +355,21 @@ def tempered_loop(
 _tempered_jit = eqx.filter_jit(tempered_loop)
 
 
+def _trim_tempered(result: SMCResult) -> SMCResult:
+    """Cut :func:`tempered_loop`'s per-step arrays to the temperatures used (host side)."""
+    num_steps = int(result.info["num_steps"])
+    keep = num_steps + 1
+    info = {k: np.asarray(v)[:keep] for k, v in result.info.items() if k != "num_steps"}
+    info["num_steps"] = num_steps
+    return result._replace(
+        ess=result.ess[:keep],
+        resampled=result.resampled[:keep],
+        log_evidence_increments=result.log_evidence_increments[:keep],
+        num_nan=result.num_nan[:keep],
+        info=info,
+    )
+
+
 def _check_schedule(schedule) -> np.ndarray | None:
     if isinstance(schedule, str):
         if schedule != "adaptive":
@@ -482,32 +497,31 @@ def tempered(
     if schedule_values is not None:
         max_num_steps = len(schedule_values)
     path = tempered_path(target, reference)
-    result = _tempered_jit(
+    result = run_interruptible(
+        tempered_loop,
         jax.random.key(seed),
-        path,
-        num_particles=int(num_particles),
-        kernel=kernel,
-        schedule=None if schedule_values is None else jnp.asarray(schedule_values),
-        target_ess=float(target_ess),
-        num_mcmc_steps=int(num_mcmc_steps),
-        waste_free=bool(waste_free),
-        resampling_fn=get_resampling(resampling),
-        max_num_steps=int(max_num_steps),
-        num_integration_steps=None if num_integration_steps is None else int(num_integration_steps),
-        progress_bar=bool(progress_bar),
-        mesh=mesh,
+        (path,),
+        {
+            "num_particles": int(num_particles),
+            "kernel": kernel,
+            "schedule": None if schedule_values is None else jnp.asarray(schedule_values),
+            "target_ess": float(target_ess),
+            "num_mcmc_steps": int(num_mcmc_steps),
+            "waste_free": bool(waste_free),
+            "resampling_fn": get_resampling(resampling),
+            "max_num_steps": int(max_num_steps),
+            "num_integration_steps": (
+                None if num_integration_steps is None else int(num_integration_steps)
+            ),
+            "progress_bar": bool(progress_bar),
+            "mesh": mesh,
+        },
+        num_moves=None,
+        what="tempered SMC",
+        partial=lambda result, done: _trim_tempered(result),
     )
-    num_steps = int(result.info["num_steps"])
-    keep = num_steps + 1
-    info = {k: np.asarray(v)[:keep] for k, v in result.info.items() if k != "num_steps"}
-    info["num_steps"] = num_steps
-    result = result._replace(
-        ess=result.ess[:keep],
-        resampled=result.resampled[:keep],
-        log_evidence_increments=result.log_evidence_increments[:keep],
-        num_nan=result.num_nan[:keep],
-        info=info,
-    )
+    result = _trim_tempered(result)
+    info = result.info
     increments = np.asarray(result.log_evidence_increments)
     if not np.all(np.isfinite(increments)):
         bad = int(np.flatnonzero(~np.isfinite(increments))[0])
