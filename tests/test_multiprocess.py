@@ -54,6 +54,16 @@ WORKER = textwrap.dedent(
         sys.exit(0)
 
     import jax, jax.numpy as jnp, numpy as np
+    if "mesh" in tasks:  # process 1 builds its mesh in another device order
+        devices = jax.devices() if process_id == 0 else jax.devices()[::-1]
+        try:
+            pk.distributed.check_same_mesh(pk.distributed.chain_mesh(devices))
+            print("SAME", flush=True)
+        except ValueError as error:
+            print("MISMATCH", error, flush=True)
+        pk.distributed.check_same_mesh(pk.distributed.chain_mesh())
+        print("DEFAULT MESHES AGREE", flush=True)
+        sys.exit(0)
     assert jax.process_count() == num_processes
     assert len(jax.devices()) == num_processes * devices
     out = {"process": jax.process_index()}
@@ -153,15 +163,16 @@ def _run_global_mesh(num_processes, tasks):
     return multi, single
 
 
-def _check_mcmc(out, single):
+def _check_fixed_kernel(out, single):
     # Fixed kernel: the draws of chain c depend on c only, not on where it ran.
     np.testing.assert_array_equal(out["mala"], single["mala"])
-    assert out["mala_arviz"] == {"chain": 4, "draw": 100, "x_dim_0": 2}
-    if "nuts" not in single:
-        return
-    # Adapted NUTS: equal in distribution (the same arithmetic per device may make
-    # the draws equal, but only agreement within MC error is promised). Both runs have
-    # bulk ESS > 300 per coordinate (asserted), so the difference of their means has
+    assert out["mala_arviz"] == {"chain": 4, "draw": 100, "x_dim_0": 2}  # on every process
+
+
+def _check_adapted_nuts(out, single):
+    # Equal in distribution (the same arithmetic per device may make the draws equal,
+    # but only agreement within MC error is promised). Both runs have bulk ESS > 300
+    # per coordinate (asserted), so the difference of their means has
     # sd <= scale * sqrt(2 / 300); 5 sd is the bound.
     a = np.asarray(out["nuts"]).reshape(-1, 2)
     b = np.asarray(single["nuts"]).reshape(-1, 2)
@@ -186,18 +197,24 @@ def _check_particle_filter(out, single):
 
 
 @pytest.mark.slow
-def test_two_processes_match_one_process_with_two_devices():
-    multi, single = _run_global_mesh(2, "mala,nuts,pf")
+def test_two_processes_fixed_kernel_and_particle_filter_match_one_process():
+    multi, single = _run_global_mesh(2, "mala,pf")
     for out in multi:
-        _check_mcmc(out, single)
+        _check_fixed_kernel(out, single)
         _check_particle_filter(out, single)
 
 
 @pytest.mark.slow
-def test_four_processes_match_one_process_with_four_devices():
-    multi, single = _run_global_mesh(4, "mala,pf")
+def test_two_processes_adapted_nuts_agrees_with_one_process():
+    multi, single = _run_global_mesh(2, "nuts")
     for out in multi:
-        _check_mcmc(out, single)
+        _check_adapted_nuts(out, single)
+
+
+@pytest.mark.slow
+def test_four_processes_particle_filter_matches_one_process():
+    multi, single = _run_global_mesh(4, "pf")
+    for out in multi:
         _check_particle_filter(out, single)
 
 
@@ -230,6 +247,17 @@ def test_process_that_dies_after_joining_stops_the_others():
     assert rc0 != 0 and "UNREACHABLE" not in out0
     assert elapsed < 60, elapsed
     assert "stopped sending heartbeats" in err0, err0[-3000:]
+
+
+@pytest.mark.slow
+def test_processes_that_build_different_meshes_are_told_so():
+    port = _free_port()
+    outputs = _finish([_start(2, i, 1, port, "mesh") for i in range(2)], timeout=120)
+    for rc, stdout, stderr in outputs:
+        assert rc == 0, stderr[-3000:]
+        assert "MISMATCH" in stdout and "SAME" not in stdout.splitlines()
+        assert "Build the mesh the same way in every process" in stdout
+        assert "DEFAULT MESHES AGREE" in stdout
 
 
 def test_initialize_rejects_bad_arguments_before_starting_anything():
