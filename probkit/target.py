@@ -21,6 +21,7 @@ is no cache to get wrong.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -59,6 +60,9 @@ class Target(eqx.Module):
             data pytree (NumPyro targets).
         enumerated_sites: names of discrete latent sites summed out of the log density
             by enumeration (NumPyro targets; see :func:`infer_discrete`).
+        reverse_mode_gradients: ``False`` for a model with a ``lax.while_loop`` built
+            without ``forward_mode_differentiation``: only gradient-free kernels
+            (``"rwm"``) can sample it.
 
     Example:
         >>> import jax.numpy as jnp
@@ -77,6 +81,7 @@ class Target(eqx.Module):
     name: str = eqx.field(default="target", static=True)
     assemble_model_args: Callable | None = None
     enumerated_sites: tuple = eqx.field(default=(), static=True)
+    reverse_mode_gradients: bool = eqx.field(default=True, static=True)
 
     # -- convenience views with the data bound -------------------------------------
     def logdensity(self, z: PyTree) -> jax.Array:
@@ -350,6 +355,9 @@ class _NumPyroFunctions(eqx.Module):
     enum_plate_nesting: int | None = eqx.field(default=None, static=True)
     # gradients by forward mode (models with lax.while_loop), at a cost ~ dimension
     forward_mode: bool = eqx.field(default=False, static=True)
+    # False: reverse mode fails on the model (a while loop) and forward mode is off, so
+    # NumPyro's initialiser must not check gradients either
+    reverse_mode: bool = eqx.field(default=True, static=True)
 
     def _model(self, enumerate_sites: bool = True):
         from numpyro import handlers
@@ -409,6 +417,7 @@ class _NumPyroFunctions(eqx.Module):
             _marked_for_enumeration(self.model, self.enum_plate_nesting is not None),
             init_strategy=self._strategy(),
             forward_mode_differentiation=self.forward_mode,
+            validate_grad=self.reverse_mode or self.forward_mode,
             dynamic_args=True,
             model_args=a,
             model_kwargs=kw,
@@ -435,7 +444,7 @@ def _site_params(model, a, kw) -> dict:
 
 
 @eqx.filter_jit
-def _numpyro_setup(fns: _NumPyroFunctions, data):
+def _numpyro_setup(fns: _NumPyroFunctions, data, check_gradient: bool = True):
     """One compiled set-up per model structure: param-site values, one starting
     position and its log density (an abstract trace checks the latent sites)."""
     from numpyro.infer.util import initialize_model
@@ -474,29 +483,33 @@ def _numpyro_setup(fns: _NumPyroFunctions, data):
         _marked_for_enumeration(fns.model, bool(discrete)),
         init_strategy=fns._strategy(),
         forward_mode_differentiation=fns.forward_mode,
+        validate_grad=check_gradient,
         dynamic_args=True,
         model_args=a,
         model_kwargs=kw,
     )
     z = info.param_info.z
     with_params = eqx.tree_at(lambda f: f.params, _with_enumeration(fns, nesting), params)
+    structure = _ModelStructure(latent, discrete, (), nesting)
+    if not check_gradient:  # a model reverse mode cannot differentiate
+        return structure, params, z, with_params.logdensity(data, z)
     lp, grad = jax.value_and_grad(lambda x: with_params.logdensity(data, x))(z)
     finite_grad = jnp.all(jnp.stack([jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grad)]))
     # NaN unless both the log density and its gradient are finite (NumPyro's criterion).
-    structure = _ModelStructure(latent, discrete, (), nesting)
     return structure, params, z, jnp.where(finite_grad, lp, jnp.nan)
 
 
 def _with_enumeration(fns: _NumPyroFunctions, nesting: int | None) -> _NumPyroFunctions:
-    return _NumPyroFunctions(
-        fns.model,
-        fns.assemble,
-        fns.strategy,
-        fns.init_values,
-        fns.params,
-        nesting,
-        fns.forward_mode,
-    )
+    return dataclasses.replace(fns, enum_plate_nesting=nesting)
+
+
+#: Why a gradient-based kernel refuses a target with ``reverse_mode_gradients=False``.
+REVERSE_MODE_MESSAGE = (
+    "{name} uses lax.while_loop (or a fori_loop with traced bounds), which JAX cannot "
+    "differentiate in reverse mode, and kernel {kernel!r} needs gradients. Build the "
+    "target with pk.from_numpyro(..., forward_mode_differentiation=True) (gradients by "
+    "forward mode), use kernel='rwm', or rewrite the loop with lax.scan."
+)
 
 
 def _subsample_size(plate_site) -> int:
@@ -647,17 +660,17 @@ def from_numpyro(
     fns = _NumPyroFunctions(
         model, assemble, strategy, init_values, {}, forward_mode=bool(forward_mode_differentiation)
     )
+    reverse_mode = True
     try:
         structure, params, example, start_lp = _numpyro_setup(fns, dynamic)
     except ValueError as err:
         if "Reverse-mode differentiation does not work" not in str(err):
             raise
-        raise ValueError(
-            f"{model_name} uses lax.while_loop (or a fori_loop with traced bounds), which "
-            "JAX cannot differentiate in reverse mode. Pass "
-            "forward_mode_differentiation=True to from_numpyro (gradients by forward mode), "
-            "or rewrite the loop with lax.scan / a fori_loop with fixed bounds."
-        ) from None
+        # Gradient-free kernels (rwm) can still sample it: gradient kernels refuse it
+        # with REVERSE_MODE_MESSAGE when they are asked to.
+        reverse_mode = False
+        fns = dataclasses.replace(fns, reverse_mode=False)
+        structure, params, example, start_lp = _numpyro_setup(fns, dynamic, False)
     if structure.subsampled:
         raise ValueError(
             f"{model_name} subsamples its data (plate(s) {list(structure.subsampled)} with "
@@ -717,6 +730,7 @@ def from_numpyro(
         name=model_name,
         assemble_model_args=assemble,
         enumerated_sites=structure.discrete,
+        reverse_mode_gradients=reverse_mode,
     )
 
 

@@ -26,9 +26,22 @@ def fixed_point_model(y):
     numpyro.sample("y", dist.Normal(x, 1.0), obs=y)
 
 
-def test_while_loop_model_names_the_option():
+def test_while_loop_model_gradient_kernels_name_the_option():
+    target = pk.from_numpyro(fixed_point_model, Y)  # no gradient taken at set-up
+    assert not target.reverse_mode_gradients
     with pytest.raises(ValueError, match="forward_mode_differentiation=True"):
-        pk.from_numpyro(fixed_point_model, Y)
+        pk.mcmc.sample(target, kernel="nuts", num_warmup=10, num_samples=10)
+
+
+@pytest.mark.slow
+def test_while_loop_model_samples_with_rwm_without_gradients():
+    target = pk.from_numpyro(fixed_point_model, Y)
+    result = pk.mcmc.sample(target, kernel="rwm", num_chains=2, num_samples=2000, seed=0)
+    precision = 1 / 100 + Y.size
+    mean, sd = float(jnp.sum(Y)) / precision, precision**-0.5
+    draws = np.asarray(result.samples["mu"])
+    # random-walk draws are correlated: ESS well below 4000; 5 standard errors of ~200
+    assert abs(draws.mean() - mean) < 5 * sd / np.sqrt(200)
 
 
 def test_forward_mode_gradient_equals_the_closed_form():
