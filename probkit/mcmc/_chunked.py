@@ -68,6 +68,18 @@ def _inline_eval(jaxpr, consts, args):
     return [read(v) for v in jaxpr.outvars]
 
 
+def _strong(tree):
+    """Arrays of fixed (not weak) types: a literal or a weakly typed value that enters
+    a compiled loop must come out of it with the same type, or the next chunk would
+    compile again."""
+
+    def fix(x):
+        x = jnp.asarray(x)
+        return jax.lax.convert_element_type(x, x.dtype)
+
+    return jax.tree_util.tree_map(fix, tree)
+
+
 def _evaluate(eqns, env: dict, wanted: list) -> list:
     """Evaluate only the equations that ``wanted`` (variables or literals) needs."""
     needed = {v for v in wanted if not isinstance(v, Literal)}
@@ -475,9 +487,9 @@ def _run_chunk(static, carry, ys, start, stop):
             return carry, ys
 
         (shared_carry, chain_carry), ys = jax.lax.fori_loop(
-            start, stop, body, ((shared_carry, chain_carry), ys)
+            start, stop, body, _strong(((shared_carry, chain_carry), ys))
         )
-        return shared_carry, (chain_carry, ys)
+        return _strong((shared_carry, (chain_carry, ys)))
 
     shared_carry, (chain_carry, ys) = batched(
         one, batch, (shared, start, stop, shared_carry), (chain, chain_carry, ys), shared_out=True
@@ -507,7 +519,7 @@ def pre_program(split: LoopSplit, batch, shared, chain):
     (shared carry, chain carry), ys buffers)``."""
     shared_values, shared_carry = split.pre_shared(shared)
     chain_values, chain_carry, ys = batched(split.pre_chain, batch, shared, chain)
-    return shared_values, chain_values, (shared_carry, chain_carry), ys
+    return _strong((shared_values, chain_values, (shared_carry, chain_carry), ys))
 
 
 @eqx.filter_jit
@@ -524,7 +536,10 @@ def post_program(split: LoopSplit, batch, shared_values, chain_values, carry, ys
 
 def _run_while(static, carry, start, stop):
     split, shared_values, chain_values = static
-    return split.run_while(shared_values, chain_values, carry, stop - start)
+    carry, steps, running = split.run_while(
+        shared_values, chain_values, _strong(carry), stop - start
+    )
+    return _strong(carry), steps, running
 
 
 _run_while_jit = eqx.filter_jit(_run_while, donate="all-except-first")
