@@ -35,7 +35,7 @@ from probkit.mcmc._kernels import KERNELS, Settings, check_kernel, generic_stati
 from probkit.mcmc._loop import AdaptedState, draw_function, loop
 from probkit.progress import Interrupted, run_in_chunks
 from probkit.results import MCMCResult
-from probkit.target import Target, from_numpyro, infer_discrete
+from probkit.target import REVERSE_MODE_MESSAGE, Target, from_numpyro, infer_discrete
 
 __all__ = ["sample"]
 
@@ -422,8 +422,8 @@ def sample(
             chain after another, compiled once), ``"sharded"`` (chains split over every
             device; ``num_chains`` must be a multiple of the device count).
         thinning: keep every ``thinning``-th draw.
-        progress_bar: show progress bars for the warm-up (NUTS, HMC, MALA, RWM) and the
-            sampling phase.
+        progress_bar: show progress bars for the warm-up and the sampling phase
+            (drawn by the host between chunks of about half a second).
         init: unconstrained starting positions (one, or one per chain). Default: the
             target's initialisation (uniform in [-2, 2] for NumPyro models).
         init_state: a previous result's ``last_state``: continue that run (same
@@ -450,6 +450,13 @@ def sample(
 
     Returns:
         An :class:`~probkit.results.MCMCResult`; its ``last_state`` continues the run.
+
+    Raises:
+        probkit.progress.Interrupted: on Ctrl-C, within about a second (the loops run
+            from the host in chunks of about half a second; a run that is not
+            interrupted draws the same numbers, bit for bit). During sampling its
+            ``partial_result`` is an ``MCMCResult`` of the draws done; during warm-up
+            it is ``None`` (no draws yet) or, for ``"sequential"``, the chains finished.
 
     Example:
         >>> import jax.numpy as jnp, numpyro, numpyro.distributions as dist
@@ -515,6 +522,8 @@ def sample(
         raise ValueError(f"kernel={kernel!r} needs num_warmup > 0 to tune its parameters.")
 
     target = _as_target(target, model_args, model_kwargs)
+    if not target.reverse_mode_gradients and user_kernel is None and kernel != "rwm":
+        raise ValueError(REVERSE_MODE_MESSAGE.format(name=target.name, kernel=kernel))
     mesh = None
     if chain_method == "sharded":
         mesh = chain_mesh()

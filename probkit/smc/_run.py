@@ -507,6 +507,8 @@ def run(
 
     Raises:
         FloatingPointError: when every particle got zero weight at some step.
+        probkit.progress.Interrupted: on Ctrl-C, within about a second (the loop runs
+            from the host in chunks); ``partial_result`` is the result of the steps done.
 
     Warns:
         SamplingWarning: when ``log_potential`` was NaN for some particles (they get

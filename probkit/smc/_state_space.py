@@ -354,6 +354,10 @@ def particle_filter(
     Returns:
         a :class:`ParticleFilterResult`.
 
+    Raises:
+        probkit.progress.Interrupted: on Ctrl-C, within about a second;
+            ``partial_result`` is the filter's result for the observations seen.
+
     Example:
         >>> import jax, jax.numpy as jnp, numpyro.distributions as dist
         >>> import probkit.smc as smc

@@ -449,6 +449,9 @@ def tempered(
     Raises:
         RuntimeError: the temperature did not reach 1 within ``max_num_steps``.
         FloatingPointError: every particle got zero weight.
+        probkit.progress.Interrupted: on Ctrl-C, within about a second;
+            ``partial_result`` holds the particles and log-evidence at the temperature
+            reached.
 
     Example:
         >>> import jax.numpy as jnp, numpyro, numpyro.distributions as dist
