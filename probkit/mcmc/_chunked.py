@@ -98,52 +98,69 @@ def _evaluate(eqns, env: dict, wanted: list) -> list:
     return [read(v) for v in wanted]
 
 
-def _is_batched(value) -> bool:
-    from jax._src.interpreters import batching
-
-    return isinstance(value, batching.BatchTracer) and isinstance(value.batch_dim, int)
-
-
-def _batched_outputs(fn: Callable, split: LoopSplit, batched_inputs: list) -> list[bool]:
-    """Which of ``fn(env)``'s outputs vmap batches when ``batched_inputs`` are batched."""
-    jaxpr = split.jaxpr
-    flags: list[bool] = []
-    batched_set = set(batched_inputs)
-    others = [v for v in jaxpr.invars if v not in batched_set]
-
-    def probe(*batched_values):
-        env = dict(zip(jaxpr.constvars, split.consts, strict=True))
-        env.update(zip(batched_inputs, batched_values, strict=True))
-        env.update((v, jnp.zeros(v.aval.shape, v.aval.dtype)) for v in others)
-        flags.extend(_is_batched(o) for o in fn(env))
-        return jnp.zeros(())
-
-    args = [jax.ShapeDtypeStruct((2, *v.aval.shape), v.aval.dtype) for v in batched_inputs]
-    jax.eval_shape(jax.vmap(probe), *args)
-    return flags
+def _inner(eqn):
+    """The jaxpr a call-like equation runs on its inputs, or None."""
+    for name in ("jaxpr", "call_jaxpr", "fun_jaxpr"):
+        inner = eqn.params.get(name)
+        inner = getattr(inner, "jaxpr", inner)
+        if inner is not None and hasattr(inner, "eqns") and len(inner.invars) == len(eqn.invars):
+            return inner
+    return None
 
 
-def _body_batched(body, in_batched: list[bool], n_carry: int) -> list[bool]:
-    """Which carries one step of the loop batches, given its batched inputs."""
-    flags: list[bool] = []
-    invars = body.jaxpr.invars
-    batched_vars = [v for v, b in zip(invars, in_batched, strict=True) if b]
+def _flow(eqns, batched: set) -> set:
+    """Add to ``batched`` every variable ``vmap`` batches in ``eqns``, as vmap's own
+    rules decide it: an equation batches its outputs when an input is batched, except
+    that loops find their carries' fixed point, a ``cond`` with an unbatched index
+    batches only what a branch batches, and calls look inside."""
 
-    def probe(*batched_values):
-        it = iter(batched_values)
-        args = [
-            next(it) if b else jnp.zeros(v.aval.shape, v.aval.dtype)
-            for v, b in zip(invars, in_batched, strict=True)
-        ]
-        outs = jax.core.eval_jaxpr(body.jaxpr, body.consts, *args)
-        flags.extend(_is_batched(o) for o in outs[:n_carry])
-        return jnp.zeros(())
+    def on(v) -> bool:
+        return not isinstance(v, Literal) and v in batched
 
-    args = [jax.ShapeDtypeStruct((2, *v.aval.shape), v.aval.dtype) for v in batched_vars]
-    if not args:
-        return [False] * n_carry
-    jax.eval_shape(jax.vmap(probe), *args)
-    return flags
+    def run(jaxpr, flags: list[bool]) -> list[bool]:
+        inner = {v for v, f in zip(jaxpr.invars, flags, strict=True) if f}
+        inner = _flow(jaxpr.eqns, inner)
+        return [not isinstance(v, Literal) and v in inner for v in jaxpr.outvars]
+
+    for eqn in eqns:
+        ins = [on(v) for v in eqn.invars]
+        n = len(eqn.outvars)
+        name = eqn.primitive.name
+        if not any(ins):
+            outs = [False] * n
+        elif name == "cond" and not ins[0]:
+            outs = [False] * n
+            for branch in eqn.params["branches"]:
+                outs = [a or b for a, b in zip(outs, run(branch.jaxpr, ins[1:]), strict=True)]
+        elif name == "while":
+            nc, nb = eqn.params["cond_nconsts"], eqn.params["body_nconsts"]
+            cond_consts, body_consts, carry = ins[:nc], ins[nc : nc + nb], ins[nc + nb :]
+            while True:
+                if run(eqn.params["cond_jaxpr"].jaxpr, cond_consts + carry)[0]:
+                    carry = [True] * len(carry)
+                    break
+                out = run(eqn.params["body_jaxpr"].jaxpr, body_consts + carry)
+                new = [a or b for a, b in zip(out, carry, strict=True)]
+                if new == carry:
+                    break
+                carry = new
+            outs = carry
+        elif name == "scan":
+            nk, nc = eqn.params["num_consts"], eqn.params["num_carry"]
+            consts, carry, xs = ins[:nk], ins[nk : nk + nc], ins[nk + nc :]
+            while True:
+                out = run(eqn.params["jaxpr"].jaxpr, consts + carry + xs)
+                new = [a or b for a, b in zip(out[:nc], carry, strict=True)]
+                if new == carry:
+                    break
+                carry = new
+            outs = carry + out[nc:]
+        elif (inner := _inner(eqn)) is not None and len(inner.outvars) == n:
+            outs = run(inner, ins)
+        else:
+            outs = [True] * n
+        batched.update(v for v, f in zip(eqn.outvars, outs, strict=True) if f)
+    return batched
 
 
 class LoopSplit:
@@ -235,20 +252,9 @@ class LoopSplit:
         # that every program recomputes (so that XLA folds it as it did in the uncut
         # function). Unbatched carries stay unbatched: the arithmetic is then the
         # uncut function's under vmap, to the bit.
-        probed = [v for v in [*consts, *self.carry_in, *xs, *live] if not isinstance(v, Literal)]
-        input_flags = _batched_outputs(
-            lambda env_in: _evaluate(self.pre_eqns, env_in, probed),
-            self,
-            batched_inputs=list(self.shared_vars) + list(self.chain_vars),
-        )
-        variable = {v for v, f in zip(probed, input_flags, strict=True) if f}
+        variable = _flow(self.pre_eqns, set(self.shared_vars) | set(self.chain_vars))
         if batched:
-            chain_flags = _batched_outputs(
-                lambda env_in: _evaluate(self.pre_eqns, env_in, probed),
-                self,
-                batched_inputs=list(self.chain_vars),
-            )
-            dependent = {v for v, f in zip(probed, chain_flags, strict=True) if f}
+            dependent = _flow(self.pre_eqns, set(self.chain_vars))
         else:  # one "chain": everything that is not a constant is its own
             dependent = variable
 
@@ -262,11 +268,10 @@ class LoopSplit:
         while batched:
             if self.kind == "while":
                 raise NotImplementedError("batched while loops are not supported")
-            after = _body_batched(
-                self.body,
-                [per_chain(v) for v in consts] + carry_dependent + [per_chain(v) for v in xs],
-                n_carry,
-            )
+            body = self.body.jaxpr
+            flags = [per_chain(v) for v in consts] + carry_dependent + [per_chain(v) for v in xs]
+            inside = _flow(body.eqns, {v for v, f in zip(body.invars, flags, strict=True) if f})
+            after = [not isinstance(v, Literal) and v in inside for v in body.outvars[:n_carry]]
             after = [a or d for a, d in zip(after, carry_dependent, strict=True)]
             if after == carry_dependent:
                 break
