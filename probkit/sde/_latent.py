@@ -423,13 +423,13 @@ def _solve(key, model: LatentSDE, times, dt, controlled: bool, solver, adjoint, 
             i, dw = inputs
             t = i * step
             z = z + drift(t, z, args) * step + diffusion(t, z, args) @ dw
-            return z, z[:d]
+            return z, jnp.concatenate([z[:d], z[-1:]])  # the latent state and the KL so far
 
-        z1, xs = jax.lax.scan(euler, z0, (jnp.arange(num_steps, dtype=jnp.float32), increments))
-        xs = jnp.concatenate([x0[None], xs])
+        _, xs = jax.lax.scan(euler, z0, (jnp.arange(num_steps, dtype=jnp.float32), increments))
+        xs = jnp.concatenate([jnp.concatenate([x0, z0[-1:]])[None], xs])
         grid = jnp.arange(num_steps + 1, dtype=jnp.float32) * step
-        x_at = jax.vmap(lambda col: jnp.interp(times, grid, col), in_axes=1, out_axes=1)(xs)
-        return x_at, z1[-1]
+        at = jax.vmap(lambda col: jnp.interp(times, grid, col), in_axes=1, out_axes=1)(xs)
+        return at[:, :d], at[-1, -1]
     if brownian == "tree":
         bm = diffrax.VirtualBrownianTree(0.0, t1, tol=dt / 2, shape=(d,), key=key_w)
     elif brownian == "grid":
@@ -446,12 +446,16 @@ def _solve(key, model: LatentSDE, times, dt, controlled: bool, solver, adjoint, 
         t1,
         dt0=t1 / num_steps,
         y0=z0,
-        saveat=diffrax.SaveAt(ts=times, t1=True),
+        # The path KL is needed up to the last observation only (the likelihood does
+        # not see the path after it), so nothing is saved at t1: saving it beside a last
+        # observation at t1 would save one time twice, where BacksolveAdjoint's
+        # gradients are NaN.
+        saveat=diffrax.SaveAt(ts=times),
         args=args,
         adjoint=adjoint,
         max_steps=num_steps + 1,
     )
-    return sol.ys[:-1, :d], sol.ys[-1, -1]
+    return sol.ys[:, :d], sol.ys[-1, -1]
 
 
 def _gaussian_kl(mean_q, log_std_q, mean_p, log_std_p):
@@ -479,7 +483,11 @@ def _default_dt(model: LatentSDE, dt):
 
 
 class ELBOTerms(NamedTuple):
-    """The ELBO and its parts (averaged over samples)."""
+    """The ELBO and its parts (averaged over samples).
+
+    ``path_kl`` is the Girsanov KL of the controlled path up to the last observation
+    time (after it the likelihood does not see the path, so it adds nothing but slack).
+    """
 
     elbo: jax.Array
     log_likelihood: jax.Array
@@ -507,10 +515,10 @@ def elbo(
     (default: checkpointed backpropagation through the solver). The noise is additive,
     so Ito and Stratonovich solutions coincide and ``diffrax.BacksolveAdjoint`` (which
     accepts Stratonovich solvers only) runs with ``solver=diffrax.Heun()`` and
-    ``brownian="tree"``, but its gradients came out NaN in our check: not supported
-    yet. ``brownian="grid"`` draws the Brownian motion on the fixed step grid (fast,
-    exact for fixed-step solvers); ``"tree"`` uses diffrax's ``VirtualBrownianTree``
-    (any solver, adaptive steps).
+    ``brownian="tree"`` (its gradients are those of the continuous adjoint, which
+    approach the discrete ones as ``dt`` shrinks). ``brownian="grid"`` draws the
+    Brownian motion on the fixed step grid (fast, exact for fixed-step solvers);
+    ``"tree"`` uses diffrax's ``VirtualBrownianTree`` (any solver, adaptive steps).
 
     Example:
         >>> import jax, jax.numpy as jnp

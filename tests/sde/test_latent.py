@@ -62,6 +62,46 @@ def test_plain_loop_and_diffrax_agree():
 
 
 @pytest.mark.slow
+def test_backsolve_adjoint_gradients_approach_the_discrete_ones():
+    # The continuous adjoint (solved backwards) is not the gradient of the discretised
+    # ELBO, but tends to it as dt shrinks; the last observation sits at t1 (saving t1
+    # twice made its gradients NaN). Measured relative distances: 15% at dt = 0.01, 13%
+    # at 0.005, 2.4% at 0.002, 1.6% at 0.001.
+    import equinox as eqx
+
+    model = latent_sde(jax.random.key(0), 1, 1.0, hurst=0.3)
+    times = jnp.linspace(0.1, 1.0, 10)
+    y = jnp.sin(3 * times)[:, None]
+
+    def gradient(adjoint, dt):
+        def loss(m):
+            terms = elbo(
+                jax.random.key(1),
+                m,
+                times,
+                y,
+                solver=diffrax.Heun(),
+                adjoint=adjoint,
+                brownian="tree",
+                dt=dt,
+            )
+            return -terms.elbo
+
+        g = eqx.filter_grad(loss)(model)
+        return jnp.concatenate([x.ravel() for x in jax.tree.leaves(eqx.filter(g, eqx.is_array))])
+
+    def distance(dt):
+        discrete = gradient(diffrax.RecursiveCheckpointAdjoint(), dt)
+        backsolve = gradient(diffrax.BacksolveAdjoint(), dt)
+        assert bool(jnp.all(jnp.isfinite(backsolve)))
+        return float(jnp.linalg.norm(backsolve - discrete) / jnp.linalg.norm(discrete))
+
+    coarse, fine = distance(0.005), distance(0.001)
+    assert fine < 0.03
+    assert fine < 0.25 * coarse  # the gap closes as the steps shrink
+
+
+@pytest.mark.slow
 def test_brownian_ou_posterior_matches_kalman_smoother():
     # H = 1/2 (Brownian driver): dx = -theta x dt + sigma dW, y_i = x(t_i) + N(0, r^2).
     # The exact posterior marginals at the observation times are the Kalman (RTS)
