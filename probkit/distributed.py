@@ -256,6 +256,14 @@ def gather_result(result: Any, *, to: str = "all") -> Any:
     return None if to == "first" and jax.process_index() != 0 else gathered
 
 
+def gather_across_processes(result: Any) -> Any:
+    """:func:`gather_result` in a multi-process run; ``result`` itself otherwise.
+
+    The samplers' drivers call it last, so that every process holds the whole result.
+    """
+    return gather_result(result) if jax.process_count() > 1 else result
+
+
 def check_same_mesh(mesh: Mesh) -> None:
     """Raise a clear error when the processes of a multi-process run disagree on ``mesh``.
 

@@ -28,6 +28,7 @@ from typing import Any
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 __all__ = [
     "Interrupted",
@@ -396,6 +397,19 @@ def interruptible_scan(
     )
 
 
+def _stop_agreed(requested: bool, multiprocess: bool) -> bool:
+    """Whether to stop after this chunk. Across processes every one must decide the
+    same (one Ctrl-C may reach them between different chunks): a process that stopped
+    alone would leave the others waiting in a collective. One small all-gather per
+    chunk settles it."""
+    if not multiprocess:
+        return requested
+    from jax.experimental import multihost_utils
+
+    flags = multihost_utils.process_allgather(np.asarray(requested, dtype=np.int32))
+    return bool(np.any(flags))
+
+
 def run_in_chunks(
     run: Callable,
     make_state: Callable[[], Any],
@@ -479,7 +493,7 @@ def run_in_chunks(
                     break
                 if bar is not None:
                     bar.update(done - bar.n)
-                if stop.requested and done < length:
+                if done < length and _stop_agreed(stop.requested, multiprocess):
                     what = f" of {desc}" if desc else ""
                     message = f"interrupted after {done} of {length} {unit}{what}"
                     if interrupted is None:

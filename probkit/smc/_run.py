@@ -13,7 +13,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from probkit._threefry import cpu_fast_key
-from probkit.distributed import check_divisible
+from probkit.distributed import check_divisible, gather_across_processes
 from probkit.mcmc._chunked import (
     post_program,
     pre_program,
@@ -549,4 +549,5 @@ def run(
     result = trim(result)
     check_finite_log_evidence(result)
     warn_nan_potentials(result)
-    return result
+    # particles sharded over several processes come back whole on every process
+    return gather_across_processes(result)

@@ -24,6 +24,7 @@ import jax.numpy as jnp
 from jax.scipy.special import logsumexp
 from jax.sharding import Mesh
 
+from probkit.distributed import gather_across_processes
 from probkit.smc._feynman_kac import FeynmanKac
 from probkit.smc._resampling import ResamplingFn, get_resampling
 from probkit.smc._result import SMCResult
@@ -401,7 +402,7 @@ def particle_filter(
         partial=_partial_filter,
     )
     check_finite_log_evidence(result.smc)
-    return result
+    return gather_across_processes(result)
 
 
 def ffbs(

@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
 
-from probkit.distributed import check_divisible
+from probkit.distributed import check_divisible, gather_across_processes
 from probkit.smc._feynman_kac import FeynmanKac, SMCState
 from probkit.smc._mcmc_moves import MOVE_KERNELS, adapt_scale, whitened_move, whitening
 from probkit.smc._resampling import ResamplingFn, get_resampling, systematic
@@ -548,4 +548,4 @@ def tempered(
             f"max_num_steps={max_num_steps} steps: raise max_num_steps, lower target_ess, or "
             "use more particles / MCMC steps so that each step keeps more ESS."
         )
-    return result
+    return gather_across_processes(result)
