@@ -630,6 +630,23 @@ def sample(
 
         return interrupted
 
+    def draw(batch, shared, chain, states, params, start, desc="sampling", before=None, of=""):
+        """The sampling phase: draws, their statistics, and the state to continue from."""
+        positions, stats, last = _draw(
+            step,
+            batch,
+            shared,
+            chain,
+            states,
+            desc=desc,
+            bar=bar,
+            interrupted=interrupted_sampling(
+                batch, shared, chain, params, start, before=before, of=of
+            ),
+        )
+        draws = _positions_to_draws(step, batch, shared, chain, positions)
+        return draws, stats, AdaptedState(last, params, start + num_samples * thinning)
+
     if cross_chain:
         batch = mesh if mesh is not None else "vmap"
         if init_state is None:
@@ -648,18 +665,7 @@ def sample(
             sharding = leading_axis_sharding(mesh)
             chain_keys, states, start = jax.device_put((chain_keys, states, start), sharding)
         shared, chain = (target_arrays, params), (chain_keys, None, start)
-        positions, stats, last = _draw(
-            step,
-            batch,
-            shared,
-            chain,
-            states,
-            desc="sampling",
-            bar=bar,
-            interrupted=interrupted_sampling(batch, shared, chain, params, start),
-        )
-        draws = _positions_to_draws(step, batch, shared, chain, positions)
-        last_state = AdaptedState(last, params, start + num_samples * thinning)
+        draws, stats, last_state = draw(batch, shared, chain, states, params, start)
     elif chain_method == "sequential":
         outputs = []
 
@@ -694,21 +700,19 @@ def sample(
             else:
                 state, params, start = jax.tree_util.tree_map(lambda x, c=c: x[c], init_state)
             shared, chain = (target_arrays, None), (sample_key, params, start)
-            positions, stats, last = _draw(
-                step,
-                None,
-                shared,
-                chain,
-                state,
-                desc=f"sampling (chain {c + 1}/{num_chains})",
-                bar=bar,
-                interrupted=interrupted_sampling(
-                    None, shared, chain, params, start, before=finished(), of=of
-                ),
+            outputs.append(
+                draw(
+                    None,
+                    shared,
+                    chain,
+                    state,
+                    params,
+                    start,
+                    desc=f"sampling (chain {c + 1}/{num_chains})",
+                    before=finished(),
+                    of=of,
+                )
             )
-            draws = _positions_to_draws(step, None, shared, chain, positions)
-            last_c = AdaptedState(last, params, start + num_samples * thinning)
-            outputs.append((draws, stats, last_c))
         draws, stats, last_state = finished()
     else:
         batch = mesh if mesh is not None else "vmap"
@@ -727,18 +731,7 @@ def sample(
         else:
             states, params, start = init_state
         shared, chain = (target_arrays, None), (sample_keys, params, start)
-        positions, stats, last = _draw(
-            step,
-            batch,
-            shared,
-            chain,
-            states,
-            desc="sampling",
-            bar=bar,
-            interrupted=interrupted_sampling(batch, shared, chain, params, start),
-        )
-        draws = _positions_to_draws(step, batch, shared, chain, positions)
-        last_state = AdaptedState(last, params, start + num_samples * thinning)
+        draws, stats, last_state = draw(batch, shared, chain, states, params, start)
     draws = jax.block_until_ready(draws)
     return result(draws, stats, last_state, last_state.params)
 
