@@ -49,6 +49,7 @@ def _mean_and_variance(model, X):
 
 # One test per surrogate, checking everything on one fit: fits are the expensive part
 # (NUTS for SAAS and BNN-HMC), and pytest-xdist would repeat a shared fit per worker.
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(SURROGATE_OPTIONS))
 def test_surrogate_on_a_1d_function(name):
     assert name != "saas" or bo.saas_available()  # numpyro is a probkit dependency
@@ -108,6 +109,7 @@ def test_bnn_torch_forward_matches_the_jax_network():
     np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_bnn_hmc_through_probkit_mcmc_sample():
     # The same posterior sampled by probkit.mcmc.sample instead of the vectorised
     # runner on probkit.mcmc's layers: the members fit the data as well (the RMS criterion

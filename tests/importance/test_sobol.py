@@ -50,6 +50,7 @@ def _assert_within_errors(res):
         ("iscv", "non-centered"),
     ],
 )
+@pytest.mark.slow
 def test_ishigami_indices_within_reported_errors(method, formulas):
     budget = 5 * 2048  # 2048 design rows of d + 2 = 5 evaluations (a power of two for QMC)
     # One seed for the non-centred variants keeps the folder within its CPU budget.

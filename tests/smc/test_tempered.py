@@ -58,6 +58,7 @@ def _assert_evidence(log_z_hat, exact):
     assert abs(log_z_hat.mean() + var / 2 - exact) < 5 * se + 1e-3, (log_z_hat, exact)
 
 
+@pytest.mark.slow
 def test_conjugate_regression_evidence_and_posterior(capfd):
     target, log_z, mean, cov = _regression()
     # the defaults: HMC, 5 whitened steps of 2 leapfrog steps per temperature, ESS 0.5

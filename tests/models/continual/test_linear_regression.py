@@ -80,6 +80,7 @@ def _check_against(draws, tasks, ess, diagonal=False, reps=2000):
     return z_mean, z_var
 
 
+@pytest.mark.slow
 def test_gaussian_propagation_equals_the_joint_conjugate_posterior():
     out = _run("gaussian")
     ess = min(float(r.summary()["ess_bulk"].min()) for r in out.results)

@@ -43,6 +43,7 @@ def _reference(prior, approx, y, data_mask, obs_matrix, noise_std, z, key):
     return kl, se, kl_prior, -approx.log_prob(z), -exact.log_prob(z)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dim", [1, 2])
 def test_kl_to_exact_posterior_with_shipped_weights(dim):
     model = load_pretrained(f"linear_gaussian_{dim}d")
