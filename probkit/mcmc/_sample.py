@@ -131,10 +131,9 @@ def _logdensity_of(target: Target) -> tuple[Callable, Callable]:
     return logdensity, unravel
 
 
-class _Warmup:
-    """One chain's warm-up (or, cross-chain, every chain's): ``(shared, chain) ->
-    (state, params)`` with ``shared`` the target's arrays and ``chain`` ``(key, x0)``.
-    Compared by value, so that compiled programs and loop splits are reused."""
+class _ByValue:
+    """A driver piece compared by value (kernel, settings, the target's static part),
+    so that compiled programs and loop splits are reused across calls."""
 
     def __init__(self, kernel, settings: Settings, target_static):
         self.kernel, self.settings, self.static = kernel, settings, target_static
@@ -144,7 +143,12 @@ class _Warmup:
         return hash(self._key)
 
     def __eq__(self, other) -> bool:
-        return isinstance(other, _Warmup) and self._key == other._key
+        return type(other) is type(self) and self._key == other._key
+
+
+class _Warmup(_ByValue):
+    """One chain's warm-up (or, cross-chain, every chain's): ``(shared, chain) ->
+    (state, params)`` with ``shared`` the target's arrays and ``chain`` ``(key, x0)``."""
 
     def __call__(self, shared, chain):
         key, x0 = chain
@@ -158,22 +162,12 @@ class _Warmup:
         return KERNELS[self.kernel].warmup(key, logdensity, x0, self.settings)
 
 
-class _SampleStep:
+class _SampleStep(_ByValue):
     """Draw ``i`` of one chain: ``(state, (position, stats))``; the chunked loop's step.
 
     ``shared`` is ``(target arrays, params)`` and ``chain`` ``(key, params, start)``;
     the parameters are per chain (``shared``'s are ``None``) or, for cross-chain
     kernels, shared (``chain``'s are ``None``)."""
-
-    def __init__(self, kernel, settings: Settings, target_static):
-        self.kernel, self.settings, self.static = kernel, settings, target_static
-        self._key = (kernel, settings, _static_signature(target_static))
-
-    def __hash__(self) -> int:
-        return hash(self._key)
-
-    def __eq__(self, other) -> bool:
-        return isinstance(other, _SampleStep) and self._key == other._key
 
     def parts(self, shared, chain):
         (target_arrays, shared_params), (key, chain_params, start) = shared, chain
