@@ -22,7 +22,8 @@ import numpy as np
 import optax
 from probkit.models.diffusion._network import ScoreNetwork
 
-from probkit.progress import progress_scan
+from probkit._checks import check_int, check_seed
+from probkit.progress import Interrupted, interruptible_scan
 from probkit.sde import LinearSDE
 
 __all__ = ["dsm_loss", "train_step", "fit", "FitResult"]
@@ -128,59 +129,38 @@ class FitResult(NamedTuple):
     losses: jax.Array
 
 
-@eqx.filter_jit
-def _fit_loop(
-    model,
-    sde,
-    data,
-    labels,
-    key,
-    optimizer,
-    num_steps,
-    batch_size,
-    weighting,
-    label_dropout,
-    ema_decay,
-    progress_bar,
-):
-    params, static = eqx.partition(model, eqx.is_inexact_array)
-    opt_state = optimizer.init(params)
+def _default_optimizer(learning_rate, num_steps: int) -> optax.GradientTransformation:
+    # Built inside the compiled loop from an array learning rate: a second run with
+    # another rate or new data of the same shapes compiles nothing.
+    return optax.adam(optax.cosine_decay_schedule(learning_rate, num_steps, alpha=0.05))
 
-    def body(carry, inputs):
-        params, opt_state, ema = carry
-        key, step = inputs
-        key_batch, key_loss = jax.random.split(key)
-        idx = jax.random.randint(key_batch, (batch_size,), 0, data.shape[0])
-        batch_labels = None if labels is None else labels[idx]
-        model = eqx.combine(params, static)
-        model, opt_state, loss = train_step(
-            model,
-            opt_state,
-            optimizer,
-            sde,
-            key_loss,
-            data[idx],
-            batch_labels,
-            weighting=weighting,
-            label_dropout=label_dropout,
-        )
-        params = eqx.filter(model, eqx.is_inexact_array)
-        # Warm-up of the decay, min(decay, (1 + k) / (10 + k)), so that short runs are
-        # not dominated by the first iterates.
-        decay = jnp.minimum(ema_decay, (1.0 + step) / (10.0 + step))
-        ema = optax.incremental_update(params, ema, 1.0 - decay)
-        return (params, opt_state, ema), loss
 
-    keys = jax.random.split(key, num_steps)
-    steps = jnp.arange(num_steps, dtype=jnp.float32)
-    (params, _, ema), losses = progress_scan(
-        body,
-        (params, opt_state, params),
-        (keys, steps),
-        progress_bar=progress_bar,
-        desc="DSM training",
+def _fit_body(settings, data, labels, learning_rate, sde, static, carry, inputs):
+    optimizer, num_steps, batch_size, weighting, label_dropout, ema_decay = settings
+    if optimizer is None:
+        optimizer = _default_optimizer(learning_rate, num_steps)
+    params, opt_state, ema = carry
+    key, step = inputs
+    key_batch, key_loss = jax.random.split(key)
+    idx = jax.random.randint(key_batch, (batch_size,), 0, data.shape[0])
+    batch_labels = None if labels is None else labels[idx]
+    model, opt_state, loss = train_step(
+        eqx.combine(params, static),
+        opt_state,
+        optimizer,
+        sde,
+        key_loss,
+        data[idx],
+        batch_labels,
+        weighting=weighting,
+        label_dropout=label_dropout,
     )
-    return eqx.combine(ema if ema_decay > 0 else params, static), losses
+    params = eqx.filter(model, eqx.is_inexact_array)
+    # Warm-up of the decay, min(decay, (1 + k) / (10 + k)), so that short runs are
+    # not dominated by the first iterates.
+    decay = jnp.minimum(ema_decay, (1.0 + step) / (10.0 + step))
+    ema = optax.incremental_update(params, ema, 1.0 - decay)
+    return (params, opt_state, ema), loss
 
 
 def fit(
@@ -199,7 +179,12 @@ def fit(
     seed: int = 0,
     progress_bar: bool = False,
 ) -> FitResult:
-    """Train a score network by denoising score matching (one compiled ``lax.scan``).
+    """Train a score network by denoising score matching.
+
+    The training loop is compiled once and run in chunks of about half a second:
+    Ctrl-C stops it within about a second and raises
+    :class:`~probkit.progress.Interrupted`, whose ``partial_result`` is the
+    :class:`FitResult` of the steps done (its ``losses`` as long as the steps done).
 
     Args:
         model: an initial :class:`ScoreNetwork`.
@@ -216,7 +201,7 @@ def fit(
             iterates with this decay, warmed up as ``min(decay, (1 + k) / (10 + k))``
             at step ``k`` (0: the last iterate).
         seed: seed of the ``jax.random`` key.
-        progress_bar: draw a progress bar.
+        progress_bar: draw a progress bar (between chunks).
 
     Example:
         >>> import jax
@@ -240,33 +225,42 @@ def fit(
             raise ValueError(f"labels must have shape ({data.shape[0]},), got {labels.shape}.")
         if int(labels.min()) < 0 or int(labels.max()) >= model.num_classes:
             raise ValueError(f"labels must lie in [0, {model.num_classes}).")
-    for name, value in (("num_steps", num_steps), ("batch_size", batch_size)):
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}.")
+    num_steps = check_int(num_steps, "num_steps")
+    batch_size = check_int(batch_size, "batch_size")
+    seed = check_seed(seed)
     if not 0.0 <= label_dropout <= 1.0:
         raise ValueError(f"label_dropout must lie in [0, 1], got {label_dropout}.")
     if not 0.0 <= ema_decay < 1.0:
         raise ValueError(f"ema_decay must lie in [0, 1), got {ema_decay}.")
-    if optimizer is None:
-        schedule = optax.cosine_decay_schedule(learning_rate, num_steps, alpha=0.05)
-        optimizer = optax.adam(schedule)
-    model, losses = _fit_loop(
-        model,
-        sde,
-        data,
-        labels,
-        jax.random.key(seed),
-        optimizer,
-        num_steps,
-        batch_size,
-        weighting,
-        float(label_dropout),
-        float(ema_decay),
-        bool(progress_bar),
-    )
+    params, static = eqx.partition(model, eqx.is_inexact_array)
+    learning_rate = jnp.asarray(learning_rate, jnp.float32)
+    settings = (optimizer, num_steps, batch_size, weighting, float(label_dropout), float(ema_decay))
+    opt_state = (optimizer or _default_optimizer(learning_rate, num_steps)).init(params)
+    # The data are array leaves of the body, not constants folded into the program.
+    body = jax.tree_util.Partial(_fit_body, settings, data, labels, learning_rate, sde, static)
+    keys = jax.random.split(jax.random.key(seed), num_steps)
+    steps = jnp.arange(num_steps, dtype=jnp.float32)
+
+    def result(carry, losses) -> FitResult:
+        params, _, ema = carry
+        return FitResult(eqx.combine(ema if ema_decay > 0 else params, static), losses)
+
+    # The loop donates its carry: copies, so that the caller's network stays valid.
+    init = jax.tree_util.tree_map(jnp.copy, (params, opt_state, params))
+    try:
+        carry, losses = interruptible_scan(
+            body,
+            init,
+            (keys, steps),
+            progress_bar=progress_bar,
+            desc="DSM training",
+        )
+    except Interrupted as interrupt:
+        interrupt.partial_result = result(interrupt.carry, interrupt.ys)
+        raise
     if not bool(jnp.all(jnp.isfinite(losses))):
         raise FloatingPointError(
             "the DSM loss became non-finite during training; lower learning_rate or check "
             "the data scale."
         )
-    return FitResult(model, losses)
+    return result(carry, losses)

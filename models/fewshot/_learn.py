@@ -14,7 +14,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from probkit._checks import check_key
+from probkit._checks import check_int, check_key
+from probkit.progress import Interrupted, interruptible_scan
 
 from ._episodes import Episodes, check_episodes
 from ._niw import NIW, _log_evidence_from_statistics, check_niw, sufficient_statistics
@@ -187,6 +188,7 @@ def fit_global(
     init: NIW | None = None,
     optimiser: Any = None,
     include_queries: bool = True,
+    progress_bar: bool = False,
 ) -> GlobalFit:
     """Learn the global NIW by maximising the closed-form evidence of many episodes.
 
@@ -204,9 +206,13 @@ def fit_global(
         init: starting NIW (default: moment matching).
         optimiser: an ``optax.GradientTransformation``.
         include_queries: use the labelled queries of meta-training episodes as data too.
+        progress_bar: draw a progress bar.
 
     Returns:
-        :class:`GlobalFit` (learned prior, unconstrained parameters, losses).
+        :class:`GlobalFit` (learned prior, unconstrained parameters, losses). The loop
+        runs in chunks of about half a second: Ctrl-C stops it within about a second
+        and raises :class:`~probkit.progress.Interrupted`, whose ``partial_result`` is
+        the :class:`GlobalFit` of the steps done.
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -218,22 +224,33 @@ def fit_global(
         ((2,), True)
     """
     check_key(key)
-    import optax
-
-    num_steps = int(num_steps)
-    if num_steps < 1:
-        raise ValueError(f"num_steps must be >= 1, got {num_steps}.")
+    num_steps = check_int(num_steps, "num_steps")
     stats = group_statistics(episodes, include_queries)
     num_groups = stats[0].shape[0]
     num_ways = episodes.num_ways if isinstance(episodes, Episodes) else int(jnp.shape(episodes)[1])
     num_episodes = num_groups // num_ways
-    if batch_size is not None and not 1 <= int(batch_size) <= num_episodes:
+    if batch_size is not None:
+        batch_size = check_int(batch_size, "batch_size")
+    if batch_size is not None and not batch_size <= num_episodes:
         raise ValueError(f"batch_size must lie in [1, {num_episodes}] episodes, got {batch_size}.")
     start = check_niw(init, "init") if init is not None else _initial_guess(stats)
     params = niw_to_unconstrained(start)
-    if optimiser is None:
-        optimiser = optax.adam(learning_rate)
-    losses, params = _optimise(key, params, stats, optimiser, num_steps, batch_size, num_ways)
+    try:
+        losses, params = _optimise(
+            key,
+            params,
+            stats,
+            optimiser,
+            learning_rate,
+            num_steps,
+            batch_size,
+            num_ways,
+            progress_bar,
+        )
+    except Interrupted as interrupt:
+        done = interrupt.carry[0]
+        interrupt.partial_result = GlobalFit(niw_from_unconstrained(done), done, interrupt.ys)
+        raise
     if not bool(jnp.all(jnp.isfinite(losses))):
         raise FloatingPointError(
             "fit_global: the evidence became non-finite; lower learning_rate or pass init."
@@ -241,28 +258,39 @@ def fit_global(
     return GlobalFit(niw_from_unconstrained(params), params, losses)
 
 
-def _optimise(key, params, stats, optimiser, num_steps, batch_size, num_ways):
+def _optimise_step(settings, stats, learning_rate, carry, key):
     import optax
 
-    loss_and_grad = jax.value_and_grad(_negative_log_evidence)
-    num_episodes = stats[0].shape[0] // num_ways
+    optimiser, batch_size, num_ways = settings
+    if optimiser is None:  # the default, built here from an array learning rate
+        optimiser = optax.adam(learning_rate)
+    params, state = carry
+    if batch_size is None:
+        batch = stats
+    else:
+        num_episodes = stats[0].shape[0] // num_ways
+        chosen = jax.random.choice(key, num_episodes, (batch_size,), replace=False)
+        groups = (chosen[:, None] * num_ways + jnp.arange(num_ways)).reshape(-1)
+        batch = tuple(s[groups] for s in stats)
+    loss, grads = jax.value_and_grad(_negative_log_evidence)(params, batch)
+    updates, state = optimiser.update(grads, state, params)
+    return (optax.apply_updates(params, updates), state), loss
 
-    # the statistics are an argument of the jitted run (not closed over): XLA would
-    # otherwise fold them into the program as constants
-    def run(params, stats, keys):
-        def step(carry, key):
-            params, state = carry
-            if batch_size is None:
-                batch = stats
-            else:
-                chosen = jax.random.choice(key, num_episodes, (batch_size,), replace=False)
-                groups = (chosen[:, None] * num_ways + jnp.arange(num_ways)).reshape(-1)
-                batch = tuple(s[groups] for s in stats)
-            loss, grads = loss_and_grad(params, batch)
-            updates, state = optimiser.update(grads, state, params)
-            return (optax.apply_updates(params, updates), state), loss
 
-        (params, _), losses = jax.lax.scan(step, (params, optimiser.init(params)), keys)
-        return losses, params
+def _optimise(key, params, stats, optimiser, learning_rate, num_steps, batch_size, num_ways, bar):
+    import optax
 
-    return jax.jit(run)(params, stats, jax.random.split(key, num_steps))
+    learning_rate = jnp.asarray(learning_rate, jnp.float32)
+    state = (optax.adam(learning_rate) if optimiser is None else optimiser).init(params)
+    # the statistics are array leaves of the body (not closed over): XLA would
+    # otherwise fold them into the program as constants, and new episodes of the same
+    # shapes would compile again
+    body = jax.tree_util.Partial(
+        _optimise_step, (optimiser, batch_size, num_ways), stats, learning_rate
+    )
+    # the loop donates its carry: copies, so that the caller's arrays stay valid
+    init = jax.tree_util.tree_map(jnp.copy, (params, state))
+    (params, _), losses = interruptible_scan(
+        body, init, jax.random.split(key, num_steps), progress_bar=bar, desc="fit_global"
+    )
+    return losses, params

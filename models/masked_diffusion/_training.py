@@ -1,4 +1,4 @@
-"""Training a :class:`Denoiser` with optax: one compiled ``lax.scan`` over minibatches."""
+"""Training a :class:`Denoiser` with optax: one compiled loop over minibatches, run in chunks."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from probkit.models.masked_diffusion._losses import time_agnostic_loss, time_con
 from probkit.models.masked_diffusion._network import Denoiser
 from probkit.models.masked_diffusion._schedules import MaskingSchedule, get_schedule
 
-from probkit._checks import check_key
-from probkit.progress import progress_scan
+from probkit._checks import check_int, check_key, check_seed
+from probkit.progress import Interrupted, interruptible_scan
 
 __all__ = ["FitResult", "fit", "train_step"]
 
@@ -67,36 +67,39 @@ def train_step(
     return eqx.apply_updates(model, updates), opt_state, value
 
 
-@eqx.filter_jit
-def _fit_loop(model, data, key, optimizer, num_steps, batch_size, loss, schedule, ema_decay, bar):
-    params, static = eqx.partition(model, eqx.is_inexact_array)
-    opt_state = optimizer.init(params)
-
-    def body(carry, inputs):
-        params, opt_state, ema = carry
-        key, step = inputs
-        key_batch, key_loss = jax.random.split(key)
-        idx = jax.random.randint(key_batch, (batch_size,), 0, data.shape[0])
-        model, opt_state, value = train_step(
-            eqx.combine(params, static),
-            opt_state,
-            optimizer,
-            key_loss,
-            data[idx],
-            loss=loss,
-            schedule=schedule,
-        )
-        params = eqx.filter(model, eqx.is_inexact_array)
-        decay = jnp.minimum(ema_decay, (1.0 + step) / (10.0 + step))
-        ema = optax.incremental_update(params, ema, 1.0 - decay)
-        return (params, opt_state, ema), value
-
-    keys = jax.random.split(key, num_steps)
-    steps = jnp.arange(num_steps, dtype=jnp.float32)
-    (params, _, ema), losses = progress_scan(
-        body, (params, opt_state, params), (keys, steps), progress_bar=bar, desc="training"
+def _default_optimizer(learning_rate, num_steps: int) -> optax.GradientTransformation:
+    # Built inside the compiled loop from an array learning rate: a second run with
+    # another rate or new data of the same shapes compiles nothing.
+    # optax's warm-up schedule branches on its peak in Python: a unit schedule, scaled.
+    unit = optax.warmup_cosine_decay_schedule(
+        0.0, 1.0, min(200, num_steps // 10 + 1), num_steps, 0.05
     )
-    return eqx.combine(ema if ema_decay > 0 else params, static), losses
+    return optax.chain(
+        optax.clip_by_global_norm(1.0), optax.adamw(lambda step: learning_rate * unit(step), 1e-4)
+    )
+
+
+def _fit_body(settings, data, learning_rate, schedule, static, carry, inputs):
+    optimizer, num_steps, batch_size, loss, ema_decay = settings
+    if optimizer is None:
+        optimizer = _default_optimizer(learning_rate, num_steps)
+    params, opt_state, ema = carry
+    key, step = inputs
+    key_batch, key_loss = jax.random.split(key)
+    idx = jax.random.randint(key_batch, (batch_size,), 0, data.shape[0])
+    model, opt_state, value = train_step(
+        eqx.combine(params, static),
+        opt_state,
+        optimizer,
+        key_loss,
+        data[idx],
+        loss=loss,
+        schedule=schedule,
+    )
+    params = eqx.filter(model, eqx.is_inexact_array)
+    decay = jnp.minimum(ema_decay, (1.0 + step) / (10.0 + step))
+    ema = optax.incremental_update(params, ema, 1.0 - decay)
+    return (params, opt_state, ema), value
 
 
 def fit(
@@ -115,6 +118,10 @@ def fit(
 ) -> FitResult:
     """Train a denoiser on token sequences ``data (n, L)`` by the negative ELBO.
 
+    The loop runs in chunks of about half a second: Ctrl-C stops it within about a
+    second and raises :class:`~probkit.progress.Interrupted`, whose ``partial_result``
+    is the :class:`FitResult` of the steps done.
+
     Args:
         model: an initial :class:`Denoiser`.
         data: int array of clean sequences, values in ``[0, model.vocab_size)``.
@@ -128,7 +135,7 @@ def fit(
         ema_decay: the returned weights are a moving average with this decay (0: last
             iterate).
         seed: seed of the ``jax.random`` key.
-        progress_bar: draw a progress bar.
+        progress_bar: draw a progress bar (between chunks).
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -149,28 +156,35 @@ def fit(
         )
     if loss not in ("time_agnostic", "time_conditioned"):
         raise ValueError(f"loss must be 'time_agnostic' or 'time_conditioned', got {loss!r}.")
-    for name, value in (("num_steps", num_steps), ("batch_size", batch_size)):
-        if not isinstance(value, int | np.integer) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}.")
+    num_steps = check_int(num_steps, "num_steps")
+    batch_size = check_int(batch_size, "batch_size")
+    seed = check_seed(seed)
     if not 0.0 <= ema_decay < 1.0:
         raise ValueError(f"ema_decay must lie in [0, 1), got {ema_decay}.")
-    if optimizer is None:
-        schedule_lr = optax.warmup_cosine_decay_schedule(
-            0.0, learning_rate, min(200, num_steps // 10 + 1), num_steps, learning_rate * 0.05
-        )
-        optimizer = optax.chain(optax.clip_by_global_norm(1.0), optax.adamw(schedule_lr, 1e-4))
-    model, losses = _fit_loop(
-        model,
-        data.astype(jnp.int32),
-        jax.random.key(seed),
-        optimizer,
-        num_steps,
-        batch_size,
-        loss,
-        get_schedule(schedule),
-        float(ema_decay),
-        bool(progress_bar),
+    params, static = eqx.partition(model, eqx.is_inexact_array)
+    learning_rate = jnp.asarray(learning_rate, jnp.float32)
+    settings = (optimizer, num_steps, batch_size, loss, float(ema_decay))
+    opt_state = (optimizer or _default_optimizer(learning_rate, num_steps)).init(params)
+    # The data are array leaves of the body, not constants folded into the program.
+    body = jax.tree_util.Partial(
+        _fit_body, settings, data.astype(jnp.int32), learning_rate, get_schedule(schedule), static
     )
+    keys = jax.random.split(jax.random.key(seed), num_steps)
+    steps = jnp.arange(num_steps, dtype=jnp.float32)
+
+    def result(carry, losses) -> FitResult:
+        params, _, ema = carry
+        return FitResult(eqx.combine(ema if ema_decay > 0 else params, static), losses)
+
+    # The loop donates its carry: copies, so that the caller's network stays valid.
+    init = jax.tree_util.tree_map(jnp.copy, (params, opt_state, params))
+    try:
+        carry, losses = interruptible_scan(
+            body, init, (keys, steps), progress_bar=progress_bar, desc="training"
+        )
+    except Interrupted as interrupt:
+        interrupt.partial_result = result(interrupt.carry, interrupt.ys)
+        raise
     if not bool(jnp.all(jnp.isfinite(losses))):
         raise FloatingPointError("the loss became non-finite during training; lower learning_rate.")
-    return FitResult(model, losses)
+    return result(carry, losses)

@@ -11,6 +11,9 @@ import numpy as np
 import optax
 from probkit.models.pvrnn._model import PVRNN, AdaptiveVariables, init_adaptive, sequence_loss
 
+from probkit._checks import check_int, check_key
+from probkit.progress import Interrupted, interruptible_scan
+
 __all__ = ["TrainResult", "train"]
 
 
@@ -26,6 +29,28 @@ class TrainResult(NamedTuple):
     kl: np.ndarray
 
 
+def _loss(params, static, observations, meta_prior, key):
+    net, adapt = params
+    net = eqx.combine(net, static)
+    keys = jax.random.split(key, observations.shape[0])
+    total, (rec, kl) = jax.vmap(lambda a, k, x: sequence_loss(net, a, k, x, meta_prior))(
+        adapt, keys, observations
+    )
+    return jnp.sum(total), (jnp.sum(rec), jnp.sum(kl, axis=0))
+
+
+def _train_body(optimiser, static, observations, meta_prior, carry, key):
+    # optimiser None: the default, built here so that it is part of the compiled
+    # program's structure rather than a new closure per call.
+    optimiser = optax.adam(1e-2) if optimiser is None else optimiser
+    params, opt_state = carry
+    (_, (rec, kl)), grads = jax.value_and_grad(_loss, has_aux=True)(
+        params, static, observations, meta_prior, key
+    )
+    updates, opt_state = optimiser.update(grads, opt_state, params)
+    return (optax.apply_updates(params, updates), opt_state), (rec, kl)
+
+
 def train(
     key: jax.Array,
     model: PVRNN,
@@ -35,12 +60,17 @@ def train(
     num_steps: int = 1000,
     optimiser: optax.GradientTransformation | None = None,
     adaptive: AdaptiveVariables | None = None,
+    progress_bar: bool = False,
 ) -> TrainResult:
     """Minimise ``sum_sequences (reconstruction + w KL)`` over weights and adaptive variables.
 
     ``observations`` has shape ``(num_sequences, T, obs_dim)``; ``meta_prior`` is ``w``
     (a scalar or one value per layer). Posterior latents are sampled (reparameterised)
     at every step. ``optimiser`` defaults to ``optax.adam(1e-2)`` (the paper uses Adam).
+    ``progress_bar`` draws a bar. The loop runs in chunks of about half a second:
+    Ctrl-C stops it within about a second and raises
+    :class:`~probkit.progress.Interrupted`, whose ``partial_result`` is the
+    :class:`TrainResult` of the steps done.
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -50,6 +80,8 @@ def train(
         >>> bool(fit.reconstruction[-10:].mean() < fit.reconstruction[:10].mean())
         True
     """
+    check_key(key)
+    num_steps = check_int(num_steps, "num_steps")
     observations = jnp.asarray(observations, jnp.float32)
     if observations.ndim != 3 or observations.shape[-1] != model.obs_dim:
         raise ValueError(
@@ -64,32 +96,34 @@ def train(
     num_sequences, num_time = observations.shape[:2]
     if adaptive is None:
         adaptive = init_adaptive(model, num_time, num_sequences)
-    optimiser = optax.adam(1e-2) if optimiser is None else optimiser
     params = (eqx.filter(model, eqx.is_inexact_array), adaptive)
     static = eqx.filter(model, eqx.is_inexact_array, inverse=True)
+    opt_state = (optax.adam(1e-2) if optimiser is None else optimiser).init(params)
+    # The observations and meta-prior weights are array leaves of the body (not
+    # constants folded into the program): new data of the same shapes compiles nothing.
+    body = jax.tree_util.Partial(
+        _train_body, optimiser, static, observations, jnp.asarray(meta_prior, jnp.float32)
+    )
 
-    def loss(params, key):
-        net, adapt = params
-        net = eqx.combine(net, static)
-        keys = jax.random.split(key, num_sequences)
-        total, (rec, kl) = jax.vmap(lambda a, k, x: sequence_loss(net, a, k, x, meta_prior))(
-            adapt, keys, observations
+    def result(carry, history) -> TrainResult:
+        (net, adapt), _ = carry
+        rec, kl = (np.asarray(h) for h in history)
+        return TrainResult(eqx.combine(net, static), adapt, rec, kl)
+
+    # The loop donates its carry: copies, so that the caller's network stays valid.
+    init = jax.tree_util.tree_map(jnp.copy, (params, opt_state))
+    try:
+        carry, history = interruptible_scan(
+            body,
+            init,
+            jax.random.split(key, num_steps),
+            progress_bar=progress_bar,
+            desc="PV-RNN training",
         )
-        return jnp.sum(total), (jnp.sum(rec), jnp.sum(kl, axis=0))
-
-    def step(carry, key):
-        params, opt_state = carry
-        (_, (rec, kl)), grads = jax.value_and_grad(loss, has_aux=True)(params, key)
-        updates, opt_state = optimiser.update(grads, opt_state, params)
-        return (optax.apply_updates(params, updates), opt_state), (rec, kl)
-
-    @eqx.filter_jit
-    def run(params, opt_state, keys):
-        return jax.lax.scan(step, (params, opt_state), keys)
-
-    (params, _), (rec, kl) = run(params, optimiser.init(params), jax.random.split(key, num_steps))
-    rec, kl = np.asarray(rec), np.asarray(kl)
-    if not np.isfinite(rec[-1]):
+    except Interrupted as interrupt:
+        interrupt.partial_result = result(interrupt.carry, interrupt.ys)
+        raise
+    fit = result(carry, history)
+    if not np.isfinite(fit.reconstruction[-1]):
         raise FloatingPointError("training diverged (non-finite loss): lower the learning rate.")
-    net, adapt = params
-    return TrainResult(eqx.combine(net, static), adapt, rec, kl)
+    return fit
