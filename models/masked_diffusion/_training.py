@@ -67,20 +67,19 @@ def train_step(
     return eqx.apply_updates(model, updates), opt_state, value
 
 
-def _default_optimizer(learning_rate, num_steps: int) -> optax.GradientTransformation:
-    # Built inside the compiled loop from an array learning rate: a second run with
-    # another rate or new data of the same shapes compiles nothing.
-    # optax's warm-up schedule branches on its peak in Python: a unit schedule, scaled.
-    unit = optax.warmup_cosine_decay_schedule(
-        0.0, 1.0, min(200, num_steps // 10 + 1), num_steps, 0.05
+def _default_optimizer(learning_rate: float, num_steps: int) -> optax.GradientTransformation:
+    # Built inside the compiled loop from the Python learning rate (a static of the
+    # body, hashed by value): a second run with new data of the same shapes compiles
+    # nothing. (optax's warm-up schedule branches on its peak in Python, so the rate
+    # cannot be an array leaf without changing its rounding.)
+    schedule = optax.warmup_cosine_decay_schedule(
+        0.0, learning_rate, min(200, num_steps // 10 + 1), num_steps, learning_rate * 0.05
     )
-    return optax.chain(
-        optax.clip_by_global_norm(1.0), optax.adamw(lambda step: learning_rate * unit(step), 1e-4)
-    )
+    return optax.chain(optax.clip_by_global_norm(1.0), optax.adamw(schedule, 1e-4))
 
 
-def _fit_body(settings, data, learning_rate, schedule, static, carry, inputs):
-    optimizer, num_steps, batch_size, loss, ema_decay = settings
+def _fit_body(settings, data, schedule, static, carry, inputs):
+    optimizer, learning_rate, num_steps, batch_size, loss, ema_decay = settings
     if optimizer is None:
         optimizer = _default_optimizer(learning_rate, num_steps)
     params, opt_state, ema = carry
@@ -162,12 +161,12 @@ def fit(
     if not 0.0 <= ema_decay < 1.0:
         raise ValueError(f"ema_decay must lie in [0, 1), got {ema_decay}.")
     params, static = eqx.partition(model, eqx.is_inexact_array)
-    learning_rate = jnp.asarray(learning_rate, jnp.float32)
-    settings = (optimizer, num_steps, batch_size, loss, float(ema_decay))
+    learning_rate = float(learning_rate)
+    settings = (optimizer, learning_rate, num_steps, batch_size, loss, float(ema_decay))
     opt_state = (optimizer or _default_optimizer(learning_rate, num_steps)).init(params)
     # The data are array leaves of the body, not constants folded into the program.
     body = jax.tree_util.Partial(
-        _fit_body, settings, data.astype(jnp.int32), learning_rate, get_schedule(schedule), static
+        _fit_body, settings, data.astype(jnp.int32), get_schedule(schedule), static
     )
     keys = jax.random.split(jax.random.key(seed), num_steps)
     steps = jnp.arange(num_steps, dtype=jnp.float32)

@@ -26,8 +26,8 @@ from probkit.models.mjp._network import AmortizedMJPNetwork
 from probkit.models.mjp._process import MJP, rate_matrix_from_rates
 from probkit.models.mjp._simulate import sample_snapshots
 
-from probkit._checks import check_key
-from probkit.progress import progress_scan
+from probkit._checks import check_int, check_key, check_seed
+from probkit.progress import Interrupted, interruptible_scan
 
 __all__ = [
     "SyntheticBatch",
@@ -284,6 +284,24 @@ def train_step(
     return TrainState(network, opt_state, state.step + 1), loss
 
 
+def _default_optimizer(learning_rate: float, num_steps: int) -> optax.GradientTransformation:
+    # Built inside the compiled loop from the Python learning rate (a static of the
+    # body, hashed by value), so that a second run compiles nothing.
+    schedule = optax.warmup_cosine_decay_schedule(
+        0.0, learning_rate, max(1, num_steps // 20), num_steps, learning_rate / 20
+    )
+    return optax.chain(optax.clip_by_global_norm(1.0), optax.adam(schedule))
+
+
+def _fit_body(settings, static, carry, step_key):
+    learning_rate, num_steps, batch_size, prior_options = settings
+    optimizer = _default_optimizer(learning_rate, num_steps)
+    params, opt_state, step = carry
+    state = TrainState(eqx.combine(params, static), opt_state, step)
+    state, loss = train_step(state, step_key, optimizer, batch_size, **dict(prior_options))
+    return (eqx.filter(state.network, eqx.is_array), state.opt_state, state.step), loss
+
+
 class FitResult(NamedTuple):
     """Output of :func:`fit`: the trained network and the loss per step."""
 
@@ -313,7 +331,9 @@ def fit(
         **prior_options: options of :func:`sample_synthetic`.
 
     Returns:
-        :class:`FitResult`.
+        :class:`FitResult`. The loop runs in chunks of about half a second: Ctrl-C
+        stops it within about a second and raises :class:`~probkit.progress.Interrupted`,
+        whose ``partial_result`` is the :class:`FitResult` of the steps done.
 
     Example:
         >>> import jax
@@ -322,23 +342,23 @@ def fit(
         >>> fit(net, num_steps=2, batch_size=2, num_paths=10, min_paths=5, num_obs=6).losses.shape
         (2,)
     """
-    schedule = optax.warmup_cosine_decay_schedule(
-        0.0, learning_rate, max(1, num_steps // 20), num_steps, learning_rate / 20
-    )
-    optimizer = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(schedule))
+    check_seed(seed)
+    num_steps = check_int(num_steps, "num_steps")
+    batch_size = check_int(batch_size, "batch_size")
+    learning_rate = float(learning_rate)
     params, static = eqx.partition(network, eqx.is_array)
-
-    @eqx.filter_jit
-    def run(params, key):
-        def body(carry, step_key):
-            params, opt_state, step = carry
-            state = TrainState(eqx.combine(params, static), opt_state, step)
-            state, loss = train_step(state, step_key, optimizer, batch_size, **prior_options)
-            return (eqx.filter(state.network, eqx.is_array), state.opt_state, state.step), loss
-
-        keys = jax.random.split(key, num_steps)
-        carry = (params, optimizer.init(params), jnp.zeros((), jnp.int32))
-        return progress_scan(body, carry, keys, progress_bar=progress_bar, desc="training")
-
-    (params, _, _), losses = run(params, jax.random.key(seed))
+    settings = (learning_rate, num_steps, batch_size, tuple(sorted(prior_options.items())))
+    body = jax.tree_util.Partial(_fit_body, settings, static)
+    keys = jax.random.split(jax.random.key(seed), num_steps)
+    opt_state = _default_optimizer(learning_rate, num_steps).init(params)
+    # The loop donates its carry: copies, so that the caller's network stays valid.
+    init = jax.tree_util.tree_map(jnp.copy, (params, opt_state, jnp.zeros((), jnp.int32)))
+    try:
+        (params, _, _), losses = interruptible_scan(
+            body, init, keys, progress_bar=progress_bar, desc="training"
+        )
+    except Interrupted as interrupt:
+        done = eqx.combine(interrupt.carry[0], static)
+        interrupt.partial_result = FitResult(done, np.asarray(interrupt.ys))
+        raise
     return FitResult(eqx.combine(params, static), np.asarray(losses))
