@@ -35,7 +35,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from probkit._checks import check_key
+from probkit._checks import check_int, check_key
+from probkit.progress import Interrupted, interruptible_scan
 from probkit.sde._fractional import optimal_weights, ou_rates, stationary_ou_covariance
 
 __all__ = [
@@ -600,6 +601,7 @@ def fit_latent_sde(
     solver: diffrax.AbstractSolver | None = None,
     adjoint: diffrax.AbstractAdjoint | None = None,
     brownian: Literal["grid", "tree"] = "grid",
+    progress_bar: bool = False,
 ) -> LatentFit:
     """Maximise the ELBO with optax: drift, diffusion, Hurst index, observation model, control.
 
@@ -608,6 +610,10 @@ def fit_latent_sde(
     per series on a leading axis (e.g. ``eqx.filter_vmap`` over its constructor; see the
     guide) and the ELBO is their sum. ``trainable(model)`` returns the leaves to train
     (default: every floating-point array); ``optimiser`` defaults to ``optax.adam(1e-2)``.
+    The loop runs in chunks of about half a second (``progress_bar`` draws a bar):
+    Ctrl-C stops it within about a second and raises
+    :class:`~probkit.progress.Interrupted`, whose ``partial_result`` is the
+    :class:`LatentFit` of the steps done.
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -619,6 +625,7 @@ def fit_latent_sde(
         True
     """
     check_key(key)
+    num_steps = check_int(num_steps, "num_steps")
     _check_times(times, model.time_horizon)
     observations = jnp.asarray(observations, jnp.float32)
     times = jnp.asarray(times, jnp.float32)
@@ -641,6 +648,41 @@ def fit_latent_sde(
         mask = jax.tree.map(lambda _: False, model)
         mask = eqx.tree_at(trainable, mask, replace_fn=lambda _: True)
     params, static = eqx.partition(model, mask)
+    settings = (optimiser, batched, tuple(sorted(kwargs.items())))
+    # times and observations are array leaves of the body (not constants of the
+    # program): new data of the same shapes compiles nothing.
+    body = jax.tree_util.Partial(_fit_step, settings, static, times, observations)
+
+    def result(params, history) -> LatentFit:
+        values, hursts = (np.asarray(h) for h in history)
+        return LatentFit(
+            eqx.combine(params, static), -values.astype(np.float64), hursts.astype(np.float64)
+        )
+
+    # The loop donates its carry: copies, so that the caller's model stays valid.
+    init = jax.tree_util.tree_map(jnp.copy, (params, optimiser.init(params)))
+    try:
+        (params, _), history = interruptible_scan(
+            body,
+            init,
+            jax.random.split(key, num_steps),
+            progress_bar=progress_bar,
+            desc="latent SDE fit",
+        )
+    except Interrupted as interrupt:
+        interrupt.partial_result = result(interrupt.carry[0], interrupt.ys)
+        raise
+    fit = result(params, history)
+    if not np.isfinite(fit.elbo[-1]):
+        raise FloatingPointError(
+            "the ELBO became non-finite: lower the optimiser's learning rate or dt."
+        )
+    return fit
+
+
+def _fit_step(settings, static, times, observations, carry, key):
+    optimiser, batched, kwargs = settings
+    kwargs = dict(kwargs)
 
     def loss(params, key):
         m = eqx.combine(params, static)
@@ -653,21 +695,8 @@ def fit_latent_sde(
 
         return -jnp.sum(eqx.filter_vmap(per_series)(m.control, keys, observations))
 
-    @eqx.filter_jit
-    def step(params, opt_state, key):
-        value, grads = jax.value_and_grad(loss)(params, key)
-        updates, opt_state = optimiser.update(grads, opt_state, params)
-        params = optax.apply_updates(params, updates)
-        return params, opt_state, value, eqx.combine(params, static).hurst
-
-    opt_state = optimiser.init(params)
-    history, hursts = [], []
-    for k in jax.random.split(key, num_steps):
-        params, opt_state, value, hurst = step(params, opt_state, k)
-        history.append(-float(value))
-        hursts.append(float(hurst))
-    if not np.isfinite(history[-1]):
-        raise FloatingPointError(
-            "the ELBO became non-finite: lower the optimiser's learning rate or dt."
-        )
-    return LatentFit(eqx.combine(params, static), np.asarray(history), np.asarray(hursts))
+    params, opt_state = carry
+    value, grads = jax.value_and_grad(loss)(params, key)
+    updates, opt_state = optimiser.update(grads, opt_state, params)
+    params = optax.apply_updates(params, updates)
+    return (params, opt_state), (value, eqx.combine(params, static).hurst)
