@@ -27,6 +27,8 @@ from probkit.models.arithmetic_lm._task import (
     make_problems,
 )
 
+from probkit.progress import Interrupted, interruptible_scan
+
 DEFAULTS = dict(
     steps=2000,
     batch_size=64,
@@ -64,8 +66,35 @@ def sampled_accuracy(model: ArithmeticLM, problems, key: jax.Array, max_steps: i
     return float(np.mean(np.asarray(answers) == problems.answer))
 
 
-def train(*, steps, batch_size, learning_rate, width, depth, num_heads, num_train, seed, log=print):
-    """Train from scratch; returns ``(model, final loss)``."""
+def _train_body(settings, data, static, carry, key):
+    optimiser, batch_size = settings
+    params, opt_state = carry
+    model = eqx.combine(params, static)
+    batch = data[jax.random.randint(key, (batch_size,), 0, data.shape[0])]
+    loss, grads = eqx.filter_value_and_grad(_loss)(model, batch)
+    updates, opt_state = optimiser.update(grads, opt_state, params)
+    return (eqx.apply_updates(params, updates), opt_state), loss
+
+
+def train(
+    *,
+    steps,
+    batch_size,
+    learning_rate,
+    width,
+    depth,
+    num_heads,
+    num_train,
+    seed,
+    log=print,
+    progress_bar=False,
+):
+    """Train from scratch; returns ``(model, final loss)``.
+
+    The loop is compiled once and run in chunks of about half a second: Ctrl-C stops it
+    within about a second with :class:`~probkit.progress.Interrupted`, whose
+    ``partial_result`` is ``(model, final loss)`` after the steps done.
+    """
     problems = make_problems(seed, num_train)
     data = jnp.asarray(np.concatenate([problems.prompt, problems.solution], axis=1))
     key_model, key_data = jax.random.split(jax.random.key(seed))
@@ -74,22 +103,25 @@ def train(*, steps, batch_size, learning_rate, width, depth, num_heads, num_trai
         0.0, learning_rate, min(100, steps // 10), steps, learning_rate / 20
     )
     optimiser = optax.chain(optax.clip_by_global_norm(1.0), optax.adamw(schedule, 1e-4))
-    opt_state = optimiser.init(eqx.filter(model, eqx.is_array))
+    params, static = eqx.partition(model, eqx.is_array)
+    # the training problems are an argument of the compiled loop, not a constant of it
+    body = jax.tree_util.Partial(_train_body, (optimiser, batch_size), data, static)
+    carry = (params, optimiser.init(params))
 
-    @eqx.filter_jit
-    def train_step(model, opt_state, key):
-        batch = data[jax.random.randint(key, (batch_size,), 0, data.shape[0])]
-        loss, grads = eqx.filter_value_and_grad(_loss)(model, batch)
-        updates, opt_state = optimiser.update(grads, opt_state, eqx.filter(model, eqx.is_array))
-        return eqx.apply_updates(model, updates), opt_state, loss
+    def result(carry, losses):
+        losses = np.asarray(losses, np.float64)  # as the per-step Python floats were
+        for end in range(250, len(losses) + 1, 250):
+            log(f"step {end}: loss {np.mean(losses[end - 250 : end]):.4f}")
+        return eqx.combine(carry[0], static), float(np.mean(losses[-100:]))
 
-    losses = []
-    for i, key in enumerate(jax.random.split(key_data, steps)):
-        model, opt_state, loss = train_step(model, opt_state, key)
-        losses.append(float(loss))
-        if (i + 1) % 250 == 0:
-            log(f"step {i + 1}: loss {np.mean(losses[-250:]):.4f}")
-    return model, float(np.mean(losses[-100:]))
+    try:
+        carry, losses = interruptible_scan(
+            body, carry, jax.random.split(key_data, steps), progress_bar=progress_bar
+        )
+    except Interrupted as interrupt:
+        interrupt.partial_result = result(interrupt.carry, interrupt.ys)
+        raise
+    return result(carry, losses)
 
 
 def main() -> None:
@@ -100,7 +132,14 @@ def main() -> None:
     args = vars(parser.parse_args())
     out = args.pop("out")
     cpu0, wall0 = time.process_time(), time.perf_counter()
-    model, loss = train(**args)
+    try:
+        model, loss = train(**args, progress_bar=True)
+    except Interrupted as interrupt:
+        model, loss = interrupt.partial_result
+        partial = f"{out}.partial"
+        save(partial, model, final_loss=loss, steps_done=interrupt.steps_done, **args)
+        print(f"{interrupt}; the model so far is in {partial} (loss {loss:.4f})")
+        raise SystemExit(130) from None
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
     held_out = make_problems(10_000 + args["seed"], 1000)
     accuracy = sampled_accuracy(model, held_out, jax.random.key(1))
