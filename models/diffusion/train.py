@@ -19,6 +19,7 @@ from probkit.models.diffusion._network import ScoreNetwork, score_fn
 from probkit.models.diffusion._toy import checkerboard, in_checkerboard
 from probkit.models.diffusion._training import fit
 
+from probkit.progress import Interrupted
 from probkit.sde import VPSDE, predictor_corrector_sample
 
 DEFAULTS = {"num_steps": 8000, "learning_rate": 3e-3, "batch_size": 512, "seed": 0}
@@ -39,6 +40,7 @@ def train(num_steps: int, learning_rate: float, batch_size: int, seed: int) -> S
         batch_size=batch_size,
         learning_rate=learning_rate,
         seed=seed,
+        progress_bar=True,
     )
     return result.model
 
@@ -50,7 +52,13 @@ def main() -> None:
     parser.add_argument("--out", default=str(PRETRAINED_PATH))
     args = parser.parse_args()
     start = time.process_time()
-    model = train(args.num_steps, args.learning_rate, args.batch_size, args.seed)
+    try:
+        model = train(args.num_steps, args.learning_rate, args.batch_size, args.seed)
+    except Interrupted as interrupt:
+        partial = f"{args.out}.partial"
+        save(partial, interrupt.partial_result.model)
+        print(f"{interrupt}; the network so far is in {partial}")
+        raise SystemExit(130) from None
     save(args.out, model)
     sde = VPSDE()
     samples = predictor_corrector_sample(jax.random.key(123), sde, score_fn(model, sde), 4000, (2,))

@@ -19,6 +19,8 @@ from probkit.models.mjp._amortized import PRETRAINED_PATH, save_network
 from probkit.models.mjp._network import AmortizedMJPNetwork
 from probkit.models.mjp._training import fit, sample_synthetic
 
+from probkit.progress import Interrupted
+
 
 def evaluate(network: AmortizedMJPNetwork, seed: int, num_sets: int = 256) -> dict:
     """Held-out metrics on fresh synthetic data sets: log-rate RMSE, NLL and +-2 sd coverage;
@@ -64,14 +66,20 @@ def main(argv: list[str] | None = None) -> None:
 
     network = AmortizedMJPNetwork(jax.random.key(args.seed), width=args.width)
     start, cpu = time.perf_counter(), time.process_time()
-    result = fit(
-        network,
-        num_steps=args.steps,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        seed=args.seed + 1,
-        progress_bar=True,
-    )
+    try:
+        result = fit(
+            network,
+            num_steps=args.steps,
+            batch_size=args.batch_size,
+            learning_rate=args.learning_rate,
+            seed=args.seed + 1,
+            progress_bar=True,
+        )
+    except Interrupted as interrupt:
+        partial = f"{args.out}.partial"
+        save_network(partial, interrupt.partial_result.network, steps=interrupt.steps_done)
+        print(f"{interrupt}; the network so far is in {partial}")
+        raise SystemExit(130) from None
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu
     losses = result.losses
     print(f"trained {args.steps} steps in {wall:.0f} s wall, {cpu:.0f} s CPU")
