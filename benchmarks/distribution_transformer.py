@@ -2,9 +2,11 @@
 
 Conjugate tasks (linear-Gaussian, 1-D and 2-D): random queries drawn from the shipped
 task's own meta-prior (GMM prior with 1-4 components, 1-20 observations, random
-``obs_matrix`` and ``noise_std``). For each method, per query: wall time (compile
-reported apart) and accuracy — ``KL(exact || q)`` by Monte Carlo (2000 draws from the
-exact posterior) and the negative log density of the true latent. Methods:
+``obs_matrix`` and ``noise_std``); in 2-D once with square ``obs_matrix`` (the queries of
+earlier versions of this table) and once with ``m = 1`` or ``2`` rows at random. For
+each method, per query: wall time (compile reported apart) and accuracy —
+``KL(exact || q)`` by Monte Carlo (2000 draws from the exact posterior) and the negative
+log density of the true latent. Methods:
 
 * exact: the closed-form GMM posterior (``linear_gaussian_posterior``);
 * DT: the shipped network, one jitted forward pass per query;
@@ -55,8 +57,14 @@ NUM_MC = 2000
 
 
 # --------------------------------------------------------------------------- queries
-def linear_queries(dim: int, num: int, seed: int):
-    """Padded random queries from the task's meta-prior (as in training)."""
+def linear_queries(dim: int, num: int, seed: int, square: bool = True):
+    """Padded random queries from the task's meta-prior (as in training).
+
+    ``square``: ``H`` is ``(dim, dim)``; otherwise it has ``m ~ U{1..dim}`` rows (as in
+    training). ``h``/``y`` are the query as a user passes it (``(m, dim)``, ``(n, m)``);
+    ``h_pad``/``y_pad`` pad ``H`` with zero rows and ``y`` with zero columns to ``dim``
+    (and ``y`` to 20 rows), which changes no posterior, so that SVI and NUTS compile once.
+    """
     task = dt.TASKS[f"linear_gaussian_{dim}d"]
     r = task.ranges._replace(parametric_probability=0.0)
     out = []
@@ -76,18 +84,27 @@ def linear_queries(dim: int, num: int, seed: int):
         )
         n = int(jax.random.randint(keys[4], (), 1, r.max_observations + 1))
         data_mask = jnp.arange(r.max_observations) < n
-        y = z @ h.T + s * jax.random.normal(keys[5], (r.max_observations, dim))
-        y = jnp.where(data_mask[:, None], y, 0.0)
+        m = (
+            dim
+            if square
+            else int(jax.random.randint(jax.random.fold_in(keys[0], 7), (), 1, dim + 1))
+        )
+        h_pad = jnp.where((jnp.arange(dim) < m)[:, None], h, 0.0)
+        y = z @ h_pad.T + s * jax.random.normal(keys[5], (r.max_observations, dim))
+        y = jnp.where(data_mask[:, None] & (jnp.arange(dim) < m)[None, :], y, 0.0)
         cov = chol[:k] @ jnp.swapaxes(chol[:k], -1, -2)
         prior = dt.GMM(jnp.exp(log_w[:k]), means[:k], 0.5 * (cov + jnp.swapaxes(cov, -1, -2)))
         out.append(
             dict(
                 prior=prior,
                 z=z,
-                y=y,
+                y=y[:n, :m],
+                y_pad=y,
                 n=n,
+                m=m,
                 mask=data_mask,
-                h=h,
+                h=h_pad[:m],
+                h_pad=h_pad,
                 s=s,
                 k=k,
                 padded=(jnp.exp(log_w), means, chol),
@@ -187,15 +204,15 @@ def kde_log_prob(draws: np.ndarray):
 
 
 # --------------------------------------------------------------------------- runs
-def run_linear(dim: int, num: int, num_nuts: int, seed: int):
-    queries = linear_queries(dim, num, seed)
+def run_linear(dim: int, num: int, num_nuts: int, seed: int, square: bool = True):
+    queries = linear_queries(dim, num, seed, square)
     svi_fit = make_svi()
     exact_jit = jax.jit(dt.linear_gaussian_posterior)
     rows = {m: dict(time=[], compile=0.0, kl=[], nll=[]) for m in ("exact", "DT", "SVI", "NUTS")}
     queries_prepared = []
     for i, q in enumerate(queries):
-        prior, z, k, n = q["prior"], q["z"], q["k"], q["n"]
-        y = q["y"][:n]
+        prior, z, k = q["prior"], q["z"], q["k"]
+        y = q["y"]
         key = jax.random.key(i)
         ex, c_ex, t_ex = timed(partial(exact_jit, prior, y, q["h"], q["s"]))
         ex, c2, t_ex2 = timed(partial(exact_jit, prior, y, q["h"], q["s"]))  # warm
@@ -218,7 +235,7 @@ def run_linear(dim: int, num: int, num_nuts: int, seed: int):
         rows["DT"]["nll"].append(-float(approx.log_prob(z)))
 
         w_pad, m_pad, l_pad = q["padded"]
-        args = (w_pad, m_pad, l_pad, q["y"], q["mask"], q["h"], q["s"])
+        args = (w_pad, m_pad, l_pad, q["y_pad"], q["mask"], q["h_pad"], q["s"])
         out, c_svi, t_svi = timed(partial(svi_fit, jax.random.fold_in(key, 2), *args))
         rows["SVI"]["compile"] += c_svi
         if i == 0:
@@ -427,17 +444,23 @@ def main() -> None:
         f"{NUM_MC} exact-posterior draws per query; NLL = -log q(true latent). NUTS "
         "densities come from a Gaussian KDE of its 2000 draws (4 chains x 500 after 500 "
         "warm-up). Queries are padded to 4 components and 20 observations so that every "
-        "method compiles once (DT, SVI, NUTS). 'DT batched' is one vmapped call on all "
-        "queries, divided by their number. Times are wall times on a shared machine "
+        "method compiles once (DT, SVI, NUTS; for SVI and NUTS an obs_matrix of m < d rows "
+        "is padded with zero rows, which changes no posterior). 'DT batched' is one vmapped "
+        "call on all queries, divided by their number. Times are wall times on a shared machine "
         "(see the load average).",
         "",
     ]
-    for dim in (1, 2):
-        rows = run_linear(dim, args.num_queries, args.num_nuts, seed=dim)
+    sections = (
+        (1, True, "H of shape (1, 1)"),
+        (2, True, "square H, (2, 2)"),
+        (2, False, "H of shape (m, 2), m = 1 or 2 at random"),
+    )
+    for dim, square, shapes in sections:
+        rows = run_linear(dim, args.num_queries, args.num_nuts, seed=dim, square=square)
         nll_exact = np.mean(rows["exact"]["nll"])
         lines += [
-            f"## Linear-Gaussian, {dim}-D ({args.num_queries} queries; NUTS on the first "
-            f"{min(args.num_nuts, args.num_queries)})",
+            f"## Linear-Gaussian, {dim}-D, {shapes} ({args.num_queries} queries; NUTS on the "
+            f"first {min(args.num_nuts, args.num_queries)})",
             "",
             "| method | median ms / query | compile s (total) | mean KL(exact‖q) | median KL | "
             "mean NLL(true z) | NLL − exact NLL (same queries) | NUTS ms / method ms |",

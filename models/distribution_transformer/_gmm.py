@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from probkit._checks import check_key
+from probkit._checks import check_int, check_key
 
 __all__ = ["GMM", "gaussian", "gmm_log_prob_cholesky", "kl_divergence_mc"]
 
@@ -129,6 +129,7 @@ class GMM(eqx.Module):
             (5, 2)
         """
         check_key(key)
+        num_samples = check_int(num_samples, "num_samples")
         key_comp, key_eps = jax.random.split(key)
         comp = jax.random.categorical(key_comp, jnp.log(self.weights), shape=(num_samples,))
         eps = jax.random.normal(key_eps, (num_samples, self.dim), self.means.dtype)
@@ -235,6 +236,7 @@ def kl_divergence_mc(
         0.0
     """
     check_key(key)
+    num_samples = check_int(num_samples, "num_samples", minimum=2)
     x = p.sample(key, num_samples)
     diff = p.log_prob(x) - q.log_prob(x)
     return jnp.mean(diff), jnp.std(diff) / jnp.sqrt(num_samples)

@@ -110,9 +110,10 @@ class _Validated(NamedTuple):
     component_mask: np.ndarray  # (K_max,)
     parametric: np.ndarray  # () bool
     num_components: int  # output components K_out (k, or the parametric expansion)
-    data: tuple  # linear-Gaussian: (observations (N, m), obs_matrix, noise_std); logistic:
-    #              (inputs (N, d), labels (N,)), all padded to N = max_observations
-    data_mask: np.ndarray  # (N,)
+    data: tuple  # linear-Gaussian: (values (T,), rows of H (T, d), noise_std), one token per
+    #              scalar observation, padded to T = max_observations * d; logistic:
+    #              (inputs (N, d), labels (N,)), padded to N = max_observations
+    data_mask: np.ndarray  # (T,) or (N,)
 
 
 def _as_float_array(value, name: str, dtype) -> np.ndarray:
@@ -123,6 +124,31 @@ def _as_float_array(value, name: str, dtype) -> np.ndarray:
     if not np.all(np.isfinite(array)):
         raise ValueError(f"{name} must be finite, got {int((~np.isfinite(array)).sum())} NaN/inf.")
     return array
+
+
+def _scalar_tokens(observations, obs_matrix, noise_std, capacity: int, name: str):
+    """``((values (T,), rows (T, d), noise_std), token_mask (T,))``: one token per scalar
+    observation, padded to the network's ``T = capacity`` tokens.
+
+    Rows of ``obs_matrix`` that are all zero are left out: their observations do not depend
+    on ``z``, so they change no posterior (and a zero row has no direction to featurise).
+    """
+    keep = np.any(obs_matrix != 0, axis=1)
+    values = observations[:, keep].reshape(-1)
+    rows = np.tile(obs_matrix[keep], (observations.shape[0], 1))
+    num = values.shape[0]
+    if num > capacity:
+        raise ValueError(
+            f"{observations.shape[0]} observations of dimension {observations.shape[1]} are "
+            f"{num} scalar observations; the network of {name!r} takes at most {capacity} per "
+            "query. Split them into batches and use sequential_posterior."
+        )
+    d = obs_matrix.shape[1]
+    padded_values = np.zeros((capacity,), observations.dtype)
+    padded_values[:num] = values
+    padded_rows = np.zeros((capacity, d), observations.dtype)
+    padded_rows[:num] = rows
+    return (padded_values, padded_rows, noise_std), np.arange(capacity) < num
 
 
 def _validate(
@@ -168,37 +194,43 @@ def _validate(
     if task == "linear_gaussian":
         if obs_matrix is None or noise_std is None:
             raise ValueError("task='linear_gaussian' needs obs_matrix= and noise_std=.")
-        m = np.shape(obs_matrix)[0] if np.ndim(obs_matrix) == 2 else d
+        obs_matrix = _as_float_array(obs_matrix, "obs_matrix", dtype)
+        if obs_matrix.ndim != 2 or obs_matrix.shape[1] != d:
+            row = (
+                f"; for one row pass obs_matrix[None, :] (shape (1, {d}))"
+                if obs_matrix.shape == (d,)
+                else ""
+            )
+            raise ValueError(
+                f"obs_matrix must have shape (m, d) with d = {d} columns (the prior's latent "
+                f"dimension), for y_i = obs_matrix @ z + noise; got shape {obs_matrix.shape}{row}."
+            )
+        m = obs_matrix.shape[0]
         if observations.ndim == 1 and m == 1:
             observations = observations[:, None]
-        if observations.ndim != 2:
+        if observations.ndim != 2 or observations.shape[1] != m:
             one = (
                 f"; for one observation pass observations[None, :] (shape (1, {m}))"
                 if observations.shape == (m,)
                 else ""
             )
             raise ValueError(
-                f"observations must have shape (n, m): n observations of dimension m = {m} "
-                f"(the rows of obs_matrix), got shape {observations.shape}{one}."
-            )
-        obs_matrix = np.asarray(obs_matrix, dtype)
-        if obs_matrix.ndim != 2 or obs_matrix.shape != (observations.shape[1], d):
-            raise ValueError(
-                f"obs_matrix must have shape (m, d) = ({observations.shape[1]}, {d}) for "
-                f"observations of shape {observations.shape} and a prior of dimension {d}; "
-                f"got {obs_matrix.shape}."
+                f"observations must have shape (n, m) = (n, {m}): n observations of dimension "
+                f"m = {m}, the number of rows of obs_matrix (shape {obs_matrix.shape}); got "
+                f"shape {observations.shape}{one}."
             )
         noise_std = np.asarray(noise_std, dtype)
         if noise_std.ndim != 0:
             raise ValueError(f"noise_std must be a scalar, got shape {noise_std.shape}.")
         if not noise_std > 0:
             raise ValueError(f"noise_std must be positive, got {float(noise_std)}.")
-        if obs_matrix.shape != (d, d):
-            raise ValueError(
-                f"the shipped linear-Gaussian networks were trained on square obs_matrix "
-                f"(m = d = {d}); got shape {obs_matrix.shape}."
-            )
         if check_range:
+            if m > d:
+                raise ValueError(
+                    f"obs_matrix has {m} rows; {name!r} was trained on 1 to {d} rows (shape "
+                    f"(m, {d}), m <= {d}). Give the rows in groups of at most {d} to "
+                    "sequential_posterior, or pass check_range=False."
+                )
             bound = ranges.obs_matrix_bound
             max_entry = np.abs(obs_matrix).max()
             if max_entry > bound:
@@ -211,7 +243,6 @@ def _validate(
                     f"noise_std must lie in [{ranges.noise_std_min}, {ranges.noise_std_max}] (the "
                     f"range {name!r} was trained on); got {float(noise_std):.3g}."
                 )
-        columns = [observations]
     else:
         if inputs is None:
             raise ValueError(
@@ -233,18 +264,21 @@ def _validate(
             raise ValueError("observations (labels) must be 0 or 1 for logistic regression.")
         columns = [inputs, observations]
     n = observations.shape[0]
-    if n > n_max:
+    if n > n_max and (check_range or task != "linear_gaussian"):
         raise ValueError(
             f"{n} observations given; {name!r} was trained on at most {n_max} "
             "per query. Split them into batches and use sequential_posterior."
         )
-    padded = []
-    for column in columns:
-        out = np.zeros((n_max,) + column.shape[1:], dtype)
-        out[:n] = column
-        padded.append(out)
-    data = (padded[0], obs_matrix, noise_std) if task == "linear_gaussian" else tuple(padded)
-    data_mask = np.arange(n_max) < n
+    if task == "linear_gaussian":
+        data, data_mask = _scalar_tokens(observations, obs_matrix, noise_std, n_max * d, name)
+    else:
+        padded = []
+        for column in columns:
+            out = np.zeros((n_max,) + column.shape[1:], dtype)
+            out[:n] = column
+            padded.append(out)
+        data = tuple(padded)
+        data_mask = np.arange(n_max) < n
     k_max = ranges.max_components
     parametric = num_out != k
     if parametric:
@@ -279,10 +313,8 @@ def _padded_query(
     chol = jnp.linalg.cholesky(covs)
     log_w = jnp.where(component_mask, jnp.log(weights), -jnp.inf)
     if family == "linear_gaussian":
-        observations, obs_matrix, noise_std = data
-        feats = linear_gaussian_features(
-            observations, obs_matrix, noise_std, data_mask, means, chol
-        )
+        values, rows, noise_std = data
+        feats = linear_gaussian_features(values, rows, noise_std, data_mask, means, chol)
     else:
         inputs, labels = data
         feats = logistic_regression_features(inputs, labels, data_mask, means, chol)
@@ -505,6 +537,8 @@ def posterior(
     v = _validate(
         prior, observations, task, obs_matrix, noise_std, inputs, num_components, check_range, dtype
     )
+    if not v.data_mask.any():  # only rows of zeros in obs_matrix: nothing about z observed
+        return prior
     if model is None:
         model = load_pretrained(v.name)
     compiled = _compiled_query(model, v)

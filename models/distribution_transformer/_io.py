@@ -24,6 +24,7 @@ _FIELDS = (
     "num_heads",
     "sites",
     "site_inputs",
+    "site_rank",
 )
 
 
@@ -60,15 +61,15 @@ def load(path: str | Path) -> DistributionTransformer:
         >>> load(WEIGHTS_DIR / "linear_gaussian_1d.eqx").latent_dim
         1
     """
-    # Files written before the Gaussian-site head (or its raw site inputs) existed have no
-    # "sites" ("site_inputs") entry. The skeleton
+    # Files written before the Gaussian-site head (or its raw site inputs, or the site rank)
+    # existed have no "sites" ("site_inputs", "site_rank") entry. The skeleton
     # is built abstractly (shapes only: no random initialisation to throw away).
     return load_module(
         path,
         lambda hyper: eqx.filter_eval_shape(
             DistributionTransformer,
             key=jax.random.key(0),
-            **{"sites": False, "site_inputs": 0, **hyper},
+            **{"sites": False, "site_inputs": 0, "site_rank": None, **hyper},
         ),
     )
 

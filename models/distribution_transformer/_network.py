@@ -28,7 +28,9 @@ whitened frame ``u = L_k^{-1}(z - mu_k)``, a Gaussian *site*, in one of two form
   form: precision ``Lambda = I + sum_i G_i G_i^T``, mean ``m = Lambda^{-1} sum_i h_i``,
   and log evidence ``sum_i c_i + h^T m / 2 - log det Lambda / 2``.
 * pseudo-observations (``site_inputs > 0``, the linear-Gaussian networks):
-  ``exp(c_i - |t_i - B_i u|^2 / 2)``, a Gaussian pseudo-observation ``t_i`` of ``B_i u``.
+  ``exp(c_i - |t_i - B_i u|^2 / 2)``, a Gaussian pseudo-observation ``t_i`` of ``B_i u``
+  (``B_i`` is ``site_rank x d``: the linear-Gaussian networks have one token per scalar
+  observation and ``site_rank = 1``, so any number of rows of ``H`` is served).
   On top of the two read-outs above, ``(B_i, t_i, c_i)`` get a linear read-out of the
   task's *raw site inputs* (the last ``site_inputs`` data features, which only this
   read-out sees). Precision ``Lambda = I + sum_i B_i^T B_i``, mean
@@ -125,21 +127,23 @@ _SITE_RAW_GAIN = 20.0
 _MAX_LOG_SCALE = 30.0
 
 
-def site_size(latent_dim: int) -> int:
-    """Outputs of one Gaussian site: ``G`` (``d x d``), ``h`` (``d``) and ``c`` (1).
+def site_size(latent_dim: int, site_rank: int | None = None) -> int:
+    """Outputs of one Gaussian site: ``G`` or ``B`` (``p x d``), ``h`` or ``t`` (``p``), ``c`` (1).
 
     Args:
         latent_dim: dimension ``d`` of the latent variable.
+        site_rank: rows ``p`` of a site (``None``: ``d``).
 
     Returns:
-        ``d * d + d + 1``.
+        ``p * d + p + 1``.
 
     Example:
         >>> from probkit.models.distribution_transformer._network import site_size
-        >>> site_size(2)
-        7
+        >>> site_size(2), site_size(2, 1)
+        (7, 4)
     """
-    return latent_dim * latent_dim + latent_dim + 1
+    rank = latent_dim if site_rank is None else site_rank
+    return rank * latent_dim + rank + 1
 
 
 def _spd_inverse_cholesky(prec: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
@@ -167,17 +171,17 @@ def _spd_inverse_cholesky(prec: jax.Array) -> tuple[jax.Array, jax.Array, jax.Ar
     return jnp.linalg.cholesky(inv), inv, log_det
 
 
-def _apply_pseudo_observation_sites(sites: jax.Array, data_mask: jax.Array, d: int):
+def _apply_pseudo_observation_sites(sites: jax.Array, data_mask: jax.Array, d: int, rank: int):
     """Multiply a ``N(0, I)`` component by pseudo-observation sites ``(N, site_size)``.
 
-    Site ``i`` is ``exp(c_i - |t_i - B_i u|^2 / 2)`` (``B_i`` is ``d x d``, ``t_i`` a
-    ``d``-vector). Returns the posterior mean ``m``, the Cholesky factor of its covariance
+    Site ``i`` is ``exp(c_i - |t_i - B_i u|^2 / 2)`` (``B_i`` is ``rank x d``, ``t_i`` a
+    ``rank``-vector). Returns the posterior mean ``m``, the Cholesky factor of its covariance
     and the log evidence ``sum_i (c_i - |t_i - B_i m|^2 / 2) - |m|^2 / 2 - log det Lambda /
     2``, evaluated at ``m`` so that no large terms cancel.
     """
     sites = jnp.where(data_mask[:, None], sites, 0.0)
-    b = sites[:, : d * d].reshape(-1, d, d)
-    t = sites[:, d * d : d * d + d]
+    b = sites[:, : rank * d].reshape(-1, rank, d)
+    t = sites[:, rank * d : rank * d + rank]
     c = jnp.sum(sites[:, -1])
     prec = jnp.eye(d, dtype=sites.dtype) + jnp.einsum("nji,njk->ik", b, b)
     h = jnp.einsum("nji,nj->i", b, t)
@@ -188,7 +192,7 @@ def _apply_pseudo_observation_sites(sites: jax.Array, data_mask: jax.Array, d: i
     return mean, chol_cov, log_evidence
 
 
-def _apply_sites(sites: jax.Array, data_mask: jax.Array, d: int):
+def _apply_sites(sites: jax.Array, data_mask: jax.Array, d: int, rank: int):
     """Multiply a ``N(0, I)`` component by its data points' Gaussian sites ``(N, site_size)``.
 
     Returns the posterior mean ``m``, the Cholesky factor ``P`` of its covariance and the
@@ -250,6 +254,8 @@ class DistributionTransformer(eqx.Module):
             existed load with ``sites=False``).
         site_inputs: number of trailing data features that are raw site inputs (see
             ``site_inputs`` of ``__init__``); 0 for the natural-parameter site head.
+        site_rank: rows ``p`` of each pseudo-observation site ``B_i`` (``p x d``); ``d``
+            for the natural-parameter site head.
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -270,6 +276,7 @@ class DistributionTransformer(eqx.Module):
     num_heads: int = eqx.field(static=True)
     sites: bool = eqx.field(static=True)
     site_inputs: int = eqx.field(static=True)
+    site_rank: int = eqx.field(static=True)
     component_embedding: eqx.nn.MLP
     data_embedding: eqx.nn.MLP
     null_data_token: jax.Array
@@ -295,6 +302,7 @@ class DistributionTransformer(eqx.Module):
         num_heads: int = 4,
         sites: bool = True,
         site_inputs: int = 0,
+        site_rank: int | None = None,
     ):
         for name, value in (
             ("latent_dim", latent_dim),
@@ -313,6 +321,17 @@ class DistributionTransformer(eqx.Module):
             )
         if site_inputs and not sites:
             raise ValueError("site_inputs > 0 needs the site head (sites=True).")
+        if site_rank is None:
+            site_rank = latent_dim
+        if not isinstance(site_rank, int | np.integer) or not 1 <= site_rank <= latent_dim:
+            raise ValueError(
+                f"site_rank must be an int in [1, latent_dim] = [1, {latent_dim}], got "
+                f"{site_rank!r}."
+            )
+        if site_rank != latent_dim and not site_inputs:
+            raise ValueError(
+                "site_rank < latent_dim needs the pseudo-observation site head (site_inputs > 0)."
+            )
         if width % num_heads:
             raise ValueError(f"width ({width}) must be divisible by num_heads ({num_heads}).")
         self.latent_dim = latent_dim
@@ -323,6 +342,7 @@ class DistributionTransformer(eqx.Module):
         self.num_heads = num_heads
         self.sites = bool(sites)
         self.site_inputs = site_inputs
+        self.site_rank = int(site_rank)
         embed_dim = data_feature_dim - site_inputs
         keys = jax.random.split(key, depth + 8)
         token_size = num_token_features(latent_dim)
@@ -349,8 +369,8 @@ class DistributionTransformer(eqx.Module):
             return
         # Sites: the G rows start at 1e-30 (G G^T underflows to 0, its gradient does not),
         # the h and c rows at zero, so the untrained network returns the prior exactly.
-        num_site = site_size(latent_dim)
-        num_g = latent_dim * latent_dim
+        num_site = site_size(latent_dim, self.site_rank)
+        num_g = self.site_rank * latent_dim
         linear = eqx.nn.Linear(embed_dim, num_site, key=keys[4])
         row_scale = jnp.concatenate(
             [jnp.full((num_g,), _G_INIT_SCALE), jnp.zeros(num_site - num_g)]
@@ -493,7 +513,10 @@ class DistributionTransformer(eqx.Module):
                 apply = _apply_pseudo_observation_sites
             else:
                 apply = _apply_sites
-            site_mean, site_chol, log_evidence = jax.vmap(lambda s: apply(s, data_mask, d))(sites)
+            rank = self.site_rank
+            site_mean, site_chol, log_evidence = jax.vmap(lambda s: apply(s, data_mask, d, rank))(
+                sites
+            )
             # The sites' posterior becomes the frame of the residuals below.
             means = means + jnp.einsum("kij,kj->ki", cholesky, site_mean)
             cholesky = jnp.einsum("kij,kjl->kil", cholesky, site_chol)

@@ -32,6 +32,7 @@ __all__ = [
     "linear_gaussian_task",
     "logistic_regression_task",
     "linear_gaussian_features",
+    "linear_gaussian_tokens",
     "logistic_regression_features",
     "TASKS",
 ]
@@ -99,6 +100,8 @@ class Task(NamedTuple):
         sample_query: ``key -> Query``, one draw from the meta-prior and likelihood.
         site_input_dim: how many of the ``data_feature_dim`` features (the last ones) are
             raw site inputs, read only by the network's pseudo-observation site head (0: none).
+        site_rank: rows of each pseudo-observation site (1 for one token per scalar
+            observation; ``None``: ``latent_dim``).
     """
 
     name: str
@@ -107,6 +110,7 @@ class Task(NamedTuple):
     ranges: TaskRanges
     sample_query: Callable[[jax.Array], Query]
     site_input_dim: int = 0
+    site_rank: int | None = None
 
 
 def _random_rotation(key: jax.Array, d: int) -> jax.Array:
@@ -167,98 +171,144 @@ def _sample_latent(key, log_weights, means, chol):
     return means[comp] + chol[comp] @ jax.random.normal(key_e, (means.shape[-1],))
 
 
-def linear_gaussian_features(
+def linear_gaussian_tokens(
     observations: jax.Array,
     obs_matrix: jax.Array,
+    observation_mask: jax.Array,
+    row_mask: jax.Array | None = None,
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Split ``n`` observations of dimension ``m`` into ``n * m`` scalar observations.
+
+    Observation ``i`` of ``y_i = H z + s eps_i`` is ``m`` independent scalar observations
+    ``y_ij = H_j z + s eps_ij``, one per row ``H_j`` of ``H``: the data tokens of the
+    linear-Gaussian task are these scalars, each with its row, whatever ``m`` is.
+
+    Args:
+        observations: ``(N, m)`` (padded) observations.
+        obs_matrix: ``(m, d)`` observation matrix ``H``.
+        observation_mask: ``(N,)`` True for real observations.
+        row_mask: optional ``(m,)`` True for real rows of ``H`` (padding of ``m``).
+
+    Returns:
+        ``(values (N m,), rows (N m, d), token_mask (N m,))``, observation-major.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from probkit.models.distribution_transformer._tasks import linear_gaussian_tokens
+        >>> values, rows, mask = linear_gaussian_tokens(
+        ...     jnp.array([[1.0], [2.0]]), jnp.array([[1.0, -1.0]]), jnp.array([True, False]))
+        >>> values.tolist(), rows.shape, mask.tolist()
+        ([1.0, 2.0], (2, 2), [True, False])
+    """
+    num, m = observations.shape
+    mask = observation_mask[:, None]
+    if row_mask is not None:
+        mask = mask & row_mask[None, :]
+    mask = jnp.broadcast_to(mask, (num, m)).reshape(-1)
+    rows = jnp.broadcast_to(obs_matrix, (num, *obs_matrix.shape)).reshape(num * m, -1)
+    return observations.reshape(-1), rows, mask
+
+
+def linear_gaussian_features(
+    values: jax.Array,
+    rows: jax.Array,
     noise_std: jax.Array,
-    data_mask: jax.Array,
+    token_mask: jax.Array,
     means: jax.Array,
     cholesky: jax.Array,
 ) -> jax.Array:
-    """Data tokens of the linear-Gaussian task in each component's frame, ``(K, N, F)``.
+    """Data tokens of the linear-Gaussian task in each component's frame, ``(K, T, F)``.
 
-    For component ``k`` with mean ``mu`` and Cholesky factor ``L``, the observation model
-    in the component's whitened coordinates ``u = L^{-1}(z - mu)`` is
-    ``r_i = A u + eps_i`` with ``A = H L / s`` and ``r_i = (y_i - H mu) / s``. Every
-    feature is of order one: magnitudes enter as logarithms, directions normalised. Per
-    observation: ``r_i / |r_i|``, ``log |r_i|``, ``vec(A) / |A|``, ``log |A|`` (Frobenius
-    norm), ``(A / |A|)^T r_i / |r_i|``, ``vech`` of ``(A / |A|)^T (A / |A|)``, ``log s``,
-    ``log n``, and ``asinh`` of ``n A^T r_i`` and of ``n vech(A^T A)`` (attention averages;
-    the factor ``n`` lets it form sums). These are the network's inputs. The last
-    ``d * d + d`` features are the raw site inputs ``vec(A)`` and ``r_i``, read only (and
-    linearly) by the pseudo-observation site head (see ``DistributionTransformer``): in
-    that frame the likelihood of ``y_i`` is the site ``exp(-|r_i - A u|^2 / 2)`` (up to a
-    constant shared by all components), linear in them. Expressing data in each
-    component's frame keeps the features on one scale whatever the prior's location and
-    spread.
+    One token per scalar observation ``y_j = h_j^T z + s eps_j`` (see
+    :func:`linear_gaussian_tokens`), so that any number ``m`` of rows of ``H`` is served
+    by one network. For component ``k`` with mean ``mu`` and Cholesky factor ``L``, in the
+    component's whitened coordinates ``u = L^{-1}(z - mu)`` the observation is
+    ``r_j = a_j^T u + eps_j`` with ``a_j = L^T h_j / s`` and ``r_j = (y_j - h_j^T mu) / s``.
+    Every feature is of order one: magnitudes enter as logarithms, directions normalised.
+    Per token: ``sign(r_j)``, ``log |r_j|``, ``a_j / |a_j|``, ``log |a_j|``,
+    ``sign(r_j) a_j / |a_j|``, ``vech`` of ``a_j a_j^T / |a_j|^2``, ``log s``, ``log T``
+    (``T`` the number of real tokens), and ``asinh`` of ``T r_j a_j`` and of
+    ``T vech(a_j a_j^T)`` (attention averages; the factor ``T`` lets it form sums). These
+    are the network's inputs. The last ``d + 1`` features are the raw site inputs ``a_j``
+    and ``r_j``, read only (and linearly) by the pseudo-observation site head (see
+    ``DistributionTransformer``): in that frame the likelihood of ``y_j`` is the site
+    ``exp(-(r_j - a_j^T u)^2 / 2)`` (up to a constant shared by all components), linear in
+    them. Expressing data in each component's frame keeps the features on one scale
+    whatever the prior's location and spread. In 1-D this is exactly the featurisation of
+    the earlier square-``H`` networks (one token per observation).
 
     Args:
-        observations: ``(N, m)`` padded observations.
-        obs_matrix: ``(m, d)``.
+        values: ``(T,)`` padded scalar observations.
+        rows: ``(T, d)`` their rows of ``H`` (any values on padding).
         noise_std: scalar.
-        data_mask: ``(N,)`` True for real observations.
+        token_mask: ``(T,)`` True for real scalar observations.
         means: ``(K, d)`` prior component means.
         cholesky: ``(K, d, d)`` prior component Cholesky factors.
 
     Returns:
-        The data tokens (zero on padded observations).
+        The data tokens (zero on padding).
 
     Example:
         >>> import jax.numpy as jnp
-        >>> from probkit.models.distribution_transformer._tasks import linear_gaussian_features
+        >>> from probkit.models.distribution_transformer._tasks import (
+        ...     linear_gaussian_features, linear_gaussian_tokens)
+        >>> values, rows, mask = linear_gaussian_tokens(jnp.ones((3, 2)), jnp.eye(2),
+        ...                                             jnp.ones(3, bool))
         >>> chol = jnp.broadcast_to(jnp.eye(2), (4, 2, 2))
-        >>> linear_gaussian_features(jnp.ones((3, 2)), jnp.eye(2), 1.0, jnp.ones(3, bool),
-        ...                          jnp.zeros((4, 2)), chol).shape
-        (4, 3, 26)
+        >>> linear_gaussian_features(values, rows, 1.0, mask, jnp.zeros((4, 2)), chol).shape
+        (4, 6, 18)
     """
-    d = obs_matrix.shape[1]
-    num = observations.shape[0]
-    n = jnp.maximum(jnp.sum(data_mask), 1).astype(observations.dtype)
-    rows, cols = jnp.tril_indices(d)
-    tiny = jnp.finfo(observations.dtype).tiny ** 0.25
+    d = rows.shape[1]
+    num = values.shape[0]
+    n = jnp.maximum(jnp.sum(token_mask), 1).astype(values.dtype)
+    tri_rows, tri_cols = jnp.tril_indices(d)
+    tiny = jnp.finfo(values.dtype).tiny ** 0.25
 
     def one(mean, chol):
-        a = obs_matrix @ chol / noise_std  # (m, d)
-        r = (observations - mean @ obs_matrix.T) / noise_std  # (N, m)
-        a_norm = jnp.maximum(jnp.sqrt(jnp.sum(a * a)), tiny)
-        r_norm = jnp.maximum(jnp.sqrt(jnp.sum(r * r, axis=-1, keepdims=True)), tiny)
-        a_dir, r_dir = a / a_norm, r / r_norm
-        ata = (a.T @ a)[rows, cols]
+        a = rows @ chol / noise_std  # (T, d): a_j = L^T h_j / s
+        r = (values - rows @ mean) / noise_std  # (T,)
+        a_norm = jnp.maximum(jnp.sqrt(jnp.sum(a * a, axis=-1, keepdims=True)), tiny)
+        r_norm = jnp.maximum(jnp.abs(r), tiny)[:, None]
+        a_dir, r_dir = a / a_norm, r[:, None] / r_norm
+        outer = (a[:, :, None] * a[:, None, :])[:, tri_rows, tri_cols]
+        outer_dir = (a_dir[:, :, None] * a_dir[:, None, :])[:, tri_rows, tri_cols]
         return jnp.concatenate(
             [
                 r_dir,
                 jnp.log(r_norm),
-                jnp.broadcast_to(a_dir.reshape(-1), (num, a.size)),
-                jnp.full((num, 1), jnp.log(a_norm)),
-                r_dir @ a_dir,
-                jnp.broadcast_to((a_dir.T @ a_dir)[rows, cols], (num, ata.size)),
+                a_dir,
+                jnp.log(a_norm),
+                r_dir * a_dir,
+                outer_dir,
                 jnp.full((num, 1), jnp.log(noise_std)),
                 jnp.full((num, 1), jnp.log(n)),
-                jnp.arcsinh(n * (r @ a)),
-                jnp.broadcast_to(jnp.arcsinh(n * ata), (num, ata.size)),
-                jnp.broadcast_to(a.reshape(-1), (num, a.size)),
-                r,
+                jnp.arcsinh(n * r[:, None] * a),
+                jnp.arcsinh(n * outer),
+                a,
+                r[:, None],
             ],
             axis=-1,
         )
 
     feats = jax.vmap(one)(means, cholesky)
-    return jnp.where(data_mask[None, :, None], feats, 0.0)
+    return jnp.where(token_mask[None, :, None], feats, 0.0)
 
 
 def _linear_gaussian_num_features(d: int) -> int:
-    network = d + 1 + d * d + 1 + d + d * (d + 1) // 2 + 2 + d + d * (d + 1) // 2
-    return network + d * d + d
+    network = 1 + 1 + d + 1 + d + d * (d + 1) // 2 + 2 + d + d * (d + 1) // 2
+    return network + d + 1
 
 
 def linear_gaussian_task(latent_dim: int, ranges: TaskRanges = TaskRanges()) -> Task:
-    """Linear-Gaussian observations ``y_i = H z + s eps_i`` with ``H`` square (``m = d``).
+    """Linear-Gaussian observations ``y_i = H z + s eps_i`` with ``H`` of shape ``(m, d)``.
 
-    ``H`` has entries ``~ U[-obs_matrix_bound, obs_matrix_bound]``, ``log s`` is uniform on
-    ``[log noise_std_min, log noise_std_max]`` and ``n ~ U{1..max_observations}``.
+    ``m ~ U{1..d}``, ``H`` has entries ``~ U[-obs_matrix_bound, obs_matrix_bound]``,
+    ``log s`` is uniform on ``[log noise_std_min, log noise_std_max]`` and
+    ``n ~ U{1..max_observations}``; the data tokens are the ``n m`` scalar observations
+    (:func:`linear_gaussian_features`), padded to ``max_observations * d``.
 
     Args:
-        latent_dim: dimension ``d`` of ``z`` (and of each observation).
+        latent_dim: dimension ``d`` of ``z``.
         ranges: the meta-prior's ranges.
 
     Returns:
@@ -274,11 +324,16 @@ def linear_gaussian_task(latent_dim: int, ranges: TaskRanges = TaskRanges()) -> 
     d = latent_dim
 
     def sample_query(key: jax.Array) -> Query:
+        check_key(key)
         keys = jax.random.split(key, 6)
         log_w, means, chol, mask, parametric = sample_prior(keys[0], d, ranges)
         z = _sample_latent(keys[1], log_w, means, chol)
         b = ranges.obs_matrix_bound
         obs_matrix = jax.random.uniform(keys[2], (d, d), minval=-b, maxval=b)
+        # m ~ U{1..d}: the rows of H past the m-th are padding. (Its own key, so that
+        # the 1-D task, where m = 1, draws exactly what it drew before m varied.)
+        m = jax.random.randint(jax.random.fold_in(key, 1), (), 1, d + 1)
+        row_mask = jnp.arange(d) < m
         noise_std = jnp.exp(
             jax.random.uniform(
                 keys[3],
@@ -291,8 +346,9 @@ def linear_gaussian_task(latent_dim: int, ranges: TaskRanges = TaskRanges()) -> 
         n = jax.random.randint(keys[4], (), 1, n_max + 1)
         data_mask = jnp.arange(n_max) < n
         y = z @ obs_matrix.T + noise_std * jax.random.normal(keys[5], (n_max, d))
-        feats = linear_gaussian_features(y, obs_matrix, noise_std, data_mask, means, chol)
-        return Query(log_w, means, chol, mask, parametric, feats, data_mask, z)
+        values, rows, token_mask = linear_gaussian_tokens(y, obs_matrix, data_mask, row_mask)
+        feats = linear_gaussian_features(values, rows, noise_std, token_mask, means, chol)
+        return Query(log_w, means, chol, mask, parametric, feats, token_mask, z)
 
     return Task(
         f"linear_gaussian_{d}d",
@@ -300,7 +356,8 @@ def linear_gaussian_task(latent_dim: int, ranges: TaskRanges = TaskRanges()) -> 
         _linear_gaussian_num_features(d),
         ranges,
         sample_query,
-        site_input_dim=d * d + d,
+        site_input_dim=d + 1,
+        site_rank=1,
     )
 
 
@@ -377,6 +434,7 @@ def logistic_regression_task(latent_dim: int = 2, ranges: TaskRanges = TaskRange
     d = latent_dim
 
     def sample_query(key: jax.Array) -> Query:
+        check_key(key)
         keys = jax.random.split(key, 5)
         log_w, means, chol, mask, parametric = sample_prior(keys[0], d, ranges)
         w = _sample_latent(keys[1], log_w, means, chol)

@@ -7,19 +7,20 @@ draws of ``(prior, z, data)`` from the generative process suffice.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import NamedTuple
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 from probkit.models.distribution_transformer._gmm import gmm_log_prob_cholesky
 from probkit.models.distribution_transformer._network import DistributionTransformer
 from probkit.models.distribution_transformer._tasks import TASKS, Query, Task
 
-from probkit._checks import check_key
-from probkit.progress import progress_scan
+from probkit._checks import check_int, check_key
+from probkit.progress import Interrupted, interruptible_scan
 
 __all__ = ["forward_kl_loss", "train_step", "train", "TrainResult", "init_model"]
 
@@ -168,31 +169,42 @@ def init_model(
         num_heads=num_heads,
         sites=sites,
         site_inputs=task.site_input_dim if sites else 0,
+        site_rank=task.site_rank if sites and task.site_input_dim else None,
     )
 
 
-@eqx.filter_jit
-def _train_loop(
-    model, task_sample, key, optimizer, num_steps, batch_size, residual_decay, progress_bar
-):
-    params, static = eqx.partition(model, eqx.is_inexact_array)
-    opt_state = optimizer.init(params)
+class _TrainBody(eqx.Module):
+    """The scan body of :func:`train`: one fresh batch, one optimiser step.
 
-    def body(carry, key):
+    A Module of static fields, so that the chunked loop's compiled program is found
+    again (by value) by a second :func:`train` with the same task, network shape,
+    optimiser and sizes.
+    """
+
+    static: DistributionTransformer  # the network's non-array parts
+    task_sample: Callable = eqx.field(static=True)
+    optimizer: optax.GradientTransformation = eqx.field(static=True)
+    batch_size: int = eqx.field(static=True)
+    residual_decay: float = eqx.field(static=True)
+
+    def __call__(self, carry, key):
         params, opt_state = carry
-        queries = jax.vmap(task_sample)(jax.random.split(key, batch_size))
-        model = eqx.combine(params, static)
-        model, opt_state, loss = train_step(model, opt_state, optimizer, queries, residual_decay)
+        queries = jax.vmap(self.task_sample)(jax.random.split(key, self.batch_size))
+        model = eqx.combine(params, self.static)
+        model, opt_state, loss = train_step(
+            model, opt_state, self.optimizer, queries, self.residual_decay
+        )
         return (eqx.filter(model, eqx.is_inexact_array), opt_state), loss
 
-    (params, _), losses = progress_scan(
-        body,
-        (params, opt_state),
-        jax.random.split(key, num_steps),
-        progress_bar=progress_bar,
-        desc="DT training",
+
+@functools.lru_cache(maxsize=16)
+def _default_optimizer(learning_rate: float, num_steps: int) -> optax.GradientTransformation:
+    """Adam-W with warm-up + cosine decay and clipping (cached: the same object for the
+    same settings, so that a second run compiles nothing)."""
+    schedule = optax.warmup_cosine_decay_schedule(
+        0.0, learning_rate, min(200, num_steps // 10 + 1), num_steps, learning_rate * 0.02
     )
-    return eqx.combine(params, static), losses
+    return optax.chain(optax.clip_by_global_norm(1.0), optax.adamw(schedule, weight_decay=1e-4))
 
 
 def train(
@@ -213,7 +225,10 @@ def train(
     """Train a Distribution Transformer on a task by amortised forward KL.
 
     Every step draws a fresh batch ``(prior, z, data)`` from ``task.sample_query`` (so
-    there is no fixed training set) and takes one optax step (one compiled ``lax.scan``).
+    there is no fixed training set) and takes one optax step. The steps run as one
+    compiled loop, from the host in chunks of about half a second
+    (:func:`probkit.progress.interruptible_scan`), so that Ctrl-C stops it and keeps the
+    steps done; the result equals one ``lax.scan`` over all steps.
 
     Args:
         task: a :class:`Task` or the name of a shipped one (see ``TASKS``).
@@ -234,9 +249,12 @@ def train(
         A :class:`TrainResult`.
 
     Raises:
-        ValueError: for an unknown task name, non-positive sizes or a negative
-            ``residual_decay``.
+        ValueError: for an unknown task name, non-positive sizes, a ``seed`` that is not
+            an int ``>= 0`` or a negative ``residual_decay``.
         FloatingPointError: if the loss becomes non-finite.
+        probkit.progress.Interrupted: on Ctrl-C, within about a second (the loop runs
+            from the host in chunks); its ``partial_result`` is the :class:`TrainResult`
+            of the steps done (the network after them and their losses).
 
     Example:
         >>> from probkit.models.distribution_transformer import train
@@ -250,9 +268,9 @@ def train(
                 f"unknown task {task!r}; choose one of {sorted(TASKS)} or pass a Task."
             )
         task = TASKS[task]
-    for name, value in (("num_steps", num_steps), ("batch_size", batch_size)):
-        if not isinstance(value, int | np.integer) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}.")
+    num_steps = check_int(num_steps, "num_steps")
+    batch_size = check_int(batch_size, "batch_size")
+    seed = check_int(seed, "seed", minimum=0)
     if not residual_decay >= 0.0:
         raise ValueError(f"residual_decay must be >= 0, got {residual_decay!r}.")
     key_init, key_train = jax.random.split(jax.random.key(seed))
@@ -265,22 +283,32 @@ def train(
             f"data_feature_dim={task.data_feature_dim})."
         )
     if optimizer is None:
-        schedule = optax.warmup_cosine_decay_schedule(
-            0.0, learning_rate, min(200, num_steps // 10 + 1), num_steps, learning_rate * 0.02
+        optimizer = _default_optimizer(float(learning_rate), num_steps)
+    params, static = eqx.partition(model, eqx.is_inexact_array)
+    # The loop donates its carry: copy, so that a model passed in stays usable.
+    init = jax.tree_util.tree_map(jnp.copy, (params, optimizer.init(params)))
+    body = _TrainBody(static, task.sample_query, optimizer, batch_size, float(residual_decay))
+    try:
+        (params, _), losses = interruptible_scan(
+            body,
+            init,
+            jax.random.split(key_train, num_steps),
+            progress_bar=bool(progress_bar),
+            desc="DT training",
         )
-        optimizer = optax.chain(
-            optax.clip_by_global_norm(1.0), optax.adamw(schedule, weight_decay=1e-4)
+    except Interrupted as stopped:
+        done = stopped.steps_done
+        err = Interrupted(
+            f"Distribution Transformer training interrupted after {done} of {num_steps} "
+            "steps: this exception's partial_result is the TrainResult of those steps (the "
+            "network after them and their losses).",
+            steps_done=done,
+            carry=stopped.carry,
+            ys=stopped.ys,
         )
-    model, losses = _train_loop(
-        model,
-        task.sample_query,
-        key_train,
-        optimizer,
-        num_steps,
-        batch_size,
-        float(residual_decay),
-        bool(progress_bar),
-    )
+        err.partial_result = TrainResult(eqx.combine(stopped.carry[0], static), stopped.ys)
+        raise err from None
+    model = eqx.combine(params, static)
     if not bool(jnp.all(jnp.isfinite(losses))):
         raise FloatingPointError(
             "the forward-KL loss became non-finite during training; lower learning_rate."

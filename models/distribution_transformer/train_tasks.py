@@ -11,7 +11,9 @@ The defaults (``DEFAULTS``: steps, batch size, peak learning rate and residual d
 task, seed 0) are the settings of the shipped weights.
 
 For each task it trains by amortised forward KL (:func:`train`), then prints the mean
-held-out ``-log q(z | prior, data)`` on fresh queries (and the prior's own).
+held-out ``-log q(z | prior, data)`` on fresh queries (and the prior's own). Ctrl-C stops
+the training within about a second and writes the network of the steps done (and trains
+no further task).
 """
 
 from __future__ import annotations
@@ -27,13 +29,15 @@ from probkit.models.distribution_transformer._io import WEIGHTS_DIR, load, save
 from probkit.models.distribution_transformer._tasks import TASKS
 from probkit.models.distribution_transformer._training import forward_kl_loss, train
 
+from probkit.progress import Interrupted
+
 __all__ = ["main", "DEFAULTS"]
 
 #: Training settings of the shipped weights:
 #: ``(num_steps, batch_size, learning_rate, residual_decay)``.
 DEFAULTS: dict[str, tuple[int, int, float, float]] = {
     "linear_gaussian_1d": (3000, 128, 2e-3, 1.0),
-    "linear_gaussian_2d": (4000, 128, 2e-3, 1.0),
+    "linear_gaussian_2d": (5000, 128, 2e-3, 1.0),
     "logistic_regression_2d": (4000, 64, 2e-3, 0.0),
 }
 
@@ -90,19 +94,23 @@ def main(argv: list[str] | None = None) -> None:
         start = time.perf_counter()
         cpu_start = time.process_time()
         model = load(args.out / f"{name}.eqx") if args.resume else None
-        result = train(
-            task,
-            model=model,
-            num_steps=num_steps,
-            batch_size=batch_size,
-            learning_rate=rate,
-            residual_decay=decay,
-            width=args.width,
-            depth=args.depth,
-            num_heads=args.num_heads,
-            seed=args.seed,
-            progress_bar=args.progress_bar,
-        )
+        try:
+            result = train(
+                task,
+                model=model,
+                num_steps=num_steps,
+                batch_size=batch_size,
+                learning_rate=rate,
+                residual_decay=decay,
+                width=args.width,
+                depth=args.depth,
+                num_heads=args.num_heads,
+                seed=args.seed,
+                progress_bar=args.progress_bar,
+            )
+            stopped = None
+        except Interrupted as err:  # Ctrl-C: keep the steps done, stop after this task
+            result, stopped = err.partial_result, err
         elapsed = time.perf_counter() - start
         cpu = time.process_time() - cpu_start
         path = args.out / f"{name}.eqx"
@@ -110,13 +118,16 @@ def main(argv: list[str] | None = None) -> None:
         last = float(jnp.mean(result.losses[-100:]))
         held = _held_out(result.model, task, args.seed)
         print(
-            f"{name}: {num_steps} steps x {batch_size} (peak rate {rate:g}, residual decay "
-            f"{decay:g}) in {elapsed:.1f} s wall, {cpu:.1f} s CPU; "
+            f"{name}: {len(result.losses)} steps x {batch_size} (peak rate {rate:g}, residual "
+            f"decay {decay:g}) in {elapsed:.1f} s wall, {cpu:.1f} s CPU; "
             f"train loss (last 100) {last:.4f}; held-out -log q(z) {held:.4f} "
             f"(prior: {_prior_nll(task, args.seed):.4f}); wrote {path} "
             f"({path.stat().st_size / 1024:.0f} KiB)",
             flush=True,
         )
+        if stopped is not None:
+            print(f"{name}: {stopped} Wrote the network after those steps.", flush=True)
+            return
 
 
 if __name__ == "__main__":

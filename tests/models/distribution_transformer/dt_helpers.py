@@ -37,12 +37,14 @@ def random_linear_gaussian_query(key, dim: int, num_obs: int | None = None):
     return prior, z, y, obs_matrix, noise_std
 
 
-def batched_linear_gaussian_queries(key, dim: int, batch: int):
+def batched_linear_gaussian_queries(key, dim: int, batch: int, square: bool = True):
     """``batch`` padded queries from the task's own meta-prior, stackable under ``vmap``.
 
     ``K ~ U{1..4}`` (weights of padded components are 0) and ``n ~ U{1..20}`` (a mask).
-    Returns ``(weights, means, covariances, z, y, data_mask, obs_matrix, noise_std)``,
-    each with a leading batch axis.
+    ``square``: ``H`` is ``(dim, dim)``; otherwise it has ``m ~ U{1..dim}`` rows, the rows
+    past the ``m``-th set to zero (which changes no posterior: the exact posterior of the
+    padded query is the unpadded one's). Returns ``(weights, means, covariances, z, y,
+    data_mask, obs_matrix, noise_std, num_rows)``, each with a leading batch axis.
     """
     r = TASKS[f"linear_gaussian_{dim}d"].ranges._replace(parametric_probability=0.0)
 
@@ -60,9 +62,15 @@ def batched_linear_gaussian_queries(key, dim: int, batch: int):
         )
         n = jax.random.randint(keys[4], (), 1, r.max_observations + 1)
         data_mask = jnp.arange(r.max_observations) < n
+        num_rows = (
+            jnp.asarray(dim)
+            if square
+            else jax.random.randint(jax.random.fold_in(key, 7), (), 1, dim + 1)
+        )
+        obs_matrix = jnp.where((jnp.arange(dim) < num_rows)[:, None], obs_matrix, 0.0)
         y = z @ obs_matrix.T + noise_std * jax.random.normal(keys[5], (r.max_observations, dim))
         y = jnp.where(data_mask[:, None], y, 0.0)
         cov = chol @ jnp.swapaxes(chol, -1, -2)
-        return jnp.exp(log_w), means, cov, z, y, data_mask, obs_matrix, noise_std
+        return jnp.exp(log_w), means, cov, z, y, data_mask, obs_matrix, noise_std, num_rows
 
     return jax.vmap(one)(jax.random.split(key, batch))
