@@ -82,8 +82,17 @@ def preconditioned_window_adaptation(
     target_accept: float,
     step_size: float | None = None,
     progress_bar: bool = False,
+    mask: np.ndarray | None = None,
+    initial_covariance: jax.Array | None = None,
+    adapt: bool = True,
 ):
     """Warm up a MALA / RWM chain from the flat ``position``.
+
+    ``mask`` (dense only) keeps the covariance estimate's block structure: entries
+    where it is zero are dropped at every window's end. ``initial_covariance`` is
+    the preconditioner until the first slow window ends (a vector when ``diagonal``,
+    a matrix otherwise); with ``adapt=False`` it is kept throughout and only the
+    step size is tuned.
 
     Returns ``(u_state, params)``: the last state in whitened coordinates and the
     adapted :class:`PreconditionedParams`.
@@ -91,7 +100,11 @@ def preconditioned_window_adaptation(
     num_dims = position.shape[0]
     dtype = position.dtype
     eps0 = initial_step_size(kernel, num_dims) if step_size is None else step_size
-    scale0 = jnp.ones(num_dims, dtype) if diagonal else jnp.eye(num_dims, dtype=dtype)
+    if initial_covariance is not None:
+        covariance = jnp.asarray(initial_covariance, dtype)
+        scale0 = jnp.sqrt(covariance) if diagonal else jnp.linalg.cholesky(covariance)
+    else:
+        scale0 = jnp.ones(num_dims, dtype) if diagonal else jnp.eye(num_dims, dtype=dtype)
     params0 = PreconditionedParams(jnp.asarray(eps0, dtype), scale0)
     if num_steps == 0:
         return make_u_kernel(kernel, logdensity, params0).init(position), params0
@@ -123,11 +136,18 @@ def preconditioned_window_adaptation(
         acceptance = jnp.where(jnp.isfinite(info.acceptance_rate), info.acceptance_rate, 0.0)
         da = da_update(carry.da, acceptance)
         x = apply_scale(carry.scale, state.position)
-        welford = jax.lax.cond(stage == 1, lambda w: wf_update(w, x), lambda w: w, carry.welford)
+        welford = carry.welford
+        if adapt:  # a fixed preconditioner needs no covariance estimate
+            welford = jax.lax.cond(stage == 1, lambda w: wf_update(w, x), lambda w: w, welford)
 
         def end_window(_):
-            covariance, count, _ = wf_final(welford)
-            new_scale = _regularised_scale(covariance, count, diagonal)
+            if adapt:
+                covariance, count, _ = wf_final(welford)
+                if mask is not None:
+                    covariance = covariance * jnp.asarray(mask, covariance.dtype)
+                new_scale = _regularised_scale(covariance, count, diagonal)
+            else:
+                new_scale = carry.scale
             new_u = _solve_scale(new_scale, x)
             new_params = PreconditionedParams(jnp.exp(da.log_step_size_avg), new_scale)
             return Carry(

@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from probkit._lazy import blackjax
@@ -29,7 +30,24 @@ from probkit.mcmc._adaptation import (
 )
 from probkit.progress import progress_ticker
 
-__all__ = ["KERNELS", "KernelSpec", "Settings", "check_kernel", "jittered_hmc"]
+__all__ = ["KERNELS", "ByValueArray", "KernelSpec", "Settings", "check_kernel", "jittered_hmc"]
+
+
+class ByValueArray:
+    """A NumPy array hashed and compared by value, so that settings holding one stay a
+    compile key: the same matrix reuses the compiled warm-up, a new one compiles anew."""
+
+    __slots__ = ("_key", "value")
+
+    def __init__(self, value):
+        self.value = np.ascontiguousarray(value)
+        self._key = (self.value.shape, self.value.dtype.str, self.value.tobytes())
+
+    def __hash__(self) -> int:
+        return hash(self._key)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, ByValueArray) and self._key == other._key
 
 
 class Settings(NamedTuple):
@@ -44,6 +62,12 @@ class Settings(NamedTuple):
     thinning: int
     progress_bar: bool = False
     ticks_per_step: int = 1
+    # mass_matrix="blocks": the flat indices of each dense block (the rest diagonal).
+    dense_blocks: tuple = ()
+    # The user's inverse mass matrix on the flat unconstrained position: the starting
+    # value of the adaptation, or the fixed metric with adapt_mass_matrix=False.
+    inverse_mass_matrix: ByValueArray | None = None
+    adapt_mass_matrix: bool = True
 
     @property
     def option(self) -> dict:
@@ -262,6 +286,57 @@ def _default_info_fn(adaptation: Callable) -> Callable:
     return inspect.signature(adaptation).parameters["adaptation_info_fn"].default
 
 
+def block_mask(num_dims: int, blocks: tuple) -> np.ndarray:
+    """Ones on the diagonal and inside each dense block, zeros elsewhere."""
+    mask = np.eye(num_dims)
+    for block in blocks:
+        index = np.asarray(block, dtype=int)
+        mask[np.ix_(index, index)] = 1.0
+    return mask
+
+
+def user_inverse_mass_matrix(settings: Settings, num_dims: int, dtype) -> jax.Array | None:
+    """The user's inverse mass matrix in the form the warm-up uses: as given when it is
+    fixed; otherwise as a start for the adapted structure (a vector becomes a diagonal
+    matrix for dense and block structures, whose cross-block entries are dropped)."""
+    user = settings.inverse_mass_matrix
+    if user is None:
+        return None
+    matrix = jnp.asarray(user.value, dtype)
+    if not settings.adapt_mass_matrix:
+        return matrix
+    if settings.mass_matrix in ("dense", "blocks") and matrix.ndim == 1:
+        matrix = jnp.diag(matrix)
+    if settings.mass_matrix == "blocks":
+        matrix = matrix * jnp.asarray(block_mask(num_dims, settings.dense_blocks), dtype)
+    return matrix
+
+
+def _metric_core(settings: Settings, num_dims: int, dtype):
+    """blackjax's Welford metric core for block structures and user matrices: the
+    dense estimate restricted to the blocks at every window's end (a principal-block
+    restriction of a positive-definite matrix stays positive definite), or a core that
+    keeps the user's matrix fixed."""
+    from blackjax.adaptation.metric_recipes import MetricCore, lookup_recipe
+
+    start = user_inverse_mass_matrix(settings, num_dims, dtype)
+    if not settings.adapt_mass_matrix:
+        recipe = "welford_diag" if start.ndim == 1 else "welford_dense"
+        core = lookup_recipe(recipe).build_core(initial_inverse_mass_matrix=start)
+        return MetricCore(core.init, lambda state, position, grad=None: state, lambda s: s)
+    recipe = "welford_diag" if settings.mass_matrix == "diag" else "welford_dense"
+    core = lookup_recipe(recipe).build_core(initial_inverse_mass_matrix=start)
+    if settings.mass_matrix != "blocks":
+        return core
+    mask = jnp.asarray(block_mask(num_dims, settings.dense_blocks), dtype)
+
+    def final(state):
+        state = core.final(state)
+        return state._replace(inverse_mass_matrix=state.inverse_mass_matrix * mask)
+
+    return MetricCore(core.init, core.update, final)
+
+
 def _window_warmup(algorithm_of: Callable, extra_of: Callable) -> Callable:
     """Stan's window adaptation (blackjax) for an HMC-family algorithm."""
 
@@ -272,9 +347,12 @@ def _window_warmup(algorithm_of: Callable, extra_of: Callable) -> Callable:
         d = x0.shape[0]
         if settings.num_warmup == 0:
             step = options["step_size"] or 0.1
+            user = settings.inverse_mass_matrix
             params = {
                 "step_size": jnp.asarray(step, x0.dtype),
-                "inverse_mass_matrix": jnp.ones(d, x0.dtype),
+                "inverse_mass_matrix": (
+                    jnp.ones(d, x0.dtype) if user is None else jnp.asarray(user.value, x0.dtype)
+                ),
             }
             return algorithm.init(x0, logdensity), params
         init_step = 1.0 if options["step_size"] is None else options["step_size"]
@@ -291,6 +369,18 @@ def _window_warmup(algorithm_of: Callable, extra_of: Callable) -> Callable:
                     settings.progress_bar,
                     keep=_default_info_fn(blackjax.window_adaptation_low_rank),
                 ),
+                **extra,
+            )
+        elif settings.mass_matrix == "blocks" or settings.inverse_mass_matrix is not None:
+            # The same Stan schedule and step-size averaging as window_adaptation (which
+            # is blackjax's shim over staged_adaptation), with probkit's metric core.
+            adaptation = blackjax.staged_adaptation(
+                algorithm,
+                logdensity,
+                metric=_metric_core(settings, d, x0.dtype),
+                initial_step_size=init_step,
+                target_acceptance_rate=settings.target_accept,
+                adaptation_info_fn=_warmup_hook(total, settings.progress_bar),
                 **extra,
             )
         else:
@@ -324,6 +414,13 @@ def _hmc_algorithm(logdensity, params, options):
     )
 
 
+def _scale_is_diagonal(settings: Settings) -> bool:
+    user = settings.inverse_mass_matrix
+    if user is not None and not settings.adapt_mass_matrix:
+        return user.value.ndim == 1
+    return settings.mass_matrix == "diag"
+
+
 def _preconditioned_warmup(kernel: str) -> Callable:
     def warmup(key, logdensity, x0, settings: Settings):
         state, params = preconditioned_window_adaptation(
@@ -332,8 +429,15 @@ def _preconditioned_warmup(kernel: str) -> Callable:
             x0,
             key,
             settings.num_warmup,
-            diagonal=settings.mass_matrix == "diag",
+            diagonal=_scale_is_diagonal(settings),
             target_accept=settings.target_accept,
+            mask=(
+                block_mask(x0.shape[0], settings.dense_blocks)
+                if settings.mass_matrix == "blocks" and settings.adapt_mass_matrix
+                else None
+            ),
+            initial_covariance=user_inverse_mass_matrix(settings, x0.shape[0], x0.dtype),
+            adapt=settings.adapt_mass_matrix,
             step_size=settings.option["step_size"],
             progress_bar=settings.progress_bar,
         )

@@ -14,7 +14,7 @@ computed can be a stale cache entry.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import equinox as eqx
@@ -23,16 +23,17 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from probkit.distributed import chain_mesh, check_divisible, gather, leading_axis_sharding
-from probkit.mcmc._chunked import (
+from probkit._chunked import (
     batched,
     post_program,
     pre_program,
     run_chunk,
     split_at_loop,
 )
+from probkit.distributed import chain_mesh, check_divisible, gather, leading_axis_sharding
 from probkit.mcmc._kernels import KERNELS, Settings, check_kernel, generic_statistics
 from probkit.mcmc._loop import AdaptedState, draw_function, loop
+from probkit.mcmc._mass_matrix import resolve_mass_matrix
 from probkit.progress import Interrupted, run_in_chunks
 from probkit.results import MCMCResult
 from probkit.target import REVERSE_MODE_MESSAGE, Target, from_numpyro, infer_discrete
@@ -384,7 +385,9 @@ def sample(
     progress_bar: bool = False,
     init: Any = None,
     init_state: AdaptedState | None = None,
-    mass_matrix: str = "diag",
+    mass_matrix: str | Sequence = "diag",
+    inverse_mass_matrix: Any = None,
+    adapt_mass_matrix: bool = True,
     target_accept: float | None = None,
     model_args: tuple = (),
     model_kwargs: Mapping[str, Any] | None = None,
@@ -424,8 +427,23 @@ def sample(
             kernel, tuned parameters and chains) with no warm-up (``num_warmup`` is
             not used). With the same ``seed`` the draws are those one longer run
             would have made (NumPyro's ``post_warmup_state``).
-        mass_matrix: ``"diag"``, ``"dense"`` or ``"low_rank"`` (blackjax's low-rank
-            adaptation; NUTS/HMC only) for the Stan-style window adaptation.
+        mass_matrix: the structure the Stan-style window adaptation estimates:
+            ``"diag"``, ``"dense"``, ``"low_rank"`` (blackjax's low-rank adaptation;
+            NUTS/HMC only), or dense blocks over named sites as in NumPyro's
+            ``dense_mass``: ``[("alpha", "beta"), "gamma"]`` adapts one dense block
+            over ``alpha`` and ``beta`` jointly, one within ``gamma``, and a diagonal
+            for every other site (NUTS, HMC, MALA, RWM; stored as a ``(d, d)``
+            matrix, so a step costs ``O(d^2)`` as with ``"dense"``).
+        inverse_mass_matrix: a metric of your own on the unconstrained position
+            (NUTS, HMC, MALA, RWM), as NumPyro's ``inverse_mass_matrix=``: an array of
+            shape ``(d,)`` (diagonal) or ``(d, d)`` over the flattened position
+            (sites in sorted order, as ``result.unconstrained``), or a dict from a site
+            name or a tuple of names to that group's block, covering every latent
+            site. The adaptation starts from it; with ``adapt_mass_matrix=False`` it
+            is kept and only the step size is tuned. A previous run's
+            ``result.adaptation["inverse_mass_matrix"][c]`` fits here.
+        adapt_mass_matrix: adapt the metric during warm-up (default); ``False``
+            keeps ``inverse_mass_matrix`` fixed.
         target_accept: acceptance rate the step size is tuned to (default 0.8 for
             NUTS/HMC, 0.574 for MALA, 0.234 for RWM, 0.651 for ChEES).
         model_args: positional data for a NumPyro model passed as ``target``.
@@ -484,12 +502,10 @@ def sample(
     seed = _check_positive_int("seed", seed, 0)
     if chain_method not in _CHAIN_METHODS:
         raise ValueError(f"chain_method must be one of {_CHAIN_METHODS}, got {chain_method!r}.")
-    if mass_matrix not in _MASS_MATRICES:
-        raise ValueError(f"mass_matrix must be one of {_MASS_MATRICES}, got {mass_matrix!r}.")
-    if mass_matrix == "low_rank" and kernel not in ("nuts", "hmc"):
+    if isinstance(mass_matrix, str) and mass_matrix not in _MASS_MATRICES:
         raise ValueError(
-            f"mass_matrix='low_rank' is available for kernel='nuts' or 'hmc', not {kernel!r}; "
-            "use mass_matrix='diag' or 'dense'."
+            f"mass_matrix must be one of {_MASS_MATRICES} or a list of site groups for dense "
+            f'blocks (e.g. [("a", "b")]), got {mass_matrix!r}.'
         )
     default_accept = 0.8 if spec is None else spec.default_target_accept
     target_accept = default_accept if target_accept is None else target_accept
@@ -518,6 +534,14 @@ def sample(
     target = _as_target(target, model_args, model_kwargs)
     if not target.reverse_mode_gradients and user_kernel is None and kernel != "rwm":
         raise ValueError(REVERSE_MODE_MESSAGE.format(name=target.name, kernel=kernel))
+    metric = resolve_mass_matrix(
+        mass_matrix,
+        inverse_mass_matrix,
+        adapt_mass_matrix,
+        kernel if user_kernel is None else "a kernel of your own",
+        target,
+        num_warmup,
+    )
     mesh = None
     if chain_method == "sharded":
         mesh = chain_mesh()
@@ -546,7 +570,7 @@ def sample(
 
     settings = Settings(
         num_warmup=num_warmup,
-        mass_matrix=mass_matrix,
+        mass_matrix=metric.mode,
         target_accept=float(target_accept),
         options=tuple(sorted(options.items())),
         num_chains=num_chains,
@@ -555,6 +579,9 @@ def sample(
         # The bars are drawn by the host between chunks: the compiled programs are
         # the same with and without them.
         progress_bar=False,
+        dense_blocks=metric.dense_blocks,
+        inverse_mass_matrix=metric.inverse_mass_matrix,
+        adapt_mass_matrix=metric.adapt,
     )
     kernel_ref = user_kernel if user_kernel is not None else kernel
     kernel_name = kernel if user_kernel is None else user_kernel.name

@@ -12,15 +12,15 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from probkit._threefry import cpu_fast_key
-from probkit.distributed import check_divisible, gather_across_processes
-from probkit.mcmc._chunked import (
+from probkit._chunked import (
     post_program,
     pre_program,
     run_chunk,
     run_while_chunk,
     split_at_loop,
 )
+from probkit._threefry import cpu_fast_key
+from probkit.distributed import check_divisible, gather_across_processes
 from probkit.progress import Interrupted, progress_fraction, progress_scan, run_in_chunks
 from probkit.results import SamplingWarning
 from probkit.smc._feynman_kac import FeynmanKac, SMCState, has_parameters, init, step

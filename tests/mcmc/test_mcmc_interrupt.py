@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 
 import probkit as pk
-from probkit.mcmc import _chunked, _sample
+from probkit import _chunked
+from probkit.mcmc import _sample
 from probkit.progress import Interrupted
 
 TARGET = pk.Target.from_logdensity(lambda x: -0.5 * jnp.sum((x - 1.0) ** 2), jnp.zeros(2))

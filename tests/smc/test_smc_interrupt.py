@@ -20,7 +20,7 @@ import numpyro.distributions as dist
 import pytest
 
 import probkit.smc as smc
-from probkit.mcmc import _chunked
+from probkit import _chunked
 from probkit.progress import Interrupted
 
 
