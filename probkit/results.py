@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from probkit._checks import check_seed
 from probkit._diagnostics import convergence, ess_bulk, ess_tail, rhat
 
 __all__ = [
@@ -372,6 +373,7 @@ def smc_to_inference_data(result: Any, *, weights: str = "resample", seed: int =
         >>> smc_to_inference_data(smc.run(fk, num_particles=10)).attrs["weights"]
         'resampled (systematic)'
     """
+    seed = check_seed(seed)
     import arviz as az
 
     if weights not in ("resample", "record"):

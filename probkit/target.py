@@ -31,6 +31,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from probkit._checks import check_key
+
 __all__ = ["Target", "from_numpyro"]
 
 PyTree = Any
@@ -94,6 +96,7 @@ class Target(eqx.Module):
 
     def init(self, key: jax.Array, num: int) -> PyTree:
         """``num`` initial unconstrained positions, stacked on a leading axis."""
+        check_key(key)
         return self.init_with_data(key, num, self.data)
 
     @property
@@ -772,6 +775,8 @@ def infer_discrete(
         >>> draws["z"].shape
         (2, 5, 3)
     """
+    if key is not None:
+        check_key(key)
     from numpyro import handlers
     from numpyro.infer import Predictive
 

@@ -22,6 +22,8 @@ from probkit.models.arithmetic_lm._task import (
     VOCAB_SIZE,
 )
 
+from probkit._checks import check_key
+
 __all__ = ["ArithmeticLM", "GenerationState", "start", "propose_step"]
 
 
@@ -233,5 +235,6 @@ def propose_step(
         >>> propose_step(jax.random.key(1), lm, s).num_steps.tolist()
         [1, 1, 1]
     """
+    check_key(key)
     keys = jax.random.split(key, state.length.shape[0])
     return jax.vmap(_one_step, in_axes=(None, 0, 0, None))(model, keys, state, temperature)

@@ -20,6 +20,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from probkit._checks import check_seed
+
 __all__ = [
     "VOCAB",
     "PAD",
@@ -104,6 +106,7 @@ def make_problems(seed: int, num_problems: int, min_ops: int = 2, max_ops: int =
         >>> p.prompt.shape, decode(p.solution[0]).endswith("=" + str(p.answer[0]) + ".")
         ((2, 14), True)
     """
+    seed = check_seed(seed)
     if not 1 <= min_ops <= max_ops <= MAX_OPS:
         raise ValueError(f"need 1 <= min_ops <= max_ops <= {MAX_OPS}, got {min_ops}, {max_ops}.")
     rng = np.random.default_rng(seed)

@@ -10,6 +10,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from probkit._checks import check_seed
+
 from ._metrics import continual_metrics
 from ._models import Task
 from ._propagate import propagate
@@ -154,6 +156,7 @@ def sequential_posterior(
         >>> out.draws[-1].shape
         (400, 2)
     """
+    seed = check_seed(seed)
     import numpyro.distributions as dist
 
     tasks = _check_tasks(tasks, predict is not None)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from probkit._checks import check_key
+
 __all__ = ["checkerboard", "in_checkerboard", "rings"]
 
 
@@ -18,6 +20,7 @@ def checkerboard(key: jax.Array, num_samples: int, num_squares: int = 4) -> jax.
         >>> bool(in_checkerboard(x).all())
         True
     """
+    check_key(key)
     key_cell, key_pos = jax.random.split(key)
     dark = jnp.array(
         [(i, j) for i in range(num_squares) for j in range(num_squares) if (i + j) % 2 == 0]
@@ -51,6 +54,7 @@ def rings(
         >>> x.shape, label.shape
         ((5, 2), (5,))
     """
+    check_key(key)
     key_ring, key_angle, key_noise = jax.random.split(key, 3)
     label = jax.random.randint(key_ring, (num_samples,), 0, len(radii))
     angle = jax.random.uniform(key_angle, (num_samples,), maxval=2 * jnp.pi)

@@ -22,7 +22,7 @@ import numpy as np
 import optax
 from probkit.models.diffusion._network import ScoreNetwork
 
-from probkit._checks import check_int, check_seed
+from probkit._checks import check_int, check_key, check_seed
 from probkit.progress import Interrupted, interruptible_scan
 from probkit.sde import LinearSDE
 
@@ -62,6 +62,7 @@ def dsm_loss(
         >>> dsm_loss(net, VPSDE(), jax.random.key(1), jnp.zeros((8, 2))).shape
         ()
     """
+    check_key(key)
     if weighting not in ("noise", "likelihood"):
         raise ValueError(f"weighting must be 'noise' or 'likelihood', got {weighting!r}.")
     t_eps = sde.t_min if t_eps is None else t_eps
@@ -110,6 +111,7 @@ def train_step(
         >>> loss.shape
         ()
     """
+    check_key(key)
     loss, grads = eqx.filter_value_and_grad(dsm_loss)(
         model, sde, key, x0, labels, weighting=weighting, label_dropout=label_dropout
     )

@@ -19,7 +19,7 @@ from probkit.models.masked_diffusion._sampling import (
 )
 from probkit.models.masked_diffusion._schedules import MaskingSchedule, get_schedule
 
-from probkit._checks import check_int
+from probkit._checks import check_int, check_seed
 
 __all__ = ["initial_sequences", "sample", "energy_corrected_sample"]
 
@@ -154,6 +154,7 @@ def sample(
         >>> out.sequences.tolist()
         [[0, 1, 0, 1], [0, 1, 0, 1], [0, 1, 0, 1]]
     """
+    seed = check_seed(seed)
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}.")
     if not np.issubdtype(np.asarray(x_init).dtype, np.integer):
@@ -227,6 +228,7 @@ def energy_corrected_sample(
         >>> float(out.sequences.mean()) > 0.9
         True
     """
+    seed = check_seed(seed)
     x_init = jnp.asarray(x_init, jnp.int32)
     check_sampler_arguments(x_init, mask_token, num_candidates, num_steps, precision)
     if not callable(energy):

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.tree_util import Partial
 
-from probkit._checks import check_int, check_key
+from probkit._checks import check_int, check_key, check_seed
 
 __all__ = [
     "SequenceDistribution",
@@ -118,6 +118,7 @@ def random_markov_chain(
         >>> random_markov_chain(0, 3, 5).sequences.shape
         (243, 5)
     """
+    seed = check_seed(seed)
     rng = np.random.default_rng(seed)
     initial = rng.dirichlet(np.full(vocab_size, concentration))
     transition = rng.dirichlet(np.full(vocab_size, concentration), size=vocab_size)
@@ -235,6 +236,7 @@ def tv_noise_floor(
         >>> 0 < sd < mean < 1
         True
     """
+    seed = check_seed(seed)
     rng = np.random.default_rng(seed)
     counts = rng.multinomial(num_samples, distribution.probs, size=replicates)
     tv = 0.5 * np.abs(counts / num_samples - distribution.probs).sum(1)

@@ -29,6 +29,8 @@ from probkit.models.mjp._likelihood import (
 from probkit.models.mjp._process import rate_matrix_from_rates
 from probkit.models.mjp._simulate import check_times
 
+from probkit._checks import check_seed
+
 __all__ = [
     "SMC_DEFAULTS",
     "MJPPosterior",
@@ -344,6 +346,7 @@ def posterior(
         >>> post.rate_matrix.shape
         (2, 100, 2, 2)
     """
+    seed = check_seed(seed)
     import probkit as pk
 
     if method not in METHODS:

@@ -7,6 +7,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from probkit._checks import check_key
+
 __all__ = ["NoisySequences", "switching_noise_sine"]
 
 
@@ -43,6 +45,7 @@ def switching_noise_sine(
         >>> data.observations.shape, sorted(set(data.noise_std.ravel().tolist()))
         ((3, 40, 1), [0.019999999552965164, 0.30000001192092896])
     """
+    check_key(key)
     key_phase, key_noise = jax.random.split(key)
     if random_phase:
         phase = jax.random.uniform(key_phase, (num_sequences, 1), maxval=2 * jnp.pi)

@@ -25,6 +25,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from probkit._checks import check_key
+
 __all__ = [
     "PVRNN",
     "AdaptiveVariables",
@@ -242,6 +244,8 @@ def rollout(
         >>> rollout(net, init_adaptive(net, 10), jax.random.key(1)).outputs.shape
         (10, 1)
     """
+    if key is not None:
+        check_key(key)
     state = initial_state(model) if state is None else state
     num_steps = adaptive.mean.shape[0]
     if key is None:
@@ -281,6 +285,8 @@ def generate(
         >>> generate(PVRNN(jax.random.key(0), 2), 5, jax.random.key(1)).outputs.shape
         (5, 2)
     """
+    if key is not None:
+        check_key(key)
     state = initial_state(model) if state is None else state
     if key is None:
         noise = jnp.zeros((num_steps, model.total_z))
@@ -328,6 +334,8 @@ def sequence_loss(
         >>> kl.shape
         (1,)
     """
+    if key is not None:  # None: the posterior means, no sampling
+        check_key(key)
     out = rollout(model, adaptive, key, state, start)
     rec = jnp.sum((out.outputs - observations) ** 2) / (2 * model.output_std**2)
     kl = jnp.sum(out.kl, axis=0)

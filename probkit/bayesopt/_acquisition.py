@@ -50,6 +50,7 @@ from botorch.optim.optimize_mixed import (
 from botorch.sampling import SobolQMCNormalSampler
 from torch import Tensor
 
+from probkit._checks import check_seed
 from probkit.bayesopt._data import TrainingData
 from probkit.bayesopt._space import SearchSpace
 
@@ -180,6 +181,7 @@ def build_acquisition(
         >>> type(build_acquisition("logei", fit_gp(data), data)).__name__
         'LogExpectedImprovement'
     """
+    seed = check_seed(seed)
     opts = {**ACQUISITION_DEFAULTS, **dict(options or {})}
     m = data.num_outputs
     constrained = m > 1

@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from jax.flatten_util import ravel_pytree
 
+from probkit._checks import check_key, check_seed
 from probkit.bayesopt._data import TrainingData, fitted_transforms
 from probkit.bayesopt._mlp_ensemble import MLPEnsembleModel
 
@@ -112,6 +113,7 @@ def init_bnn_params(key: jax.Array, widths: Sequence[int], scale: float = 1.0) -
         >>> sorted(init_bnn_params(jax.random.PRNGKey(0), (3, 4, 1)))
         ['W0', 'W1', 'b0', 'b1']
     """
+    check_key(key)
     params = {}
     keys = jax.random.split(key, len(widths) - 1)
     for i, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
@@ -221,6 +223,7 @@ def sample_bnn_posterior(
         >>> posterior.params["W0"].shape
         (2, 20, 1, 8)
     """
+    seed = check_seed(seed)
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}.")
     if not hyperparameters:
@@ -367,6 +370,7 @@ def tune_bnn_hyperparameters(
         ...                          hidden=(8,), num_warmup=30, num_samples=10)
         BNNHyperparameters(prior_scale=1.0, noise_scale=0.1)
     """
+    seed = check_seed(seed)
     n = X.shape[0]
     num_valid = max(2, int(round(validation_fraction * n)))
     if n - num_valid < 2:
@@ -450,6 +454,7 @@ def fit_bnn_hmc(
         >>> model.posterior(X).values.shape
         torch.Size([10, 8, 1])
     """
+    seed = check_seed(seed)
     normalize, standardize, X, Y = fitted_transforms(data)
     X_np, Y_np = X.numpy(), Y.numpy()
     settings = dict(

@@ -13,6 +13,7 @@ import math
 
 import torch
 
+from probkit._checks import check_seed
 from probkit.bayesopt._data import TrainingData, fitted_transforms
 from probkit.bayesopt._mlp_ensemble import MLPEnsembleModel, mlp_ensemble_forward
 
@@ -79,6 +80,7 @@ def fit_deep_ensemble(
         >>> fit_deep_ensemble(data, num_steps=50).posterior(X).values.shape
         torch.Size([5, 8, 1])
     """
+    seed = check_seed(seed)
     normalize, standardize, X, Y = fitted_transforms(data)
     generator = torch.Generator().manual_seed(seed)
     widths = (data.space.num_dims, *hidden, data.num_outputs)

@@ -31,6 +31,7 @@ from gpytorch.kernels import Kernel, MaternKernel, ScaleKernel
 from gpytorch.mlls import ExactMarginalLogLikelihood
 from torch import Tensor
 
+from probkit._checks import check_seed
 from probkit.bayesopt._data import TrainingData
 
 __all__ = ["fit_dkl", "fit_gp", "fit_ibnn", "fit_saas", "saas_available"]
@@ -71,6 +72,7 @@ def fit_gp(data: TrainingData, *, seed: int = 0) -> Model:
         >>> model.posterior(X).mean.shape
         torch.Size([8, 1])
     """
+    seed = check_seed(seed)
     del seed
     space = data.space
     standardize = Standardize(m=data.num_outputs)
@@ -143,6 +145,7 @@ def fit_saas(
         >>> data = TrainingData(X, torch.sin(6 * X), None, make_search_space([(0, 1)]))
         >>> model = fit_saas(data, warmup_steps=16, num_samples=16, thinning=8)  # doctest: +SKIP
     """
+    seed = check_seed(seed)
     if not saas_available():
         raise ImportError(
             "surrogate='saas' needs BoTorch's optional JAX/NumPyro support, which did not "
@@ -192,6 +195,7 @@ def fit_ibnn(
         >>> model.posterior(X).variance.shape
         torch.Size([8, 1])
     """
+    seed = check_seed(seed)
     del seed
     kernel = InfiniteWidthBNNKernel(depth=depth, batch_shape=_batch_shape(data))
     # Start where BoTorch's I-BNN tutorial starts: from GPyTorch's default values the
@@ -277,6 +281,7 @@ def fit_dkl(
         >>> fit_dkl(data, num_steps=20).posterior(X).mean.shape
         torch.Size([8, 1])
     """
+    seed = check_seed(seed)
     d = data.space.num_dims
     num_features = num_features or min(d, 4)
     generator_state = torch.random.get_rng_state()

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from probkit._checks import check_seed
 from probkit.bayesopt._optimizer import Optimizer, _check_int
 from probkit.bayesopt._result import BOResult
 from probkit.progress import Interrupted
@@ -223,6 +224,7 @@ def minimize(
         >>> result.num_evaluations
         12
     """
+    seed = check_seed(seed)
     return _run(
         objective,
         bounds,
@@ -277,6 +279,7 @@ def maximize(
         >>> result.y_best <= 0.0
         True
     """
+    seed = check_seed(seed)
     return _run(
         objective,
         bounds,

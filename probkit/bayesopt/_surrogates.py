@@ -7,6 +7,7 @@ from typing import Any
 
 from botorch.models.model import Model
 
+from probkit._checks import check_seed
 from probkit.bayesopt._bnn_hmc import fit_bnn_hmc
 from probkit.bayesopt._data import TrainingData
 from probkit.bayesopt._deep_ensemble import fit_deep_ensemble
@@ -92,6 +93,7 @@ def fit_surrogate(
         >>> type(fit_surrogate("gp", data)).__name__
         'SingleTaskGP'
     """
+    seed = check_seed(seed)
     if name not in SURROGATES:
         raise ValueError(f"surrogate must be one of {tuple(SURROGATES)}, got {name!r}.")
     opts = dict(options or {})

@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from probkit._checks import check_key
+from probkit._checks import check_key, check_seed
 from probkit.bridges._ipf import RandomFeatures, feature_map, ipf_fit, random_features
 from probkit.bridges._paths import reference_flow, residual_bridge
 from probkit.bridges._sinkhorn import sinkhorn, squared_distances, warn_not_converged
@@ -265,6 +265,7 @@ def schrodinger_bridge(
         >>> round(float(jnp.mean(end - start)), 1)
         3.0
     """
+    seed = check_seed(seed)
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}.")
     if not sigma > 0 or not duration > 0:

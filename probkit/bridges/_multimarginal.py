@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from probkit._checks import check_key
+from probkit._checks import check_key, check_seed
 from probkit.bridges._paths import reference_flow, residual_bridge
 from probkit.bridges._references import DriftReference, ParametricDrift, as_reference
 from probkit.bridges._sinkhorn import sinkhorn, squared_distances
@@ -374,6 +374,7 @@ def multimarginal(
         >>> bool(abs(res.theta[0] + 1.0) < 0.2)  # the decay rate
         True
     """
+    seed = check_seed(seed)
     ref = as_reference(reference, num_parameters=int(np.size(theta0)))
     theta = jnp.asarray(theta0, dtype=float)
     if theta.shape != (ref.num_parameters,):

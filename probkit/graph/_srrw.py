@@ -37,6 +37,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from probkit._checks import check_key
 from probkit.graph._walks import (
     MetropolisHastingsWalk,
     SimpleRandomWalk,
@@ -189,6 +190,7 @@ class SelfRepellentWalk(eqx.Module):
 
     def step(self, key: Any, state: SelfRepellentState) -> tuple[SelfRepellentState, WalkInfo]:
         """Move by ``K[x_n]``, then update ``x`` with ``gamma_{n+1}``."""
+        check_key(key)
         node = self._draw(key, state.node, state.log_visits)
         gamma = jnp.asarray(self.visit_step_size(state.count + 1), jnp.float32)
         log_scale = state.log_scale + jnp.log1p(-gamma)

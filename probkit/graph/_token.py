@@ -35,6 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import PartitionSpec as P
 
+from probkit._checks import check_key
 from probkit.distributed import AXIS, chain_mesh, check_divisible, leading_axis_sharding
 from probkit.graph._srrw import PolynomialStepSize, self_repellent_walk
 from probkit.graph._walks import MetropolisHastingsWalk, SimpleRandomWalk
@@ -86,6 +87,7 @@ class TokenOptimisation(eqx.Module):
 
     def step(self, key: Any, state: TokenState) -> tuple[TokenState, Any]:
         """Move the token; the node it reaches supplies the gradient of its loss."""
+        check_key(key)
         walk_state, info = self.walk.step(key, state.walk)
         node = walk_state.node
         grads = jax.grad(self.loss)(state.params, node, self.data)

@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from probkit._checks import check_key
 from probkit.graph._graph import Graph, target_measure
 
 __all__ = [
@@ -139,6 +140,7 @@ class SimpleRandomWalk(_GraphWalk):
 
     def step(self, key: Any, state: WalkState) -> tuple[WalkState, WalkInfo]:
         """One move to a neighbour drawn in proportion to the edge weights."""
+        check_key(key)
         edge = self._proposal(jax.random.uniform(key), state.node)
         node = self.graph.indices[edge]
         return WalkState(node, edge), WalkInfo(node != state.node)
@@ -163,6 +165,7 @@ class MetropolisHastingsWalk(_GraphWalk):
 
     def step(self, key: Any, state: WalkState) -> tuple[WalkState, WalkInfo]:
         """Propose a neighbour, accept or stay."""
+        check_key(key)
         # One Threefry block gives both uniforms: random bits, not the arithmetic,
         # dominate the cost of a step on CPU. The barrier stops XLA from fusing (and
         # so recomputing) the hash into every gather that depends on it: measured 4x
@@ -211,6 +214,7 @@ class NonBacktrackingWalk(_GraphWalk):
 
     def step(self, key: Any, state: WalkState) -> tuple[WalkState, WalkInfo]:
         """One move to a uniform neighbour, never straight back unless forced."""
+        check_key(key)
         graph = self.graph
         start = graph.indptr[state.node]
         degree = graph.indptr[state.node + 1] - start

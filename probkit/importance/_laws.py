@@ -24,6 +24,8 @@ import numpyro.distributions as dist
 from jax import Array
 from numpyro.distributions.transforms import IdentityTransform, IndependentTransform, biject_to
 
+from probkit._checks import check_key
+
 __all__ = ["FlatLaw", "ProductLaw", "as_flat_law"]
 
 
@@ -82,6 +84,7 @@ class FlatLaw:
     # -- sampling and scoring --------------------------------------------------------------------
     def sample(self, key: Array, num_samples: int) -> Array:
         """Draws ``(num_samples, dim)`` flat points."""
+        check_key(key)
         draws = self.distribution.sample(key, (num_samples,))
         return jnp.reshape(draws, (num_samples, self.dim))
 
@@ -181,6 +184,7 @@ class ProductLaw:
         return jnp.split(x, self._splits, axis=-1)
 
     def sample(self, key: Array, num_samples: int) -> Array:
+        check_key(key)
         keys = jax.random.split(key, len(self.parts))
         return jnp.concatenate(
             [p.sample(k, num_samples) for p, k in zip(self.parts, keys, strict=True)], -1

@@ -204,6 +204,7 @@ def run_multiple_expectations(
     num_em_steps: int = 50,
 ) -> MultipleExpectationsResult:
     """:func:`multiple_expectations` on a prepared working space and evaluator (internal)."""
+    check_key(key)
     batch_size = _check_arguments(budget, num_batches, family, weights)
     num_components = FAMILIES[family]
     law_of = None

@@ -28,6 +28,7 @@ from jax import Array
 from jax.scipy.special import ndtr, ndtri
 from jax.scipy.stats import norm
 
+from probkit._checks import check_key
 from probkit.importance._laws import FlatLaw, ProductLaw
 
 __all__ = ["WorkingSpace", "TRANSFORMS", "space_to_input", "space_log_densities", "space_sample"]
@@ -183,12 +184,14 @@ class WorkingSpace:
 
     def sample_law(self, key: Array, index: int, num_samples: int) -> Array:
         """``num_samples`` points of law ``index``, in the working space."""
+        check_key(key)
         if self.transform == "gaussian" and index == 0:
             return jax.random.normal(key, (num_samples, self.dim))
         return self._from_flat_input(self.laws[index].sample(key, num_samples))
 
     def sample_initial(self, key: Array, num_samples: int) -> Array:
         """Points of the equal mixture of the laws (multinomial counts per law)."""
+        check_key(key)
         if self.num_laws == 1:
             return self.sample_law(key, 0, num_samples)
         key_counts, key_draws = jax.random.split(key)
@@ -216,4 +219,5 @@ def space_log_densities(space: WorkingSpace, z: Array) -> tuple[Array, Array]:
 @jax.jit(static_argnames="num_samples")
 def space_sample(space: WorkingSpace, key: Array, num_samples: int) -> Array:
     """Points of the first proposal (the equal mixture of the laws), working space."""
+    check_key(key)
     return space.sample_initial(key, num_samples)

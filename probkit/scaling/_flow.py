@@ -305,6 +305,7 @@ def step_from_velocity(
     The score comes from the same ``b`` (:func:`posterior_means`), so a step costs one
     evaluation of the model, and the caller can reuse that evaluation for a look-ahead.
     """
+    check_key(key)
     alpha, beta, alpha_dot, beta_dot = _coefficients(path, t)
     h = t_next - t
     eps = eps_fn(t)

@@ -92,6 +92,7 @@ SELECTIONS = ("weighted_vote", "vote", "max_weight", "sample")
 
 def select(selection: str, key: jax.Array, answers: jax.Array, log_weights: jax.Array) -> jax.Array:
     """Dispatch on a selection rule's name (checked by the drivers before compiling)."""
+    check_key(key)
     if selection == "weighted_vote":
         return weighted_majority_vote(answers, log_weights)
     if selection == "vote":
