@@ -6,14 +6,14 @@ builder option and the loop's are left at their defaults (500 steps). The 20,000
 particles are split into 8 independent runs of 2,500, so the standard error of the
 8-run mean is about the Monte Carlo error of one 20,000-particle run; each moment must
 lie within 4 of those standard errors of the exact value (fkc_oracles.z_score), as
-the issue's standard asks ("within Monte Carlo error at 20,000 particles").
+the bar set for the correctors: within Monte Carlo error at 20,000 particles.
 
 What the check can see (standard errors measured at seed 0, moments x, y, x^2, y^2,
 xy): product 0.015, 0.057, 0.017, 0.033, 0.054; annealing 0.10, 0.10, 0.31, 0.13,
 0.13 (the mode masses fluctuate); guidance 0.048, 0.033, 0.12, 0.025, 0.049. So a
 bias of 0.1 in the product's mean x (7 standard errors) fails it, while smaller
 biases, or biases in the annealed mixture's mode masses, hide in Monte Carlo error at
-this many particles, which is the issue's bar. benchmarks/results/fkc.md gives the
+this many particles, which is that bar. benchmarks/results/fkc.md gives the
 bias against steps with more runs.
 """
 
