@@ -33,6 +33,7 @@ from probkit.bridges._ipf import (
     RandomFeatures,
     feature_map,
     ipf_fit,
+    ipf_iteration,
     random_features,
     ridge_fit,
 )
@@ -73,6 +74,7 @@ __all__ = [
     "feature_map",
     "ridge_fit",
     "ipf_fit",
+    "ipf_iteration",
     "Bridge",
     "brownian_drift",
     "schrodinger_bridge",

@@ -22,9 +22,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from probkit._checks import check_key, check_seed
-from probkit.bridges._ipf import RandomFeatures, feature_map, ipf_fit, random_features
+from probkit.bridges._ipf import RandomFeatures, feature_map, ipf_iteration, random_features
 from probkit.bridges._paths import reference_flow, residual_bridge
 from probkit.bridges._sinkhorn import sinkhorn, squared_distances, warn_not_converged
+from probkit.progress import Interrupted, interruptible_scan
 from probkit.sde._euler_maruyama import euler_maruyama
 
 __all__ = ["Bridge", "schrodinger_bridge", "brownian_drift"]
@@ -225,6 +226,7 @@ def schrodinger_bridge(
     num_features: int = 128,
     lengthscale: float = 1.0,
     ridge: float = 1e-4,
+    progress_bar: bool = False,
 ) -> Bridge:
     """Fit the Schrödinger bridge between the samples ``x0`` (time 0) and ``x1`` (time T).
 
@@ -248,6 +250,10 @@ def schrodinger_bridge(
         num_features: random Fourier features per drift (ipf).
         lengthscale: feature lengthscale in standardised units (ipf).
         ridge: ridge penalty per observation (ipf).
+        progress_bar: draw a bar over the IPF iterations (ipf). They run in chunks of
+            about half a second: Ctrl-C stops them within about a second and raises
+            :class:`~probkit.progress.Interrupted`, whose ``partial_result`` is the
+            :class:`Bridge` of the iterations done.
 
     Returns:
         a :class:`Bridge` with ``.coupling(key, n)`` and ``.sample_paths(key, n)``.
@@ -311,29 +317,32 @@ def schrodinger_bridge(
         num_features=num_features,
         lengthscale=lengthscale,
     )
-    fit = jax.jit(
-        lambda key, a, b, rf, grid: ipf_fit(
-            key,
-            a,
-            b,
+    body, init = ipf_iteration(x0, x1, reference_drift, times, features, sigma=sigma, ridge=ridge)
+
+    def bridge(forward_weights) -> Bridge:
+        return Bridge(
+            x0,
+            x1,
+            times,
+            sigma,
+            None,
+            features,
+            forward_weights,
+            jnp.asarray(True),
             reference_drift,
-            grid,
-            rf,
-            sigma=sigma,
-            num_iterations=num_iterations,
-            ridge=ridge,
+            method,
         )
-    )
-    forward_weights, _ = fit(key_ipf, x0, x1, features, times)
-    return Bridge(
-        x0,
-        x1,
-        times,
-        sigma,
-        None,
-        features,
-        forward_weights,
-        jnp.asarray(True),
-        reference_drift,
-        method,
-    )
+
+    # IPF iterations in chunks: Ctrl-C keeps the bridge of the iterations done.
+    try:
+        forward_weights, _ = interruptible_scan(
+            body,
+            init,
+            jax.random.split(key_ipf, num_iterations),
+            progress_bar=progress_bar,
+            desc="IPF",
+        )
+    except Interrupted as interrupt:
+        interrupt.partial_result = bridge(interrupt.carry)
+        raise
+    return bridge(forward_weights)

@@ -27,7 +27,14 @@ import jax.numpy as jnp
 from probkit._checks import check_key
 from probkit.sde._euler_maruyama import euler_maruyama_step
 
-__all__ = ["RandomFeatures", "random_features", "feature_map", "ridge_fit", "ipf_fit"]
+__all__ = [
+    "RandomFeatures",
+    "random_features",
+    "feature_map",
+    "ridge_fit",
+    "ipf_fit",
+    "ipf_iteration",
+]
 
 DriftFn = Callable[[jax.Array, jax.Array], jax.Array]
 
@@ -214,31 +221,56 @@ def ipf_fit(
         (19, 1)
     """
     check_key(key)
-    d = x0.shape[1]
-    q = features.phases.shape[0] + d + 2
+    body, init = ipf_iteration(x0, x1, reference_drift, times, features, sigma=sigma, ridge=ridge)
+    weights_f, weights_b = jax.lax.scan(body, init, jax.random.split(key, num_iterations))
+    return weights_f, weights_b[-1]
+
+
+def _one_iteration(settings, x0, x1, times, features, weights_f, key):
+    reference_drift, sigma, ridge = settings
     backward_base = lambda x, t: -reference_drift(x, t)
     reversed_times = times[::-1]
     h = jnp.diff(times)[:, None, None]
+    key_f, key_b = jax.random.split(key)
+    forward = _learned_drift(features, weights_f, reference_drift)
+    paths = _simulate(key_f, forward, x0, times, sigma)  # (m + 1, n0, d)
+    weights_b = _fit_drift(
+        features, backward_base, paths[1:], times[1:], (paths[:-1] - paths[1:]) / h, ridge
+    )
+    backward = _learned_drift(features, weights_b, backward_base)
+    back_paths = _simulate(key_b, backward, x1, reversed_times, sigma)[::-1]
+    weights_f = _fit_drift(
+        features,
+        reference_drift,
+        back_paths[:-1],
+        times[:-1],
+        (back_paths[1:] - back_paths[:-1]) / h,
+        ridge,
+    )
+    return weights_f, weights_b
 
-    def one_iteration(weights_f, key):
-        key_f, key_b = jax.random.split(key)
-        forward = _learned_drift(features, weights_f, reference_drift)
-        paths = _simulate(key_f, forward, x0, times, sigma)  # (m + 1, n0, d)
-        weights_b = _fit_drift(
-            features, backward_base, paths[1:], times[1:], (paths[:-1] - paths[1:]) / h, ridge
-        )
-        backward = _learned_drift(features, weights_b, backward_base)
-        back_paths = _simulate(key_b, backward, x1, reversed_times, sigma)[::-1]
-        weights_f = _fit_drift(
-            features,
-            reference_drift,
-            back_paths[:-1],
-            times[:-1],
-            (back_paths[1:] - back_paths[:-1]) / h,
-            ridge,
-        )
-        return weights_f, weights_b
 
-    init = jnp.zeros((q, d), x0.dtype)
-    weights_f, weights_b = jax.lax.scan(one_iteration, init, jax.random.split(key, num_iterations))
-    return weights_f, weights_b[-1]
+def ipf_iteration(x0, x1, reference_drift, times, features, *, sigma, ridge=1e-4):
+    """One IPF iteration as a scan body ``(forward_weights, key) -> (forward_weights,
+    backward_weights)``, and the initial (zero) forward weights.
+
+    :func:`ipf_fit` scans it; a driver can run it in interruptible chunks
+    (:func:`probkit.progress.interruptible_scan`). The samples, times and features are
+    array leaves of the body (a :class:`jax.tree_util.Partial`), not constants.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from probkit.bridges import ipf_iteration, random_features
+        >>> x0 = jax.random.normal(jax.random.key(0), (64, 1))
+        >>> rf = random_features(jax.random.key(1), x0, 1.0, num_features=16)
+        >>> body, w0 = ipf_iteration(x0, x0 + 2.0, lambda x, t: 0.0 * x,
+        ...                          jnp.linspace(0.0, 1.0, 11), rf, sigma=1.0)
+        >>> w_f, w_b = body(w0, jax.random.key(2))
+        >>> w_f.shape == w_b.shape == w0.shape
+        True
+    """
+    q = features.phases.shape[0] + x0.shape[1] + 2
+    body = jax.tree_util.Partial(
+        _one_iteration, (reference_drift, sigma, ridge), x0, x1, times, features
+    )
+    return body, jnp.zeros((q, x0.shape[1]), x0.dtype)
