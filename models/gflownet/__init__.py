@@ -5,9 +5,10 @@ A GFlowNet learns a forward policy that builds an object ``x`` step by step so t
 :class:`Environment` (:class:`HyperGrid`, :class:`SetBuilding`, or your own);
 :func:`train` fits the networks with trajectory balance, detailed balance, sub-trajectory
 balance, flow matching or forward-looking detailed balance (equinox MLPs, optax Adam,
-one jitted ``lax.scan``). Environments that enumerate their states are evaluated
-exactly (:func:`terminal_distribution`, :func:`evaluate_policy`); samples are debiased
-with :mod:`probkit.importance` (:func:`importance_samples`, :func:`reweighted_expectation`).
+one compiled loop that Ctrl-C stops, keeping the steps done). Environments that
+enumerate their states are evaluated exactly (:func:`terminal_distribution`,
+:func:`evaluate_policy`); samples are debiased with :mod:`probkit.importance`
+(:func:`importance_samples`, :func:`reweighted_expectation`).
 
 Example:
     >>> import jax

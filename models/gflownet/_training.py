@@ -1,10 +1,12 @@
 """Training a GFlowNet: the pure step, the replay buffer and the ``train`` driver.
 
-``train`` jits one ``lax.scan`` over optimiser steps (with probkit's progress bar). Each
-step samples a batch of trajectories with the exploratory policy, optionally mixes in
-trajectories replayed from a ring buffer (the losses are off-policy: any full-support
-training distribution is valid), and takes one Adam step, with its own learning rate for
-``log Z`` (torchgfn's hypergrid defaults: 1e-3 for the networks, 0.1 for ``log Z``).
+``train`` compiles one optimiser step and runs it from the host in chunks
+(:func:`probkit.progress.interruptible_scan`: a progress bar, and Ctrl-C keeps the steps
+done); the result equals one ``lax.scan``. Each step samples a batch of trajectories with
+the exploratory policy, optionally mixes in trajectories replayed from a ring buffer (the
+losses are off-policy: any full-support training distribution is valid), and takes one
+Adam step, with its own learning rate for ``log Z``; both rates decay along a cosine by
+default.
 When the environment enumerates its states, the exact L1 distance of the sampler to the
 target and the number of modes found are recorded every ``eval_every`` steps.
 """
