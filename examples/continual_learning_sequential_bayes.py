@@ -7,9 +7,11 @@ the prototype baseline (class-conditional Gaussians with exact conjugate updates
 alternative Kessler et al. (2023) propose. Writes the accuracy matrices to
 ``continual_accuracy.png``.
 
-Run: ``python examples/continual_learning_sequential_bayes.py`` (about a minute on 2 CPU
-cores).
+Run: ``python examples/continual_learning_sequential_bayes.py [--out continual_accuracy.png]
+[--draws 300]`` (about a minute on 2 CPU cores).
 """
+
+import argparse
 
 import jax
 import jax.numpy as jnp
@@ -25,7 +27,13 @@ NUM_TASKS = 3
 LAYERS = (2, 8, 2 * NUM_TASKS)
 
 
-def main(seed: int = 0, out: str = "continual_accuracy.png") -> dict:
+def main() -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="continual_accuracy.png", help="where to write the figure")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--draws", type=int, default=300, help="NUTS warm-up and draws per chain")
+    args = parser.parse_args()
+    seed, out = args.seed, args.out
     tasks = cl.split_gaussian_blobs(jax.random.key(seed), NUM_TASKS, num_train=50)
     d = cl.mlp_num_params(LAYERS)
     seq = cl.sequential_posterior(
@@ -37,8 +45,8 @@ def main(seed: int = 0, out: str = "continual_accuracy.png") -> dict:
         joint=True,
         model_kwargs={"layer_sizes": LAYERS},
         num_chains=2,
-        num_warmup=300,
-        num_samples=300,
+        num_warmup=args.draws,
+        num_samples=args.draws,
         seed=seed,
         max_num_doublings=6,
         diagnose=False,  # a BNN posterior is multimodal: R-hat warnings are expected

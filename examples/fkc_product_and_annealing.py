@@ -18,7 +18,8 @@ drift only / FKC (one run, resampled to equal weights) side by side. The between
 masses of one FKC run vary far more than its ESS suggests (resampling makes particles
 share early ancestors), hence several runs.
 
-    python examples/fkc_product_and_annealing.py [--out fkc.png]
+    python examples/fkc_product_and_annealing.py [--out fkc.png] [--particles 2000]
+        [--steps 1000] [--runs 8]
 """
 
 from __future__ import annotations
@@ -40,22 +41,18 @@ import probkit.smc as smc  # noqa: E402
 from probkit.sde import VPSDE, exact_score, gaussian_mixture, mixture_product, noised  # noqa: E402
 
 SDE = VPSDE()
-NUM_PARTICLES, NUM_STEPS = 2000, 1000
 AXIS = np.arange(-6.0, 6.0, 0.03)
 GRID = np.stack(np.meshgrid(AXIS, AXIS, indexing="ij"), -1).reshape(-1, 2)
 
 
-NUM_RUNS = 8
-
-
 @eqx.filter_jit
-def independent_runs(fk, keys):
-    """NUM_RUNS independent SMC runs at once (the corrector and its unweighted twin
-    share this compilation: only arrays differ between them)."""
+def independent_runs(fk, keys, num_particles):
+    """One SMC run per key, all at once (the corrector and its unweighted twin share
+    this compilation: only arrays differ between them)."""
 
     def one(key):
         return smc.loop(
-            key, fk, num_particles=NUM_PARTICLES, resampling_fn=smc.systematic, ess_threshold=0.5
+            key, fk, num_particles=num_particles, resampling_fn=smc.systematic, ess_threshold=0.5
         )
 
     return jax.vmap(one)(keys)
@@ -74,16 +71,19 @@ def draws_from_grid(log_q, n, seed):
     return GRID[cells] + rng.uniform(-step / 2, step / 2, size=(n, 2))
 
 
-def run_task(name, fk, fk_drift, log_q, centres):
-    target = jnp.asarray(draws_from_grid(log_q, NUM_PARTICLES, 0))
-    keys = jax.random.split(jax.random.key(1), NUM_RUNS)
+def run_task(name, fk, fk_drift, log_q, centres, num_particles, num_runs):
+    target = jnp.asarray(draws_from_grid(log_q, num_particles, 0))
+    keys = jax.random.split(jax.random.key(1), num_runs)
     start = time.perf_counter()
-    runs = {"drift only": independent_runs(fk_drift, keys), "FKC": independent_runs(fk, keys)}
+    runs = {
+        "drift only": independent_runs(fk_drift, keys, num_particles),
+        "FKC": independent_runs(fk, keys, num_particles),
+    }
     seconds = time.perf_counter() - start
     q = np.exp(log_q - log_q.max())
     cell = lambda x: np.argmin(((x[..., None, :] - centres) ** 2).sum(-1), -1)
     exact = np.bincount(cell(GRID), weights=q / q.sum(), minlength=len(centres))
-    print(f"\n{name}: {NUM_RUNS} runs of {NUM_PARTICLES} particles each way ({seconds:.1f} s)")
+    print(f"\n{name}: {num_runs} runs of {num_particles} particles each way ({seconds:.1f} s)")
     print(f"  mode masses, exact      {np.round(exact, 3)}")
     panels = {"target": np.asarray(target)}
     for label, res in runs.items():
@@ -92,9 +92,9 @@ def run_task(name, fk, fk_drift, log_q, centres):
         w /= w.sum(axis=1, keepdims=True)
         labels = cell(x)
         masses = np.stack([(w * (labels == k)).sum(1) for k in range(len(centres))], 1)
-        se = masses.std(0, ddof=1) / np.sqrt(NUM_RUNS)
+        se = masses.std(0, ddof=1) / np.sqrt(num_runs)
         # The runs pooled into one weighted sample (each run's weights divided by R).
-        pooled_log_w = (res.log_weights - jnp.log(NUM_RUNS)).reshape(-1)
+        pooled_log_w = (res.log_weights - jnp.log(num_runs)).reshape(-1)
         distance = float(fkc.energy_distance(x.reshape(-1, 2), target, x_log_weights=pooled_log_w))
         error = np.abs(masses.mean(0) - exact).max()
         print(f"  mode masses, {label:10s} {np.round(masses.mean(0), 3)} (+- {se.max():.3f})")
@@ -102,7 +102,7 @@ def run_task(name, fk, fk_drift, log_q, centres):
             f"  {label:10s} largest mode-mass error {error:.3f}, "
             f"energy distance (pooled) {distance:.4f}"
         )
-        idx = smc.systematic(jax.random.key(2), res.log_weights[0], NUM_PARTICLES)
+        idx = smc.systematic(jax.random.key(2), res.log_weights[0], num_particles)
         panels[label] = x[0][np.asarray(idx)]
     return panels
 
@@ -110,7 +110,11 @@ def run_task(name, fk, fk_drift, log_q, centres):
 def main() -> None:
     parser = argparse.ArgumentParser(description="FKC product of experts and annealing")
     parser.add_argument("--out", default="fkc.png", help="where to write the figure")
+    parser.add_argument("--particles", type=int, default=2000, help="particles of each run")
+    parser.add_argument("--steps", type=int, default=1000, help="SDE steps")
+    parser.add_argument("--runs", type=int, default=8, help="independent runs of each sampler")
     args = parser.parse_args()
+    sizes = dict(num_particles=args.particles, num_runs=args.runs)
     t_min = SDE.t_min
 
     # Product of experts.
@@ -123,13 +127,14 @@ def main() -> None:
     exact = mixture_product(noised(expert_a, SDE, t_min), noised(expert_b, SDE, t_min))
     keep = np.asarray(jnp.exp(exact.log_weights)) > 0.01
     scores = [exact_score(expert_a, SDE), exact_score(expert_b, SDE)]
-    options = dict(event_shape=(2,), num_steps=NUM_STEPS)
+    options = dict(event_shape=(2,), num_steps=args.steps)
     product_panels = run_task(
         "product of two experts",
         fkc.product(scores, SDE, **options),
         fkc.product(scores, SDE, weighted=False, **options),
         grid_log_density(exact),
         np.asarray(exact.means)[keep],
+        **sizes,
     )
 
     # Annealing p^3.
@@ -147,6 +152,7 @@ def main() -> None:
         fkc.anneal(score, SDE, beta, weighted=False, **options),
         log_q,
         np.asarray(data.means),
+        **sizes,
     )
 
     fig, axes = plt.subplots(2, 3, figsize=(12, 8), sharex=True, sharey=True)

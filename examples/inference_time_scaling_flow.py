@@ -10,6 +10,7 @@ SDE and rollover budget forcing are compared at equal numbers of velocity
 evaluations. Writes a plot of the mean best reward against the budget.
 
     python examples/inference_time_scaling_flow.py [--out PATH] [--train-steps N]
+        [--seeds 8] [--budgets 4,16]
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ def main() -> None:
     parser.add_argument("--out", default="inference_time_scaling_flow.png")
     parser.add_argument("--train-steps", type=int, default=0, help="0: the shipped network")
     parser.add_argument("--seeds", type=int, default=8)
+    parser.add_argument("--budgets", default="4,16", help="particles n (n x 10 evaluations)")
     args = parser.parse_args()
     start = time.perf_counter()
     sde = VPSDE()
@@ -59,7 +61,7 @@ def main() -> None:
     linear = linear_interpolant("none")
     velocity = sc.convert_velocity(velocity_vp, vp_path, linear)
 
-    steps, budgets = 10, [4, 16]
+    steps, budgets = 10, [int(n) for n in args.budgets.split(",")]
     methods = {
         "best-of-n, ODE": lambda k, n: sc.flow_best_of_n(
             k, velocity, linear, reward, 2, n, num_steps=steps

@@ -16,7 +16,8 @@ characters. A time-free transformer denoiser is trained on it by the time-agnost
   the trained network's own predictions, as a function of T, next to the exact value
   (what float64 draws give), and a Monte Carlo check of the sampler itself at one T.
 
-    python examples/masked_diffusion_text.py [--out masked_diffusion_text.png]
+    python examples/masked_diffusion_text.py [--out masked_diffusion_text.png] [--steps 1300]
+        [--gaps 13] [--check-sequences 256] [--check-steps 2000]
 """
 
 from __future__ import annotations
@@ -78,6 +79,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="masked diffusion on characters")
     parser.add_argument("--out", default="masked_diffusion_text.png", help="figure path")
     parser.add_argument("--steps", type=int, default=1300, help="training steps")
+    parser.add_argument("--gaps", type=int, default=13, help="logit gaps of the float32 law")
+    parser.add_argument(
+        "--check-sequences", type=int, default=256, help="sequences of the sampler check"
+    )
+    parser.add_argument("--check-steps", type=int, default=2000, help="steps of the sampler check")
     args = parser.parse_args()
     start = time.perf_counter()
 
@@ -111,7 +117,7 @@ def main() -> None:
     print("prefix  'zoe ' ->", [decode(r).rstrip() for r in np.asarray(cont)])
 
     # Float32 vs float64. Left: the exact float32 law of one draw against a dominant class.
-    gaps = np.linspace(8.0, 20.0, 13)
+    gaps = np.linspace(8.0, 20.0, args.gaps)
     ratio = float32_truncation(gaps)
     # Right: entropy of a character revealed at t = 1/2 of a T-step sampler: class k's
     # gap to "stay masked" is log((1 - d) / (d p_k)), d = 1 / (T t); float32 multiplies
@@ -130,8 +136,8 @@ def main() -> None:
     # Monte Carlo check of the sampler itself: entropy of the infilled names' characters.
     mc = {}
     for precision in ("float64", "float32"):
-        x0 = np.repeat(infill[:1], 256, axis=0)
-        got = md.sample(net, x0, mask_token=vocab, method="stepwise", num_steps=2000,
+        x0 = np.repeat(infill[:1], args.check_sequences, axis=0)
+        got = md.sample(net, x0, mask_token=vocab, method="stepwise", num_steps=args.check_steps,
                         precision=precision, seed=4).sequences  # fmt: skip
         verbs = np.asarray(got)[:, 0:3].ravel()
         freq = np.bincount(verbs, minlength=vocab) / verbs.size
@@ -141,10 +147,10 @@ def main() -> None:
         "float32 law at T = 1e3 / 1e4 / 1e5: "
         + " / ".join(f"{np.interp(e, np.log10(steps), trunc_h):.4f}" for e in (3, 4, 5))
     )
-    predicted = exact_h - np.interp(np.log10(2000), np.log10(steps), trunc_h)
+    predicted = exact_h - np.interp(np.log10(args.check_steps), np.log10(steps), trunc_h)
     print(
-        f"sampler check, 2000 steps, {len(x0)} sequences, plug-in entropy of the name "
-        f"characters: float64 {mc['float64']:.4f}, float32 {mc['float32']:.4f} (the float32 "
+        f"sampler check, {args.check_steps} steps, {len(x0)} sequences, plug-in entropy of the "
+        f"name characters: float64 {mc['float64']:.4f}, float32 {mc['float32']:.4f} (the float32 "
         f"law predicts a gap of {predicted:.4f} nats at t = 1/2, below this check's Monte "
         "Carlo error of a few hundredths; the benchmark measures the effect with 5e7 draws)"
     )

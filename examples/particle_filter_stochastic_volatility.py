@@ -12,6 +12,7 @@ independent filters at each of N = 100 ... 10,000 particles and plots the spread
 the log-likelihood estimates, which shrinks like 1 / sqrt(N).
 
     python examples/particle_filter_stochastic_volatility.py [--out sv_filtering.png]
+        [--particles 5000] [--sizes 100,300,1000,3000,10000]
 """
 
 from __future__ import annotations
@@ -56,6 +57,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="Particle filter on a stochastic-volatility model")
     parser.add_argument("--out", default="sv_filtering.png", help="where to write the figure")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--particles", type=int, default=5000, help="particles of the filter")
+    parser.add_argument(
+        "--sizes", default="100,300,1000,3000,10000", help="particle numbers of the spread plot"
+    )
     args = parser.parse_args()
 
     x_true, returns = simulate(args.seed)
@@ -63,9 +68,9 @@ def main() -> None:
     ys = jnp.asarray(returns, jnp.float32)
 
     start = time.perf_counter()
-    pf = smc.particle_filter(ssm, ys, num_particles=5000, seed=args.seed)
+    pf = smc.particle_filter(ssm, ys, num_particles=args.particles, seed=args.seed)
     print(
-        f"bootstrap filter, N = 5000: log-likelihood {float(pf.log_likelihood):.2f} "
+        f"bootstrap filter, N = {args.particles}: log-likelihood {float(pf.log_likelihood):.2f} "
         f"({time.perf_counter() - start:.1f} s with compilation); "
         f"resampled at {int(pf.smc.resampled.sum())} of {T} steps"
     )
@@ -75,7 +80,7 @@ def main() -> None:
     print(f"true log-variance inside the 95% filtering band at {100 * inside:.0f}% of steps")
 
     # Log-likelihood estimates over N: 20 independent filters per N, one vmap each.
-    sizes = [100, 300, 1000, 3000, 10000]
+    sizes = [int(n) for n in args.sizes.split(",")]
     spreads = []
     for n in sizes:
         run = jax.jit(
@@ -103,7 +108,7 @@ def main() -> None:
     ax0.set_xlabel("t")
     ax0.set_ylim(-8, 3)
     ax0.legend(loc="lower right", fontsize=8)
-    ax0.set_title("Bootstrap particle filter, stochastic volatility (N = 5000)")
+    ax0.set_title(f"Bootstrap particle filter, stochastic volatility (N = {args.particles})")
     ax1.loglog(sizes, spreads, "o-", label="sd of log-likelihood estimate (20 runs)")
     ax1.loglog(
         sizes,

@@ -7,7 +7,7 @@ each, not 0.3 / 0.7. Adaptive tempered SMC (waste-free, random-walk moves) start
 from a broad reference N(0, 6^2 I), follows the geometric path to the target, and
 recovers the weights, along with the normalising constant (exactly 1 here).
 
-    python examples/tempered_smc_mixture.py [--out mixture.png]
+    python examples/tempered_smc_mixture.py [--out mixture.png] [--draws 1000] [--particles 4000]
 """
 
 from __future__ import annotations
@@ -40,6 +40,8 @@ def log_density(x: jax.Array) -> jax.Array:
 def main() -> None:
     parser = argparse.ArgumentParser(description="NUTS vs tempered SMC on a bimodal target")
     parser.add_argument("--out", default="mixture.png", help="where to write the figure")
+    parser.add_argument("--draws", type=int, default=1000, help="NUTS draws per chain")
+    parser.add_argument("--particles", type=int, default=4000, help="tempered SMC particles")
     args = parser.parse_args()
     target = pk.Target.from_logdensity(log_density, jnp.zeros(2))
 
@@ -48,8 +50,8 @@ def main() -> None:
         target,
         kernel="nuts",
         num_chains=4,
-        num_warmup=500,
-        num_samples=1000,
+        num_warmup=args.draws // 2,
+        num_samples=args.draws,
         seed=1,
         diagnose=False,
     )
@@ -63,7 +65,7 @@ def main() -> None:
     start = time.perf_counter()
     result = smc.tempered(
         target,
-        num_particles=4000,
+        num_particles=args.particles,
         kernel="rwm",
         num_mcmc_steps=20,
         waste_free=True,
