@@ -337,10 +337,11 @@ def prepare_query(
 
     Args:
         prior: the GMM prior.
-        observations: linear-Gaussian: ``(n, d)`` observations; logistic regression:
+        observations: linear-Gaussian: ``(n, m)`` observations; logistic regression:
             ``(n,)`` labels in ``{0, 1}``.
         task: ``"linear_gaussian"`` or ``"logistic_regression"``.
-        obs_matrix: ``(d, d)`` matrix ``H`` (linear-Gaussian).
+        obs_matrix: ``(m, d)`` matrix ``H`` (linear-Gaussian; any ``m``, one data token per
+            scalar observation).
         noise_std: noise standard deviation (linear-Gaussian).
         inputs: ``(n, d)`` covariates (logistic regression).
         num_components: expand a one-component prior into this many tokens.
@@ -497,7 +498,8 @@ def posterior(
     Linear-Gaussian: ``y_i = obs_matrix @ z + noise_std * eps_i``. Logistic regression:
     ``observations[i] ~ Bernoulli(sigmoid(inputs[i] @ z))``. The shipped weights cover
     latent dimension 1 and 2 (linear-Gaussian) and 2 (logistic regression), 1 to 4 prior
-    components and 1 to 20 observations; :class:`TaskRanges` of ``TASKS[name]`` lists the
+    components, 1 to 20 observations and an ``obs_matrix`` of 1 to ``d`` rows (one data token
+    per scalar observation); :class:`TaskRanges` of ``TASKS[name]`` lists the
     prior and likelihood ranges. Checks and padding run in NumPy before anything is
     compiled; featurisation and network run as one ahead-of-time compiled executable per
     (network, task), cached, so that every later query costs about a millisecond on a CPU.
@@ -505,9 +507,10 @@ def posterior(
 
     Args:
         prior: the GMM prior.
-        observations: ``(n, d)`` observations (linear-Gaussian) or ``(n,)`` labels.
+        observations: ``(n, m)`` observations (linear-Gaussian) or ``(n,)`` labels.
         task: ``"linear_gaussian"`` or ``"logistic_regression"``.
-        obs_matrix: ``(d, d)`` observation matrix (linear-Gaussian).
+        obs_matrix: ``(m, d)`` observation matrix (linear-Gaussian): ``m = 1`` for a latent
+            seen through one noisy projection.
         noise_std: observation noise standard deviation (linear-Gaussian).
         inputs: ``(n, d)`` covariates (logistic regression).
         model: a network of your own (default: the shipped one for the task and dimension).
@@ -530,6 +533,10 @@ def posterior(
         ...                  obs_matrix=jnp.eye(2), noise_std=0.5)
         >>> post.means.shape
         (1, 2)
+        >>> one_row = posterior(gaussian(jnp.zeros(2), jnp.eye(2)), jnp.ones((5, 1)),
+        ...                     obs_matrix=jnp.array([[1.0, -0.5]]), noise_std=0.5)
+        >>> one_row.covariances.shape
+        (1, 2, 2)
     """
     if np.ndim(observations) >= 1 and np.shape(observations)[0] == 0:
         return prior
