@@ -16,8 +16,9 @@ characters. A time-free transformer denoiser is trained on it by the time-agnost
   the trained network's own predictions, as a function of T, next to the exact value
   (what float64 draws give), and a Monte Carlo check of the sampler itself at one T.
 
-    python examples/masked_diffusion_text.py [--out masked_diffusion_text.png] [--steps 1300]
-        [--gaps 13] [--check-sequences 256] [--check-steps 2000]
+    python examples/masked_diffusion_text.py [--out masked_diffusion_text.png]
+
+(``--steps``, ``--gaps``, ``--check-sequences`` and ``--check-steps`` size the run.)
 """
 
 from __future__ import annotations
