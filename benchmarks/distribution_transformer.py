@@ -430,7 +430,8 @@ def main() -> None:
     lines = [
         "# Distribution Transformer vs exact, NumPyro SVI and probkit NUTS",
         "",
-        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores shared "
+        f"Run on {time.strftime('%Y-%m-%d')}. Machine: "
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores shared "
         f"with other jobs, JAX {jax.__version__} on {jax.default_backend()}, NumPyro "
         f"{numpyro.__version__}. Load average at start: {os.getloadavg()[0]:.2f}. This process "
         f"ran on CPU core(s) {sorted(os.sched_getaffinity(0))} (XLA_FLAGS: "

@@ -133,21 +133,22 @@ def _scalar_tokens(observations, obs_matrix, noise_std, capacity: int, name: str
     Rows of ``obs_matrix`` that are all zero are left out: their observations do not depend
     on ``z``, so they change no posterior (and a zero row has no direction to featurise).
     """
-    keep = np.any(obs_matrix != 0, axis=1)
-    values = observations[:, keep].reshape(-1)
-    rows = np.tile(obs_matrix[keep], (observations.shape[0], 1))
-    num = values.shape[0]
+    keep = obs_matrix.any(axis=1)
+    if not keep.all():
+        observations, obs_matrix = observations[:, keep], obs_matrix[keep]
+    n, m = observations.shape
+    num = n * m
     if num > capacity:
         raise ValueError(
-            f"{observations.shape[0]} observations of dimension {observations.shape[1]} are "
-            f"{num} scalar observations; the network of {name!r} takes at most {capacity} per "
-            "query. Split them into batches and use sequential_posterior."
+            f"{n} observations of dimension {m} are {num} scalar observations; the network "
+            f"of {name!r} takes at most {capacity} per query. Split them into batches and use "
+            "sequential_posterior."
         )
     d = obs_matrix.shape[1]
     padded_values = np.zeros((capacity,), observations.dtype)
-    padded_values[:num] = values
+    padded_values[:num] = observations.reshape(-1)
     padded_rows = np.zeros((capacity, d), observations.dtype)
-    padded_rows[:num] = rows
+    padded_rows[:num].reshape(n, m, d)[...] = obs_matrix
     return (padded_values, padded_rows, noise_std), np.arange(capacity) < num
 
 
