@@ -107,7 +107,8 @@ def test_sequential_inference_tracks_the_exact_filter(dim, num_rows):
         kl, se = kl_divergence_mc(exact, approx[step], jax.random.key(step), 4000)
         kls.append(float(kl))
     print(f"dim {dim}, {num_rows} rows: sequential KL(exact||DT) per step: {np.round(kls, 3)}")
-    # Measured maxima over the 10 steps: 0.002 (1-D), 0.005 (2-D) (before the pseudo-
+    # Measured maxima over the 10 steps: 0.002 (1-D), 0.001 (2-D, 2 rows or 1 row of H;
+    # the square-only 2-D network of one token per observation vector: 0.005) (before the pseudo-
     # observation sites and the residual penalty: 0.117, 0.108); errors compound over steps.
     # The Monte Carlo standard error of a 4000-draw estimate at these KLs is below 0.002
     # (std of the log ratio ~ sqrt(2 KL) ~ 0.1, / sqrt(4000)). Bound: 0.02, measured + ~8 se.
