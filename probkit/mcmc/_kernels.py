@@ -503,7 +503,39 @@ def _chees_algorithm(logdensity, params, options):
     )
 
 
+def pathfinder_starts(key, logdensity, x0s, num_samples: int = 50, maxiter: int = 100):
+    """Each chain's start moved to one draw from the Pathfinder normal approximation
+    (blackjax.vi.pathfinder) found from it; a start whose draw has a non-finite log
+    density stays where it was.
+
+    Why MEADS needs it: MEADS sets its step size from the scale of the chains' gradients
+    in the other folds. From dispersed starts far in the tails (uniform in [-2, 2] on a
+    logistic regression with unscaled covariates) the gradients are huge, the step
+    collapses to ~1e-4 and the chains do not reach the posterior within the warm-up
+    (coefficients 10-20x too large, R-hat 1.3-2.5). Pathfinder's draws lie at the
+    posterior's scale, are still dispersed (one independent draw per chain), and cost
+    at most ``maxiter`` L-BFGS iterations with ``num_samples`` log densities each
+    (blackjax's default of 30 stopped short of the typical set on that regression;
+    100 reached it).
+    """
+    from blackjax.vi import pathfinder
+
+    def one(k, x0):
+        approximate_key, draw_key = jax.random.split(k)
+        state, _ = pathfinder.approximate(
+            approximate_key, logdensity, x0, num_samples, maxiter=maxiter
+        )
+        x, _ = pathfinder.sample(draw_key, state)
+        good = jnp.all(jnp.isfinite(x)) & jnp.isfinite(logdensity(x))
+        return jnp.where(good, x, x0)
+
+    return jax.vmap(one)(jax.random.split(key, x0s.shape[0]), x0s)
+
+
 def _meads_warmup(key, logdensity, x0s, settings: Settings):
+    if settings.option["pathfinder_init"]:
+        start_key, key = jax.random.split(key)
+        x0s = pathfinder_starts(start_key, logdensity, x0s)
     adaptation = blackjax.meads_adaptation(
         logdensity, settings.num_chains, num_folds=settings.option["num_folds"]
     )
@@ -584,8 +616,9 @@ KERNELS: dict[str, KernelSpec] = {
     "meads": KernelSpec(
         "meads",
         "MEADS: generalised HMC tuned across chain folds "
-        "(blackjax.meads_adaptation + blackjax.ghmc); for many chains on accelerators",
-        {"num_folds": 4},
+        "(blackjax.meads_adaptation + blackjax.ghmc), started from Pathfinder draws; for "
+        "many chains on accelerators",
+        {"num_folds": 4, "pathfinder_init": True},
         True,
         0.8,
         _meads_warmup,
@@ -610,6 +643,9 @@ def _check_option_values(kernel: str, options: Mapping[str, Any]) -> None:
         value = options.get(name)
         if name in options and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
+    start = options.get("pathfinder_init", True)
+    if not isinstance(start, bool):
+        raise TypeError(f"pathfinder_init must be True or False, got {start!r}.")
     length = options.get("trajectory_length")
     if length is not None and (not isinstance(length, int | float) or not length > 0):
         raise ValueError(f"trajectory_length must be a positive number, got {length!r}.")

@@ -452,7 +452,10 @@ def sample(
             divergences, R-hat above 1.01, low bulk ESS and non-finite log densities
             (see :meth:`MCMCResult.diagnose`).
         **kernel_options: options of the chosen kernel (``probkit.mcmc.KERNELS[name]
-            .options``): ``max_num_doublings`` for NUTS; ``num_integration_steps``
+            .options``): ``max_num_doublings`` for NUTS; ``num_folds`` and
+            ``pathfinder_init`` (start each chain from a Pathfinder draw found from its
+            initial position, default True: MEADS' step size collapses from starts
+            far in the tails) for MEADS; ``num_integration_steps``
             (the mean number of leapfrog steps, default 16), ``trajectory_length``
             (instead: steps = trajectory_length / step_size) and ``jitter`` (draw the
             number of steps uniformly from 1 .. 2L-1, default True) for HMC;
