@@ -198,6 +198,31 @@ CASES = [
         "ess_threshold",
     ),
     ("smc.run-fk-not-fk", lambda: smc.run(3, num_particles=4), TypeError, "fk"),
+    ("smc.run-seed-float", lambda: smc.run(FK, num_particles=4, seed=1.5), TypeError, "seed"),
+    (
+        "smc.particle_filter-seed-float",
+        lambda: smc.particle_filter(SSM, OBS, num_particles=4, seed=2.0),
+        TypeError,
+        "seed",
+    ),
+    (
+        "smc.tempered-seed-float",
+        lambda: smc.tempered(TARGET, num_particles=8, seed=0.5),
+        TypeError,
+        "seed",
+    ),
+    (
+        "smc.loop-key-int",
+        lambda: smc.loop(0, FK, num_particles=4, resampling_fn=smc.systematic),
+        TypeError,
+        "key",
+    ),
+    (
+        "smc.systematic-key-float",
+        lambda: smc.systematic(1.0, jnp.zeros(4), 4),
+        TypeError,
+        r"key must be a jax.random key",
+    ),
     (
         "smc.particle_filter-num_particles-0",
         lambda: smc.particle_filter(SSM, OBS, num_particles=0),

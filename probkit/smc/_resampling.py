@@ -37,6 +37,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
+from probkit._checks import check_key
 from probkit._weights import (
     effective_sample_size,
     normalise_log_weights,
@@ -93,6 +94,7 @@ def multinomial(key: jax.Array, log_weights: jax.Array, n: int) -> jax.Array:
         >>> multinomial(jax.random.key(0), jnp.log(jnp.array([0.0, 1.0])), 3).tolist()
         [1, 1, 1]
     """
+    check_key(key)
     # Sorted uniforms (normalised cumulative exponential spacings) make the search
     # monotone and the output ordered, as in Chopin & Papaspiliopoulos (2020, §9.4).
     spacings = jax.random.exponential(key, (n + 1,))
@@ -109,6 +111,7 @@ def stratified(key: jax.Array, log_weights: jax.Array, n: int) -> jax.Array:
         >>> stratified(jax.random.key(0), jnp.log(jnp.array([0.5, 0.5])), 2).tolist()
         [0, 1]
     """
+    check_key(key)
     uniforms = (jnp.arange(n) + jax.random.uniform(key, (n,))) / n
     return _inverse_cdf(uniforms, log_weights)
 
@@ -122,6 +125,7 @@ def systematic(key: jax.Array, log_weights: jax.Array, n: int) -> jax.Array:
         >>> systematic(jax.random.key(0), jnp.log(jnp.array([0.25, 0.75])), 4).tolist()
         [0, 1, 1, 1]
     """
+    check_key(key)
     # Point k = (k + U) / n lies below cdf_i for k < ceil(n cdf_i - U): the counts
     # follow from the CDF in O(N), with no search.
     below = jnp.ceil(n * _cdf(log_weights) - jax.random.uniform(key, ()))
@@ -152,6 +156,7 @@ def residual(key: jax.Array, log_weights: jax.Array, n: int) -> jax.Array:
         >>> residual(jax.random.key(0), jnp.log(jnp.array([0.5, 0.5])), 4).tolist()
         [0, 0, 1, 1]
     """
+    check_key(key)
     num = log_weights.shape[0]
     scaled = n * normalised_weights(log_weights)
     deterministic = jnp.floor(scaled)
@@ -185,6 +190,7 @@ def ssp(key: jax.Array, log_weights: jax.Array, n: int) -> jax.Array:
         >>> ssp(jax.random.key(0), jnp.log(jnp.array([0.25, 0.75])), 4).tolist()
         [0, 1, 1, 1]
     """
+    check_key(key)
     num = log_weights.shape[0]
     scaled = n * normalised_weights(log_weights)
     counts = jnp.floor(scaled)
@@ -242,6 +248,7 @@ def killing(key: jax.Array, log_weights: jax.Array, n: int) -> jax.Array:
         >>> killing(jax.random.key(0), jnp.zeros(3), 3).tolist()
         [0, 1, 2]
     """
+    check_key(key)
     num = log_weights.shape[0]
     if n != num:
         raise ValueError(

@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from probkit._checks import check_key, check_seed
 from probkit._chunked import (
     post_program,
     pre_program,
@@ -123,6 +124,7 @@ def loop(
         >>> run(keys).shape
         (3,)
     """
+    check_key(key)
     _check_loop_arguments(fk, ess_threshold, store_history)
     constrain = particle_axis_constraint(mesh)
     # Same bits, drawn by straight-line code on CPU (see probkit._threefry).
@@ -285,6 +287,7 @@ def run_interruptible(
     computed from the state reached (particles, log-evidence so far). Results equal
     ``loop_fn``'s: every step evaluates the same program.
     """
+    check_key(key)
     try:
         arrays, static = eqx.partition((args, kwargs), eqx.is_array)
         fn = _Bound(loop_fn, static)
@@ -531,7 +534,7 @@ def run(
     resampling_fn = get_resampling(resampling)
     result = run_interruptible(
         loop,
-        jax.random.key(seed),
+        jax.random.key(check_seed(seed)),
         (fk,),
         {
             "num_particles": int(num_particles),

@@ -24,6 +24,7 @@ import jax.numpy as jnp
 from jax.scipy.special import logsumexp
 from jax.sharding import Mesh
 
+from probkit._checks import check_key, check_seed
 from probkit.distributed import gather_across_processes
 from probkit.smc._feynman_kac import FeynmanKac
 from probkit.smc._resampling import ResamplingFn, get_resampling
@@ -269,6 +270,7 @@ def particle_filter_loop(
         >>> jax.vmap(pf)(jax.random.split(jax.random.key(0), 4)).log_likelihood.shape
         (4,)
     """
+    check_key(key)
     fk, filtering_log_weights = state_space_feynman_kac(ssm, observations, proposal)
 
     def summary_fn(t, x, log_w):
@@ -386,7 +388,7 @@ def particle_filter(
     _check_run_arguments(fk, num_particles, ess_threshold, mesh)
     result = run_interruptible(
         particle_filter_loop,
-        jax.random.key(seed),
+        jax.random.key(check_seed(seed)),
         (ssm, observations),
         {
             "num_particles": int(num_particles),
@@ -431,6 +433,7 @@ def ffbs(
         >>> smc.ffbs(jax.random.key(1), ssm, pf, 10).shape
         (4, 10)
     """
+    check_key(key)
     if filtered.filtering_log_weights is None or filtered.smc.history is None:
         raise ValueError(
             "ffbs needs every step's particles: run particle_filter(..., store_history=True)."

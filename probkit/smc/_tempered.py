@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
 
+from probkit._checks import check_key, check_seed
 from probkit.distributed import check_divisible, gather_across_processes
 from probkit.smc._feynman_kac import FeynmanKac, SMCState
 from probkit.smc._mcmc_moves import MOVE_KERNELS, adapt_scale, whitened_move, whitening
@@ -310,6 +311,7 @@ def tempered_loop(
         >>> float(result.info["temperature"][result.info["num_steps"]])
         1.0
     """
+    check_key(key)
     fk = tempered_feynman_kac(
         path,
         num_particles=num_particles,
@@ -502,7 +504,7 @@ def tempered(
     path = tempered_path(target, reference)
     result = run_interruptible(
         tempered_loop,
-        jax.random.key(seed),
+        jax.random.key(check_seed(seed)),
         (path,),
         {
             "num_particles": int(num_particles),
