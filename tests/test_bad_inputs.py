@@ -199,6 +199,7 @@ CASES = [
     ),
     ("smc.run-fk-not-fk", lambda: smc.run(3, num_particles=4), TypeError, "fk"),
     ("smc.run-seed-float", lambda: smc.run(FK, num_particles=4, seed=1.5), TypeError, "seed"),
+    ("mcmc.loop-key-int", lambda: probkit.mcmc.loop(0, None, None, 10), TypeError, "key"),
     (
         "smc.particle_filter-seed-float",
         lambda: smc.particle_filter(SSM, OBS, num_particles=4, seed=2.0),

@@ -345,6 +345,7 @@ def reweighted_expectation(
         >>> est.value.shape
         ()
     """
+    check_key(key)
     if not callable(fn):
         raise TypeError(f"fn must be a callable of one terminal state, got {type(fn).__name__}.")
     samples = importance_samples(key, policy, env, num_samples)

@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from probkit._checks import check_key
 from probkit.progress import progress_scan
 
 __all__ = ["AdaptedState", "loop", "transition_key"]
@@ -93,6 +94,7 @@ def loop(
         >>> draws.shape
         (100, 2)
     """
+    check_key(key)
     step = kernel.step if hasattr(kernel, "step") else kernel
     if not callable(step):
         raise TypeError(
