@@ -115,14 +115,17 @@ class MCMCResult:
     last_state: Any = dataclasses.field(default=None, repr=False)
 
     def __repr__(self) -> str:
-        """A short summary: sites and shapes, chains, kernel, divergences."""
+        """A short summary: sites and shapes, chains, kernel, divergences, and how many
+        diagnostics raised a concern (the first thing a result says about itself)."""
         sites = ", ".join(f"{k}: {tuple(v.shape[2:])}" for k, v in self.samples.items())
         diverging = self.stats.get("diverging")
         divergences = "" if diverging is None else f", divergences={int(np.sum(diverging))}"
+        problems = len(self.diagnose(emit=False))
+        flag = f", PROBLEMS={problems} (see .diagnose())" if problems else ""
         return (
             f"MCMCResult(kernel={self.kernel!r}, num_chains={self.num_chains}, "
             f"num_samples={self.num_samples}{divergences}, samples={{{sites}}}, "
-            f"seconds={self.seconds:.3g})"
+            f"seconds={self.seconds:.3g}{flag})"
         )
 
     @property
@@ -150,10 +153,20 @@ class MCMCResult:
         )
 
     def summary(self, **kwargs):
-        """ArviZ's summary table (``arviz.summary``) of the posterior."""
+        """ArviZ's summary table (``arviz.summary``) of the posterior.
+
+        When a diagnostic raises a concern (:meth:`diagnose`), each one is issued again
+        as a :class:`SamplingWarning` next to the table, and listed in the table's
+        ``attrs["problems"]``: a summary whose numbers should not be trusted says so.
+        """
         import arviz as az
 
-        return az.summary(self.to_arviz(log_likelihood=False), **kwargs)
+        table = az.summary(self.to_arviz(log_likelihood=False), **kwargs)
+        problems = self.diagnose(emit=False)
+        for message in problems:
+            warnings.warn(f"[summary] {message}", SamplingWarning, stacklevel=2)
+        table.attrs["problems"] = problems
+        return table
 
     @property
     def latent_sites(self) -> list[str]:

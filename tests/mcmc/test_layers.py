@@ -169,3 +169,21 @@ def test_repr_is_a_short_summary():
     assert len(text) < 300, text
     assert "num_chains=2" in text and "num_samples=500" in text and "nuts" in text
     assert "divergences=" in text and "x: (2,)" in text
+
+
+def test_a_failed_run_says_so_in_its_repr_and_summary():
+    """Chains stuck apart (no warm-up, a step far too small) must not look fine."""
+    with pytest.warns(pk.SamplingWarning):
+        stuck = pk.mcmc.sample(
+            STD_NORMAL,
+            kernel="rwm",
+            num_warmup=0,
+            num_samples=200,
+            num_chains=4,
+            step_size=1e-4,
+            init=jnp.array([[-3.0, 0.0], [3.0, 0.0], [0.0, -3.0], [0.0, 3.0]]),
+        )
+    assert "PROBLEMS=" in repr(stuck)
+    with pytest.warns(pk.SamplingWarning, match=r"\[summary\] R-hat"):
+        table = stuck.summary()
+    assert any("R-hat" in message for message in table.attrs["problems"])
