@@ -184,7 +184,7 @@ def test_all_discrete_model_is_refused_with_advice():
 
 def test_infer_discrete_checks_its_arguments():
     target = pk.from_numpyro(two_component_mixture, jnp.asarray(MIXTURE_Y))
-    with pytest.raises(TypeError, match="key must be a JAX PRNG key"):
+    with pytest.raises(TypeError, match="key must be a jax.random key"):
         pk.infer_discrete(target, {"w": jnp.full((1, 2), 0.5)}, key=0)
     with pytest.raises(ValueError, match=r"lacks the continuous site\(s\) \['w'\]"):
         pk.infer_discrete(target, {}, key=jax.random.key(0))
