@@ -775,8 +775,7 @@ def infer_discrete(
         >>> draws["z"].shape
         (2, 5, 3)
     """
-    if key is not None:
-        check_key(key)
+    check_key(key)
     from numpyro import handlers
     from numpyro.infer import Predictive
 
@@ -785,10 +784,6 @@ def infer_discrete(
             f"{target.name} has no enumerated discrete sites (target.enumerated_sites is "
             "empty): there is nothing to infer."
         )
-    typed = isinstance(key, jax.Array) and jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
-    raw = isinstance(key, jax.Array) and key.dtype == jnp.uint32 and key.shape == (2,)
-    if not (typed or raw):
-        raise TypeError(f"key must be a JAX PRNG key, e.g. jax.random.key(0); got {key!r}.")
     fns = getattr(target.logdensity_with_data, "__self__", None)
     model = target.model
     if isinstance(fns, _NumPyroFunctions) and fns.params:
