@@ -119,3 +119,18 @@ def mixture_log_pdf(weights, means, covs, x):
 
 def nearest(x, centres):
     return np.argmin(np.sum((x[..., None, :] - centres) ** 2, axis=-1), axis=-1)
+
+
+def sample_moments(x, average):
+    """(mean x, mean y, E[x^2], E[y^2], E[xy]) of 2-D particles ``x`` (R, N, 2) per
+    replicate, with ``average`` a Replicates' ``weighted_mean`` or ``uniform_mean``."""
+    return np.stack(
+        [
+            average(x[..., 0]),
+            average(x[..., 1]),
+            average(x[..., 0] ** 2),
+            average(x[..., 1] ** 2),
+            average(x[..., 0] * x[..., 1]),
+        ],
+        1,
+    )

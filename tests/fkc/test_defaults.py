@@ -26,6 +26,7 @@ from fkc_oracles import (
     noised_mixture,
     product_of_mixtures,
     run_replicates,
+    sample_moments,
     z_score,
 )
 
@@ -37,19 +38,6 @@ pytestmark = pytest.mark.slow
 RUNS, PARTICLES = 8, 2500  # 20,000 particles in all
 
 
-def moments(x, average):
-    return np.stack(
-        [
-            average(x[..., 0]),
-            average(x[..., 1]),
-            average(x[..., 0] ** 2),
-            average(x[..., 1] ** 2),
-            average(x[..., 0] * x[..., 1]),
-        ],
-        1,
-    )
-
-
 def grid_moments(log_q, grid):
     q = np.exp(log_q - log_q.max())
     q /= q.sum()
@@ -59,7 +47,7 @@ def grid_moments(log_q, grid):
 
 def at_defaults(fk):
     run = run_replicates(fk, num_particles=PARTICLES, num_replicates=RUNS, ess_threshold=0.5)
-    return moments(run.x, run.weighted_mean)
+    return sample_moments(run.x, run.weighted_mean)
 
 
 def test_product_of_two_2d_mixtures_at_defaults():
