@@ -46,10 +46,10 @@ import optax
 import probkit.models.distribution_transformer as dt
 from _timing import timed
 from numpyro.infer.util import log_density
-from probkit.models.distribution_transformer._gmm import gmm_log_prob_cholesky
 from scipy import stats
 
 import probkit as pk
+from probkit.sde import log_prob_from_cholesky
 
 SVI_STEPS = 1500
 SVI_SAMPLES = 8
@@ -93,7 +93,9 @@ def linear_queries(dim: int, num: int, seed: int, square: bool = True):
         y = z @ h_pad.T + s * jax.random.normal(keys[5], (r.max_observations, dim))
         y = jnp.where(data_mask[:, None] & (jnp.arange(dim) < m)[None, :], y, 0.0)
         cov = chol[:k] @ jnp.swapaxes(chol[:k], -1, -2)
-        prior = dt.GMM(jnp.exp(log_w[:k]), means[:k], 0.5 * (cov + jnp.swapaxes(cov, -1, -2)))
+        prior = dt.gaussian_mixture(
+            jnp.exp(log_w[:k]), means[:k], 0.5 * (cov + jnp.swapaxes(cov, -1, -2))
+        )
         out.append(
             dict(
                 prior=prior,
@@ -152,7 +154,7 @@ class StratifiedMixtureELBO:
             return log_density(model, args, kwargs, {"z": zz})[0]
 
         log_p = jax.vmap(jax.vmap(log_joint))(z)
-        log_q = gmm_log_prob_cholesky(log_pi, locs, tril, z)
+        log_q = log_prob_from_cholesky(log_pi, locs, tril, z)
         return -jnp.sum(jnp.exp(log_pi) * jnp.mean(log_p - log_q, axis=0))
 
 
@@ -182,7 +184,7 @@ def fast_apply_batched(model):
 def padded_to_gmm(log_w, means, chol, k):
     cov = chol[:k] @ jnp.swapaxes(chol[:k], -1, -2)
     w = jax.nn.softmax(log_w[:k])
-    return dt.GMM(w, means[:k], 0.5 * (cov + jnp.swapaxes(cov, -1, -2)))
+    return dt.gaussian_mixture(w, means[:k], 0.5 * (cov + jnp.swapaxes(cov, -1, -2)))
 
 
 def run_nuts(model, args, seed):
@@ -242,7 +244,7 @@ def run_linear(dim: int, num: int, num_nuts: int, seed: int, square: bool = True
             out, _, t_svi = timed(partial(svi_fit, jax.random.fold_in(key, 2), *args))
         rows["SVI"]["time"].append(t_svi)
         guide = padded_to_gmm(*out, 4)
-        guide = dt.GMM(
+        guide = dt.gaussian_mixture(
             guide.weights[:k] / guide.weights[:k].sum(), guide.means[:k], guide.covariances[:k]
         )
         rows["SVI"]["kl"].append(float(np.mean(lp_exact - np.asarray(guide.log_prob(x_exact)))))
@@ -363,7 +365,7 @@ def network_only_ms(dim: int, repeats: int = 500) -> tuple[float, float, int]:
     and the number of kernels (fusions, dots, custom calls, copies) the executable runs."""
     from probkit.models.distribution_transformer import _inference
 
-    prior = dt.GMM(
+    prior = dt.gaussian_mixture(
         np.array([0.4, 0.6], np.float32),
         np.zeros((2, dim), np.float32),
         np.stack([np.eye(dim), 0.5 * np.eye(dim)]).astype(np.float32),

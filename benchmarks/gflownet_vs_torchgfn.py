@@ -73,7 +73,7 @@ def sampled_l1(gfn, env, n=VALIDATION_SAMPLES) -> float:
 def run_probkit(env, num_trajectories, seed, sample=False):
     cpu0 = cpu_seconds()
     gfn, compile_s, run_s = timed(
-        lambda: gflownet.train(env, num_trajectories=num_trajectories, seed=seed)
+        lambda: gflownet.fit(env, num_trajectories=num_trajectories, seed=seed)
     )
     cpu = cpu_seconds() - cpu0
     metrics = gflownet.evaluate_policy(gfn.policy, env, gfn.log_partition)
@@ -163,7 +163,7 @@ def run_sets(seed):
             steps_per = env.max_length if length is None else length
             n = budget // steps_per
             gfn, compile_s, run_s = timed(
-                lambda n=n, loss=loss, length=length: gflownet.train(
+                lambda n=n, loss=loss, length=length: gflownet.fit(
                     env, loss=loss, num_trajectories=n, trajectory_length=length, **common
                 )
             )
@@ -220,7 +220,7 @@ def write_table(probkit, torchgfn, grids, set_rows, load_before, load_after):
         "",
         "## Summed L1 to the exact target against training trajectories (trajectory balance)",
         "",
-        "probkit: `gflownet.train(env, num_trajectories=n)` at its defaults (batch 16, Adam "
+        "probkit: `gflownet.fit(env, num_trajectories=n)` at its defaults (batch 16, Adam "
         "1e-2 for the networks and 0.1 for log Z, both decayed to 0 along a cosine; 2 x 256 "
         "MLPs), one run per budget. torchgfn 2.4: its tutorial `train_hypergrid_simple.py` "
         "(batch 16, Adam 1e-3, log Z at 0.1, gradient norm clipped at 1, constant rate), "

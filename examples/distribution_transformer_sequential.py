@@ -35,7 +35,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=8)
     args = parser.parse_args()
 
-    prior = dt.GMM(
+    prior = dt.gaussian_mixture(
         jnp.array([0.3, 0.4, 0.3]),
         jnp.array([[-2.5, 1.0], [0.5, -2.0], [2.5, 2.0]]),
         jnp.array([[[1.0, 0.4], [0.4, 0.8]], [[0.6, 0.0], [0.0, 1.2]], [[0.9, -0.3], [-0.3, 0.7]]]),

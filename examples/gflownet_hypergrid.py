@@ -37,7 +37,7 @@ def main() -> None:
 
     env = gflownet.HyperGrid(ndim=2, height=args.height)
     start = time.perf_counter()
-    gfn = gflownet.train(
+    gfn = gflownet.fit(
         env, loss=args.loss, num_trajectories=args.trajectories, seed=0, progress_bar=True
     )
     print(f"trained in {time.perf_counter() - start:.1f} s (compilation included)")

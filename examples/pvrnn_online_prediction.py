@@ -35,7 +35,7 @@ def main() -> None:
     start = time.perf_counter()
     data = pvrnn.switching_noise_sine(jax.random.key(0), 12, 60)
     net = pvrnn.PVRNN(jax.random.key(1), 1, num_d=(24,), num_z=(2,), tau=(2.0,), output_std=0.1)
-    fit = pvrnn.train(
+    fit = pvrnn.fit(
         jax.random.key(2),
         net,
         data.observations,

@@ -46,6 +46,8 @@ _SUBPACKAGES = (
 
 #: Names re-exported at the top level: name -> module that defines it.
 _NAMES = {
+    "GaussianMixture": "probkit._gaussian_mixture",
+    "gaussian_mixture": "probkit._gaussian_mixture",
     "MCMCResult": "probkit.results",
     "SamplingWarning": "probkit.results",
     "Target": "probkit.target",
@@ -54,12 +56,14 @@ _NAMES = {
 }
 
 __all__ = [
+    "GaussianMixture",
     "MCMCResult",
     "SamplingWarning",
     "Target",
     "__version__",
     "compilation_cache_dir",
     "from_numpyro",
+    "gaussian_mixture",
     "infer_discrete",
     "set_compilation_cache",
     *_SUBPACKAGES,
@@ -98,5 +102,6 @@ if TYPE_CHECKING:  # static analysers and IDEs see the eager imports
         smc,
         target,
     )
+    from probkit._gaussian_mixture import GaussianMixture, gaussian_mixture  # noqa: F401
     from probkit.results import MCMCResult, SamplingWarning  # noqa: F401
     from probkit.target import Target, from_numpyro, infer_discrete  # noqa: F401

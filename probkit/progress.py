@@ -322,6 +322,7 @@ def interruptible_scan(
     progress_bar: bool = False,
     desc: str = "",
     chunk_seconds: float = 0.5,
+    partial_result: Callable[[Any, Any], Any] | None = None,
 ):
     """``jax.lax.scan(f, init, xs, length)`` run from the host in chunks, for drivers.
 
@@ -345,6 +346,9 @@ def interruptible_scan(
         progress_bar: draw a bar on the host.
         desc: the bar's label.
         chunk_seconds: the wall time a chunk aims at (Ctrl-C's latency).
+        partial_result: ``(carry, ys) -> result``, the driver's own result type made from
+            the steps done; on Ctrl-C the :class:`Interrupted` raised carries it as
+            ``partial_result`` (a driver usually passes the function it returns with).
 
     Returns:
         ``(carry, ys)`` as :func:`jax.lax.scan` returns them.
@@ -379,12 +383,11 @@ def interruptible_scan(
 
     def interrupted(done, carry_and_ys, message):
         carry, ys = carry_and_ys
-        return Interrupted(
-            message,
-            steps_done=done,
-            carry=carry,
-            ys=jax.tree_util.tree_map(lambda a, k=done: a[:k], ys),
-        )
+        ys = jax.tree_util.tree_map(lambda a, k=done: a[:k], ys)
+        stopped = Interrupted(message, steps_done=done, carry=carry, ys=ys)
+        if partial_result is not None:
+            stopped.partial_result = partial_result(carry, ys)
+        return stopped
 
     return run_in_chunks(
         run,

@@ -161,10 +161,10 @@ def _checkerboard(key):
     checkerboard(key, 4)
 
 
-def _pvrnn_train(key):
-    from probkit.models.pvrnn import PVRNN, train
+def _pvrnn_fit(key):
+    from probkit.models.pvrnn import PVRNN, fit
 
-    train(key, PVRNN(jax.random.key(1), 1), jnp.zeros((1, 5, 1)), num_steps=2)
+    fit(key, PVRNN(jax.random.key(1), 1), jnp.zeros((1, 5, 1)), num_steps=2)
 
 
 def _fewshot(key):
@@ -188,7 +188,7 @@ def _target_init(key):
 KEYED = {
     "diffusion.dsm_loss": _dsm_loss,
     "diffusion.checkerboard": _checkerboard,
-    "pvrnn.train": _pvrnn_train,
+    "pvrnn.fit": _pvrnn_fit,
     "fewshot.fit_global": _fewshot,
     "sde.fit_latent_sde": _latent_sde,
     "Target.init": _target_init,

@@ -80,10 +80,10 @@ def _masked_diffusion(**kw):
 
 
 def _pvrnn(**kw):
-    from probkit.models.pvrnn import PVRNN, train
+    from probkit.models.pvrnn import PVRNN, fit
 
     x = jnp.sin(jnp.linspace(0, 6, 20))[None, :, None]
-    return train(jax.random.key(0), PVRNN(jax.random.key(1), 1), x, num_steps=12, **kw)
+    return fit(jax.random.key(0), PVRNN(jax.random.key(1), 1), x, num_steps=12, **kw)
 
 
 def _fewshot(**kw):
@@ -226,11 +226,11 @@ def test_a_second_fit_with_new_data_compiles_nothing(backend_compile_seconds):
 
 def test_the_callers_network_stays_valid():
     # The loop donates its carry: the drivers copy it first.
-    from probkit.models.pvrnn import PVRNN, train
+    from probkit.models.pvrnn import PVRNN, fit
 
     model = PVRNN(jax.random.key(1), 1)
     x = jnp.sin(jnp.linspace(0, 6, 20))[None, :, None]
-    train(jax.random.key(0), model, x, num_steps=3)
+    fit(jax.random.key(0), model, x, num_steps=3)
     assert all(np.all(np.isfinite(a)) for a in _leaves(model))
 
 

@@ -23,7 +23,7 @@ import optax
 from probkit.models.diffusion._network import ScoreNetwork
 
 from probkit._checks import check_int, check_key, check_seed
-from probkit.progress import Interrupted, interruptible_scan
+from probkit.progress import interruptible_scan
 from probkit.sde import LinearSDE
 
 __all__ = ["dsm_loss", "train_step", "fit", "FitResult"]
@@ -249,17 +249,14 @@ def fit(
 
     # The loop donates its carry: copies, so that the caller's network stays valid.
     init = jax.tree_util.tree_map(jnp.copy, (params, opt_state, params))
-    try:
-        carry, losses = interruptible_scan(
-            body,
-            init,
-            (keys, steps),
-            progress_bar=progress_bar,
-            desc="DSM training",
-        )
-    except Interrupted as interrupt:
-        interrupt.partial_result = result(interrupt.carry, interrupt.ys)
-        raise
+    carry, losses = interruptible_scan(
+        body,
+        init,
+        (keys, steps),
+        progress_bar=progress_bar,
+        desc="DSM training",
+        partial_result=result,
+    )
     if not bool(jnp.all(jnp.isfinite(losses))):
         raise FloatingPointError(
             "the DSM loss became non-finite during training; lower learning_rate or check "

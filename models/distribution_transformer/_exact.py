@@ -16,7 +16,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
-from probkit.models.distribution_transformer._gmm import GMM
+
+from probkit._gaussian_mixture import GaussianMixture
 
 __all__ = ["linear_gaussian_posterior", "linear_gaussian_log_evidence", "check_linear_gaussian"]
 
@@ -24,7 +25,10 @@ _LOG_2PI = float(np.log(2.0 * np.pi))
 
 
 def check_linear_gaussian(
-    prior: GMM, observations: jax.Array, obs_matrix: jax.Array, noise_std: float | jax.Array
+    prior: GaussianMixture,
+    observations: jax.Array,
+    obs_matrix: jax.Array,
+    noise_std: float | jax.Array,
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
     """Validate and convert the arguments of a linear-Gaussian query.
 
@@ -123,12 +127,12 @@ def _components(prior, observations, obs_matrix, noise_std, observation_mask):
 
 
 def linear_gaussian_posterior(
-    prior: GMM,
+    prior: GaussianMixture,
     observations: jax.Array,
     obs_matrix: jax.Array,
     noise_std: float | jax.Array,
     observation_mask: jax.Array | None = None,
-) -> GMM:
+) -> GaussianMixture:
     """Exact posterior GMM of ``z`` given ``y_i = H z + noise_std * eps_i``.
 
     Args:
@@ -160,13 +164,12 @@ def linear_gaussian_posterior(
     mean_post, cov_post, log_evidence = _components(
         prior, observations, obs_matrix, noise_std, observation_mask
     )
-    log_w = jnp.log(prior.weights) + log_evidence
-    weights = jax.nn.softmax(log_w)
-    return GMM(weights, mean_post, cov_post)
+    log_w = prior.log_weights + log_evidence
+    return GaussianMixture(jax.nn.log_softmax(log_w), mean_post, cov_post)
 
 
 def linear_gaussian_log_evidence(
-    prior: GMM,
+    prior: GaussianMixture,
     observations: jax.Array,
     obs_matrix: jax.Array,
     noise_std: float | jax.Array,
@@ -198,4 +201,4 @@ def linear_gaussian_log_evidence(
         prior, observations, obs_matrix, noise_std
     )
     _, _, log_evidence = _components(prior, observations, obs_matrix, noise_std, observation_mask)
-    return jax.nn.logsumexp(jnp.log(prior.weights) + log_evidence)
+    return jax.nn.logsumexp(prior.log_weights + log_evidence)

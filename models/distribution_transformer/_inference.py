@@ -3,7 +3,7 @@
 :func:`posterior` validates a query in NumPy against the region its network was trained
 on (dimension, number of components, number of observations, prior means and scales, and
 the likelihood parameters), then pads, featurises and runs the network in one cached,
-ahead-of-time compiled executable and returns a :class:`GMM`.
+ahead-of-time compiled executable and returns a :class:`probkit.GaussianMixture`.
 :func:`prepare_query` and :func:`apply_model` are the pure pieces under it, for users who
 ``jit``/``vmap`` queries themselves.
 """
@@ -19,7 +19,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
-from probkit.models.distribution_transformer._gmm import GMM, _gmm_unchecked
 from probkit.models.distribution_transformer._io import load_pretrained
 from probkit.models.distribution_transformer._network import DistributionTransformer
 from probkit.models.distribution_transformer._tasks import (
@@ -29,6 +28,8 @@ from probkit.models.distribution_transformer._tasks import (
     linear_gaussian_features,
     logistic_regression_features,
 )
+
+from probkit._gaussian_mixture import GaussianMixture
 
 __all__ = ["posterior", "sequential_posterior", "prepare_query", "apply_model", "check_prior_range"]
 
@@ -72,7 +73,7 @@ def _check_prior_arrays(weights, means, covariances, ranges: TaskRanges, task_na
         )
 
 
-def check_prior_range(prior: GMM, ranges: TaskRanges, task_name: str) -> None:
+def check_prior_range(prior: GaussianMixture, ranges: TaskRanges, task_name: str) -> None:
     """Raise if ``prior`` lies outside the meta-prior a network was trained on.
 
     Components with weight below ``1e-4`` are not checked (they barely matter).
@@ -155,8 +156,11 @@ def _scalar_tokens(observations, obs_matrix, noise_std, capacity: int, name: str
 def _validate(
     prior, observations, task, obs_matrix, noise_std, inputs, num_components, check_range, dtype
 ) -> _Validated:
-    if not isinstance(prior, GMM):
-        raise TypeError(f"prior must be a GMM, got {type(prior).__name__}.")
+    if not isinstance(prior, GaussianMixture):
+        raise TypeError(
+            f"prior must be a probkit.GaussianMixture (build one with "
+            f"probkit.gaussian_mixture(weights, means, covariances)), got {type(prior).__name__}."
+        )
     if task not in _TASK_FAMILIES:
         raise ValueError(f"task must be one of {_TASK_FAMILIES}, got {task!r}.")
     weights = np.asarray(prior.weights, dtype)
@@ -168,7 +172,7 @@ def _validate(
         dims = sorted(int(t.split("_")[-1][:-1]) for t in TASKS if t.startswith(task))
         raise ValueError(
             f"task {task!r} was trained for latent dimensions {dims}; the prior has dimension "
-            f"{d}. Train your own network with train(...) for other dimensions."
+            f"{d}. Train your own network with fit(...) for other dimensions."
         )
     ranges = TASKS[name].ranges
     if check_range:
@@ -324,7 +328,7 @@ def _padded_query(
 
 
 def prepare_query(
-    prior: GMM,
+    prior: GaussianMixture,
     observations: jax.Array,
     *,
     task: str = "linear_gaussian",
@@ -363,7 +367,7 @@ def prepare_query(
         >>> name, query.data_features.shape, k
         ('linear_gaussian_1d', (4, 20, 12), 1)
     """
-    dtype = np.asarray(prior.means).dtype if isinstance(prior, GMM) else np.float32
+    dtype = np.asarray(prior.means).dtype if isinstance(prior, GaussianMixture) else np.float32
     v = _validate(
         prior, observations, task, obs_matrix, noise_std, inputs, num_components, check_range, dtype
     )
@@ -467,12 +471,12 @@ _SLICES: dict = {}
 
 
 def _first_components(k: int, weights, means, covariances):
-    """``(weights[:k], means[:k], covariances[:k])`` by a tiny compiled slice (cached per
+    """``(log(weights[:k]), means[:k], covariances[:k])`` by a tiny compiled slice (cached per
     shapes): ~10 us, where three eager JAX slices cost ~0.2 ms."""
     key = (k, means.shape, means.dtype)
     sliced = _SLICES.get(key)
     if sliced is None:
-        sliced = jax.jit(lambda w, m, c: (w[:k], m[:k], c[:k]))
+        sliced = jax.jit(lambda w, m, c: (jnp.log(w[:k]), m[:k], c[:k]))
         sliced = sliced.lower(weights, means, covariances).compile()
         _SLICES[key] = sliced
     return sliced(weights, means, covariances)
@@ -483,7 +487,7 @@ def _arrays(v: _Validated) -> tuple:
 
 
 def posterior(
-    prior: GMM,
+    prior: GaussianMixture,
     observations: jax.Array,
     *,
     task: str = "linear_gaussian",
@@ -493,7 +497,7 @@ def posterior(
     model: DistributionTransformer | None = None,
     num_components: int | None = None,
     check_range: bool = True,
-) -> GMM:
+) -> GaussianMixture:
     """Approximate posterior GMM in one forward pass of a Distribution Transformer.
 
     Linear-Gaussian: ``y_i = obs_matrix @ z + noise_std * eps_i``. Logistic regression:
@@ -541,7 +545,7 @@ def posterior(
     """
     if np.ndim(observations) >= 1 and np.shape(observations)[0] == 0:
         return prior
-    dtype = np.asarray(prior.means).dtype if isinstance(prior, GMM) else np.float32
+    dtype = np.asarray(prior.means).dtype if isinstance(prior, GaussianMixture) else np.float32
     v = _validate(
         prior, observations, task, obs_matrix, noise_std, inputs, num_components, check_range, dtype
     )
@@ -555,17 +559,18 @@ def posterior(
         raise FloatingPointError(
             f"the network of {v.name!r} returned a non-finite posterior for this query."
         )
-    return _gmm_unchecked(*_first_components(v.num_components, weights, means, covariances))
+    # Valid by construction (normalised weights, L L^T covariances): no checks.
+    return GaussianMixture(*_first_components(v.num_components, weights, means, covariances))
 
 
 def sequential_posterior(
-    prior: GMM,
+    prior: GaussianMixture,
     observation_batches: Sequence[jax.Array],
     *,
     input_batches: Sequence[jax.Array] | None = None,
     num_components: int | None = None,
     **kwargs,
-) -> list[GMM]:
+) -> list[GaussianMixture]:
     """Feed each posterior back as the next prior over a stream of observation batches.
 
     The number of components stays fixed (the prior's, or ``num_components`` for a

@@ -15,14 +15,15 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import optax
-from probkit.models.distribution_transformer._gmm import gmm_log_prob_cholesky
 from probkit.models.distribution_transformer._network import DistributionTransformer
 from probkit.models.distribution_transformer._tasks import TASKS, Query, Task
 
 from probkit._checks import check_int, check_key
+from probkit._gaussian_mixture import log_prob_from_cholesky
+from probkit._renamed import renamed
 from probkit.progress import Interrupted, interruptible_scan
 
-__all__ = ["forward_kl_loss", "train_step", "train", "TrainResult", "init_model"]
+__all__ = ["forward_kl_loss", "train_step", "fit", "FitResult", "init_model"]
 
 
 def forward_kl_loss(model: DistributionTransformer, queries: Query) -> jax.Array:
@@ -62,7 +63,7 @@ def _objective(model: DistributionTransformer, queries: Query, residual_decay):
             q.data_mask,
             q.parametric,
         )
-        return -gmm_log_prob_cholesky(log_w, means, chol, q.latent), jnp.sum(residuals**2)
+        return -log_prob_from_cholesky(log_w, means, chol, q.latent), jnp.sum(residuals**2)
 
     nll, penalty = jax.vmap(one)(queries)
     loss = jnp.mean(nll)
@@ -116,7 +117,7 @@ def train_step(
     return eqx.apply_updates(model, updates), opt_state, loss
 
 
-class TrainResult(NamedTuple):
+class FitResult(NamedTuple):
     """A trained network and its loss history.
 
     Attributes:
@@ -207,7 +208,7 @@ def _default_optimizer(learning_rate: float, num_steps: int) -> optax.GradientTr
     return optax.chain(optax.clip_by_global_norm(1.0), optax.adamw(schedule, weight_decay=1e-4))
 
 
-def train(
+def fit(
     task: Task | str,
     *,
     model: DistributionTransformer | None = None,
@@ -221,7 +222,7 @@ def train(
     residual_decay: float = 0.0,
     seed: int = 0,
     progress_bar: bool = False,
-) -> TrainResult:
+) -> FitResult:
     """Train a Distribution Transformer on a task by amortised forward KL.
 
     Every step draws a fresh batch ``(prior, z, data)`` from ``task.sample_query`` (so
@@ -246,19 +247,19 @@ def train(
         progress_bar: draw a progress bar.
 
     Returns:
-        A :class:`TrainResult`.
+        A :class:`FitResult`.
 
     Raises:
         ValueError: for an unknown task name, non-positive sizes, a ``seed`` that is not
             an int ``>= 0`` or a negative ``residual_decay``.
         FloatingPointError: if the loss becomes non-finite.
         probkit.progress.Interrupted: on Ctrl-C, within about a second (the loop runs
-            from the host in chunks); its ``partial_result`` is the :class:`TrainResult`
+            from the host in chunks); its ``partial_result`` is the :class:`FitResult`
             of the steps done (the network after them and their losses).
 
     Example:
-        >>> from probkit.models.distribution_transformer import train
-        >>> result = train("linear_gaussian_1d", num_steps=5, batch_size=8, width=16)
+        >>> from probkit.models.distribution_transformer import fit
+        >>> result = fit("linear_gaussian_1d", num_steps=5, batch_size=8, width=16)
         >>> result.losses.shape
         (5,)
     """
@@ -300,17 +301,22 @@ def train(
         done = stopped.steps_done
         err = Interrupted(
             f"Distribution Transformer training interrupted after {done} of {num_steps} "
-            "steps: this exception's partial_result is the TrainResult of those steps (the "
+            "steps: this exception's partial_result is the FitResult of those steps (the "
             "network after them and their losses).",
             steps_done=done,
             carry=stopped.carry,
             ys=stopped.ys,
         )
-        err.partial_result = TrainResult(eqx.combine(stopped.carry[0], static), stopped.ys)
+        err.partial_result = FitResult(eqx.combine(stopped.carry[0], static), stopped.ys)
         raise err from None
     model = eqx.combine(params, static)
     if not bool(jnp.all(jnp.isfinite(losses))):
         raise FloatingPointError(
             "the forward-KL loss became non-finite during training; lower learning_rate."
         )
-    return TrainResult(model, losses)
+    return FitResult(model, losses)
+
+
+# Before the models agreed on one verb (``fit``, returning a ``FitResult``).
+train = renamed(fit, "models.distribution_transformer.train")
+TrainResult = FitResult

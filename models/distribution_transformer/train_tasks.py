@@ -10,7 +10,8 @@ Usage::
 The defaults (``DEFAULTS``: steps, batch size, peak learning rate and residual decay per
 task, seed 0) are the settings of the shipped weights.
 
-For each task it trains by amortised forward KL (:func:`train`), then prints the mean
+For each task it trains by amortised forward KL
+(:func:`~probkit.models.distribution_transformer.fit`), then prints the mean
 held-out ``-log q(z | prior, data)`` on fresh queries (and the prior's own). Ctrl-C stops
 the training within about a second and writes the network of the steps done (and trains
 no further task).
@@ -24,11 +25,11 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
-from probkit.models.distribution_transformer._gmm import gmm_log_prob_cholesky
 from probkit.models.distribution_transformer._io import WEIGHTS_DIR, load, save
 from probkit.models.distribution_transformer._tasks import TASKS
-from probkit.models.distribution_transformer._training import forward_kl_loss, train
+from probkit.models.distribution_transformer._training import fit, forward_kl_loss
 
+from probkit._gaussian_mixture import log_prob_from_cholesky
 from probkit.progress import Interrupted
 
 __all__ = ["main", "DEFAULTS"]
@@ -52,7 +53,7 @@ def _prior_nll(task, seed: int, num_queries: int = 2000) -> float:
     keys = jax.random.split(jax.random.key(seed + 12345), num_queries)
     q = jax.vmap(task.sample_query)(keys)
     return float(
-        -jnp.mean(jax.vmap(gmm_log_prob_cholesky)(q.log_weights, q.means, q.cholesky, q.latent))
+        -jnp.mean(jax.vmap(log_prob_from_cholesky)(q.log_weights, q.means, q.cholesky, q.latent))
     )
 
 
@@ -95,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
         cpu_start = time.process_time()
         model = load(args.out / f"{name}.eqx") if args.resume else None
         try:
-            result = train(
+            result = fit(
                 task,
                 model=model,
                 num_steps=num_steps,

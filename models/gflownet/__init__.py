@@ -14,7 +14,7 @@ Example:
     >>> import jax
     >>> import probkit.models.gflownet as gflownet
     >>> env = gflownet.HyperGrid(ndim=2, height=4)
-    >>> gfn = gflownet.train(env, num_trajectories=256, batch_size=64, width=32)
+    >>> gfn = gflownet.fit(env, num_trajectories=256, batch_size=64, width=32)
     >>> metrics = gflownet.evaluate_policy(gfn.policy, env, gfn.log_partition)
     >>> bool(metrics.l1_sum < 2.0)
     True
@@ -49,11 +49,17 @@ from ._policy import (
 )
 from ._set_building import SetBuilding
 from ._training import (
+    FitHistory,
     GFlowNet,
-    TrainingHistory,
+    fit,
     log_partition_estimate,
     loss_fn,
-    train,
+)
+from ._training import (
+    TrainingHistory as TrainingHistory,  # the old names, kept for a while
+)
+from ._training import (
+    train as train,
 )
 from ._trajectories import (
     Trajectories,
@@ -84,9 +90,9 @@ __all__ = [
     "forward_looking_loss",
     "loss_fn",
     # training
-    "train",
+    "fit",
     "GFlowNet",
-    "TrainingHistory",
+    "FitHistory",
     "log_partition_estimate",
     # evaluation
     "exact_target",

@@ -38,9 +38,10 @@ from probkit.models.gflownet._policy import Policy
 from probkit.models.gflownet._trajectories import Trajectories, sample_trajectories
 
 from probkit._checks import check_int, check_key
+from probkit._renamed import renamed
 from probkit.progress import Interrupted, interruptible_scan
 
-__all__ = ["GFlowNet", "TrainingHistory", "train", "loss_fn", "log_partition_estimate"]
+__all__ = ["GFlowNet", "FitHistory", "fit", "loss_fn", "log_partition_estimate"]
 
 LossName = Literal["tb", "db", "subtb", "fm", "fldb"]
 _LOSSES = ("tb", "db", "subtb", "fm", "fldb")
@@ -106,7 +107,7 @@ def log_partition_estimate(policy: Policy, env: Environment, loss: LossName) -> 
     return log_flow - env.energy(s0) if loss == "fldb" else log_flow
 
 
-class TrainingHistory(NamedTuple):
+class FitHistory(NamedTuple):
     """What happened during training.
 
     Attributes:
@@ -138,7 +139,7 @@ class GFlowNet(eqx.Module):
     Example:
         >>> import jax
         >>> from probkit.models.gflownet import HyperGrid, train
-        >>> gfn = train(HyperGrid(ndim=2, height=4), num_trajectories=64, batch_size=32,
+        >>> gfn = fit(HyperGrid(ndim=2, height=4), num_trajectories=64, batch_size=32,
         ...             width=16)
         >>> states, log_probs = gfn.sample(jax.random.key(0), 10)
         >>> states.shape, log_probs.shape
@@ -148,7 +149,7 @@ class GFlowNet(eqx.Module):
     env: Environment
     policy: Policy
     loss: str = eqx.field(static=True)
-    history: TrainingHistory | None = None
+    history: FitHistory | None = None
 
     def sample(self, key: Array, num_samples: int) -> tuple[Array, Array]:
         """Draws terminal states with the learned forward policy.
@@ -318,7 +319,7 @@ def _result(step: _TrainStep, carry: _Carry, losses: Array, log_zs: Array) -> GF
     """The :class:`GFlowNet` of a carry and the per-step outputs of the steps done."""
     c = step.config
     num_evals = len(losses) // c.eval_every if step.target is not None else 0
-    history = TrainingHistory(
+    history = FitHistory(
         loss=losses,
         log_z=log_zs,
         trajectories=jnp.arange(1, num_evals + 1) * c.eval_every * c.batch_size,
@@ -329,15 +330,14 @@ def _result(step: _TrainStep, carry: _Carry, losses: Array, log_zs: Array) -> GF
     return GFlowNet(env=step.env, policy=policy, loss=c.loss, history=history)
 
 
-def train(
+def fit(
     env: Environment,
     *,
     loss: LossName = "tb",
     num_trajectories: int,
-    # At a fixed budget of trajectories the number of optimiser steps limits accuracy (a
-    # 3-D grid of side 5: summed L1 0.088 at batch 128 and a constant 1e-3, 0.002 at batch
-    # 16 and 1e-2 decayed to 0; benchmarks/results/gflownet.md): many small steps, a high
-    # rate early and a cosine decay that removes the step noise at the end.
+    # At a fixed budget of trajectories the number of optimiser steps limits accuracy
+    # (measured in benchmarks/results/gflownet.md): many small steps, a high rate early
+    # and a cosine decay that removes the step noise at the end.
     batch_size: int = 16,
     seed: int = 0,
     learning_rate: float = 1e-2,
@@ -399,7 +399,7 @@ def train(
         progress_bar: draw a progress bar.
 
     Returns:
-        The trained :class:`GFlowNet`, with its :class:`TrainingHistory`.
+        The trained :class:`GFlowNet`, with its :class:`FitHistory`.
 
     Raises:
         probkit.progress.Interrupted: on Ctrl-C, with the partial :class:`GFlowNet`.
@@ -410,7 +410,7 @@ def train(
     Example:
         >>> import jax
         >>> from probkit.models.gflownet import HyperGrid, train
-        >>> gfn = train(HyperGrid(ndim=2, height=4), loss="db", num_trajectories=64,
+        >>> gfn = fit(HyperGrid(ndim=2, height=4), loss="db", num_trajectories=64,
         ...             batch_size=32, width=16)
         >>> gfn.history.loss.shape
         (2,)
@@ -532,3 +532,8 @@ def train(
 @eqx.filter_jit
 def _init_carry(step: _TrainStep, params: Policy) -> _Carry:
     return step.init(params)
+
+
+# Before the models agreed on one verb (``fit``; its history type ``FitHistory``).
+train = renamed(fit, "models.gflownet.train")
+TrainingHistory = FitHistory

@@ -14,7 +14,7 @@ from probkit.models.masked_diffusion._network import Denoiser
 from probkit.models.masked_diffusion._schedules import MaskingSchedule, get_schedule
 
 from probkit._checks import check_int, check_key, check_seed
-from probkit.progress import Interrupted, interruptible_scan
+from probkit.progress import interruptible_scan
 
 __all__ = ["FitResult", "fit", "train_step"]
 
@@ -177,13 +177,9 @@ def fit(
 
     # The loop donates its carry: copies, so that the caller's network stays valid.
     init = jax.tree_util.tree_map(jnp.copy, (params, opt_state, params))
-    try:
-        carry, losses = interruptible_scan(
-            body, init, (keys, steps), progress_bar=progress_bar, desc="training"
-        )
-    except Interrupted as interrupt:
-        interrupt.partial_result = result(interrupt.carry, interrupt.ys)
-        raise
+    carry, losses = interruptible_scan(
+        body, init, (keys, steps), progress_bar=progress_bar, desc="training", partial_result=result
+    )
     if not bool(jnp.all(jnp.isfinite(losses))):
         raise FloatingPointError("the loss became non-finite during training; lower learning_rate.")
     return result(carry, losses)

@@ -27,7 +27,7 @@ from probkit.models.mjp._process import MJP, rate_matrix_from_rates
 from probkit.models.mjp._simulate import sample_snapshots
 
 from probkit._checks import check_int, check_key, check_seed
-from probkit.progress import Interrupted, interruptible_scan
+from probkit.progress import interruptible_scan
 
 __all__ = [
     "SyntheticBatch",
@@ -353,12 +353,11 @@ def fit(
     opt_state = _default_optimizer(learning_rate, num_steps).init(params)
     # The loop donates its carry: copies, so that the caller's network stays valid.
     init = jax.tree_util.tree_map(jnp.copy, (params, opt_state, jnp.zeros((), jnp.int32)))
-    try:
-        (params, _, _), losses = interruptible_scan(
-            body, init, keys, progress_bar=progress_bar, desc="training"
-        )
-    except Interrupted as interrupt:
-        done = eqx.combine(interrupt.carry[0], static)
-        interrupt.partial_result = FitResult(done, np.asarray(interrupt.ys))
-        raise
-    return FitResult(eqx.combine(params, static), np.asarray(losses))
+
+    def result(carry, losses) -> FitResult:
+        return FitResult(eqx.combine(carry[0], static), np.asarray(losses))
+
+    carry, losses = interruptible_scan(
+        body, init, keys, progress_bar=progress_bar, desc="training", partial_result=result
+    )
+    return result(carry, losses)

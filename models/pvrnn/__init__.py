@@ -15,8 +15,8 @@ Example:
     >>> import probkit.models.pvrnn as pvrnn
     >>> data = pvrnn.switching_noise_sine(jax.random.key(0), 4, 40)
     >>> net = pvrnn.PVRNN(jax.random.key(1), 1)
-    >>> fit = pvrnn.train(jax.random.key(2), net, data.observations, num_steps=20)
-    >>> fit.adaptive.mean.shape
+    >>> result = pvrnn.fit(jax.random.key(2), net, data.observations, num_steps=20)
+    >>> result.adaptive.mean.shape
     (4, 40, 2)
 """
 
@@ -32,7 +32,9 @@ from ._model import (
     rollout,
     sequence_loss,
 )
-from ._training import TrainResult, train
+from ._training import FitResult, fit
+from ._training import TrainResult as TrainResult  # the old names, kept for a while
+from ._training import train as train
 
 __all__ = [
     "PVRNN",
@@ -43,8 +45,8 @@ __all__ = [
     "rollout",
     "generate",
     "sequence_loss",
-    "train",
-    "TrainResult",
+    "FitResult",
+    "fit",
     "error_regression",
     "RecognitionResult",
     "switching_noise_sine",

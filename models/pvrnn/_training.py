@@ -12,12 +12,13 @@ import optax
 from probkit.models.pvrnn._model import PVRNN, AdaptiveVariables, init_adaptive, sequence_loss
 
 from probkit._checks import check_int, check_key
-from probkit.progress import Interrupted, interruptible_scan
+from probkit._renamed import renamed
+from probkit.progress import interruptible_scan
 
-__all__ = ["TrainResult", "train"]
+__all__ = ["FitResult", "fit"]
 
 
-class TrainResult(NamedTuple):
+class FitResult(NamedTuple):
     """A trained PV-RNN, the training sequences' adaptive variables and the loss history.
 
     ``reconstruction`` and ``kl`` are per step, summed over sequences (``kl`` per layer).
@@ -51,7 +52,7 @@ def _train_body(optimiser, static, observations, meta_prior, carry, key):
     return (optax.apply_updates(params, updates), opt_state), (rec, kl)
 
 
-def train(
+def fit(
     key: jax.Array,
     model: PVRNN,
     observations,
@@ -61,7 +62,7 @@ def train(
     optimiser: optax.GradientTransformation | None = None,
     adaptive: AdaptiveVariables | None = None,
     progress_bar: bool = False,
-) -> TrainResult:
+) -> FitResult:
     """Minimise ``sum_sequences (reconstruction + w KL)`` over weights and adaptive variables.
 
     ``observations`` has shape ``(num_sequences, T, obs_dim)``; ``meta_prior`` is ``w``
@@ -70,14 +71,14 @@ def train(
     ``progress_bar`` draws a bar. The loop runs in chunks of about half a second:
     Ctrl-C stops it within about a second and raises
     :class:`~probkit.progress.Interrupted`, whose ``partial_result`` is the
-    :class:`TrainResult` of the steps done.
+    :class:`FitResult` of the steps done.
 
     Example:
         >>> import jax, jax.numpy as jnp
-        >>> from probkit.models.pvrnn import PVRNN, train
+        >>> from probkit.models.pvrnn import PVRNN, fit
         >>> x = jnp.sin(jnp.linspace(0, 6, 30))[None, :, None]
-        >>> fit = train(jax.random.key(0), PVRNN(jax.random.key(1), 1), x, num_steps=100)
-        >>> bool(fit.reconstruction[-10:].mean() < fit.reconstruction[:10].mean())
+        >>> result = fit(jax.random.key(0), PVRNN(jax.random.key(1), 1), x, num_steps=100)
+        >>> bool(result.reconstruction[-10:].mean() < result.reconstruction[:10].mean())
         True
     """
     check_key(key)
@@ -105,25 +106,27 @@ def train(
         _train_body, optimiser, static, observations, jnp.asarray(meta_prior, jnp.float32)
     )
 
-    def result(carry, history) -> TrainResult:
+    def result(carry, history) -> FitResult:
         (net, adapt), _ = carry
         rec, kl = (np.asarray(h) for h in history)
-        return TrainResult(eqx.combine(net, static), adapt, rec, kl)
+        return FitResult(eqx.combine(net, static), adapt, rec, kl)
 
     # The loop donates its carry: copies, so that the caller's network stays valid.
     init = jax.tree_util.tree_map(jnp.copy, (params, opt_state))
-    try:
-        carry, history = interruptible_scan(
-            body,
-            init,
-            jax.random.split(key, num_steps),
-            progress_bar=progress_bar,
-            desc="PV-RNN training",
-        )
-    except Interrupted as interrupt:
-        interrupt.partial_result = result(interrupt.carry, interrupt.ys)
-        raise
-    fit = result(carry, history)
-    if not np.isfinite(fit.reconstruction[-1]):
+    carry, history = interruptible_scan(
+        body,
+        init,
+        jax.random.split(key, num_steps),
+        progress_bar=progress_bar,
+        desc="PV-RNN training",
+        partial_result=result,
+    )
+    fitted = result(carry, history)
+    if not np.isfinite(fitted.reconstruction[-1]):
         raise FloatingPointError("training diverged (non-finite loss): lower the learning rate.")
-    return fit
+    return fitted
+
+
+# Before the models agreed on one verb (``fit``, returning a ``FitResult``).
+train = renamed(fit, "models.pvrnn.train")
+TrainResult = FitResult

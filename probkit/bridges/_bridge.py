@@ -25,7 +25,7 @@ from probkit._checks import check_key, check_seed
 from probkit.bridges._ipf import RandomFeatures, feature_map, ipf_iteration, random_features
 from probkit.bridges._paths import reference_flow, residual_bridge
 from probkit.bridges._sinkhorn import sinkhorn, squared_distances, warn_not_converged
-from probkit.progress import Interrupted, interruptible_scan
+from probkit.progress import interruptible_scan
 from probkit.sde._euler_maruyama import euler_maruyama
 
 __all__ = ["Bridge", "schrodinger_bridge", "brownian_drift"]
@@ -334,15 +334,12 @@ def schrodinger_bridge(
         )
 
     # IPF iterations in chunks: Ctrl-C keeps the bridge of the iterations done.
-    try:
-        forward_weights, _ = interruptible_scan(
-            body,
-            init,
-            jax.random.split(key_ipf, num_iterations),
-            progress_bar=progress_bar,
-            desc="IPF",
-        )
-    except Interrupted as interrupt:
-        interrupt.partial_result = bridge(interrupt.carry)
-        raise
+    forward_weights, _ = interruptible_scan(
+        body,
+        init,
+        jax.random.split(key_ipf, num_iterations),
+        progress_bar=progress_bar,
+        desc="IPF",
+        partial_result=lambda carry, _: bridge(carry),
+    )
     return bridge(forward_weights)

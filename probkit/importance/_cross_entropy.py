@@ -8,14 +8,13 @@ density ``g_j`` to ``|phi_j| f_j`` by weighted maximum likelihood on points
 - ``"SG"``: one Gaussian (closed form: weighted mean and covariance);
 - ``"GM"``: a mixture of ``num_components`` Gaussians fitted by weighted EM.
 
-All ``J`` densities share one container, :class:`GaussianMixture`, with leading
-axes ``(J, C)``; a sampling law ``g_alpha = sum_j alpha_j g_j`` is that container
-plus the mixture weights ``alpha``. Everything is pure, jit- and vmap-able.
+All ``J`` densities share one :class:`probkit.GaussianMixture` with batch shape
+``(J,)`` (``log_weights (J, C)``, ``means (J, C, d)``); a sampling law
+``g_alpha = sum_j alpha_j g_j`` is that container plus the mixture weights ``alpha``.
+Everything is pure, jit- and vmap-able.
 """
 
 from __future__ import annotations
-
-from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -23,6 +22,7 @@ import numpyro.distributions as dist
 from jax import Array
 
 from probkit._checks import check_key
+from probkit._gaussian_mixture import GaussianMixture
 
 __all__ = [
     "GaussianMixture",
@@ -33,20 +33,6 @@ __all__ = [
 ]
 
 
-class GaussianMixture(NamedTuple):
-    """``J`` Gaussian mixtures ``g_j`` of ``C`` components each, in ``R^d``.
-
-    Attributes:
-        locs: component means, shape ``(J, C, d)``.
-        scale_trils: lower Cholesky factors of the covariances, ``(J, C, d, d)``.
-        log_weights: log weights of the components within each ``g_j``, ``(J, C)``.
-    """
-
-    locs: Array
-    scale_trils: Array
-    log_weights: Array
-
-
 def component_log_densities(mixture: GaussianMixture, points: Array) -> Array:
     """``log g_j(z)`` for every point and every ``j``, shape ``(n, J)``.
 
@@ -54,13 +40,11 @@ def component_log_densities(mixture: GaussianMixture, points: Array) -> Array:
         >>> import jax.numpy as jnp
         >>> from probkit.importance import GaussianMixture
         >>> from probkit.importance._cross_entropy import component_log_densities
-        >>> g = GaussianMixture(jnp.zeros((2, 1, 1)), jnp.ones((2, 1, 1, 1)), jnp.zeros((2, 1)))
+        >>> g = GaussianMixture(jnp.zeros((2, 1)), jnp.zeros((2, 1, 1)), jnp.ones((2, 1, 1, 1)))
         >>> component_log_densities(g, jnp.zeros((3, 1))).shape
         (3, 2)
     """
-    gauss = dist.MultivariateNormal(mixture.locs, scale_tril=mixture.scale_trils)
-    logp = gauss.log_prob(points[:, None, None, :])  # (n, J, C)
-    return jax.nn.logsumexp(logp + mixture.log_weights, axis=-1)
+    return mixture.log_prob(points[:, None, :])
 
 
 def mixture_log_density(
@@ -74,7 +58,7 @@ def mixture_log_density(
         >>> import jax.numpy as jnp
         >>> from probkit.importance import GaussianMixture
         >>> from probkit.importance._cross_entropy import mixture_log_density
-        >>> g = GaussianMixture(jnp.zeros((2, 1, 1)), jnp.ones((2, 1, 1, 1)), jnp.zeros((2, 1)))
+        >>> g = GaussianMixture(jnp.zeros((2, 1)), jnp.zeros((2, 1, 1)), jnp.ones((2, 1, 1, 1)))
         >>> log_g_alpha, log_g = mixture_log_density(g, jnp.array([0.5, 0.5]), jnp.zeros((3, 1)))
         >>> log_g_alpha.shape, log_g.shape
         ((3,), (3, 2))
@@ -90,23 +74,20 @@ def sample_mixture(key: Array, mixture: GaussianMixture, alpha: Array, num_sampl
     Example:
         >>> import jax, jax.numpy as jnp
         >>> from probkit.importance import GaussianMixture, sample_mixture
-        >>> g = GaussianMixture(jnp.zeros((2, 1, 1)), jnp.ones((2, 1, 1, 1)), jnp.zeros((2, 1)))
+        >>> g = GaussianMixture(jnp.zeros((2, 1)), jnp.zeros((2, 1, 1)), jnp.ones((2, 1, 1, 1)))
         >>> sample_mixture(jax.random.key(0), g, jnp.array([0.3, 0.7]), 5).shape
         (5, 1)
     """
     check_key(key)
-    num_j, num_c, d = mixture.locs.shape
-    log_alpha = jnp.log(jnp.clip(alpha, jnp.finfo(mixture.locs.dtype).tiny))
-    logits = (log_alpha[:, None] + mixture.log_weights).reshape(num_j * num_c)
-    key_which, key_noise = jax.random.split(key)
-    # Inverse-CDF draw of the components (compiles far faster than Gumbel-max categorical).
-    cdf = jnp.cumsum(jax.nn.softmax(logits))
-    u = jax.random.uniform(key_which, (num_samples,), cdf.dtype) * cdf[-1]
-    which = jnp.sum(u[:, None] >= cdf[None, :-1], axis=1)
-    noise = jax.random.normal(key_noise, (num_samples, d), mixture.locs.dtype)
-    locs = mixture.locs.reshape(num_j * num_c, d)[which]
-    trils = mixture.scale_trils.reshape(num_j * num_c, d, d)[which]
-    return locs + jnp.einsum("nij,nj->ni", trils, noise)
+    num_j, num_c, d = mixture.means.shape
+    log_alpha = jnp.log(jnp.clip(alpha, jnp.finfo(mixture.means.dtype).tiny))
+    # g_alpha is one mixture of the J * C components, weighted alpha_j w_jc.
+    flat = GaussianMixture(
+        (log_alpha[:, None] + mixture.log_weights).reshape(num_j * num_c),
+        mixture.means.reshape(num_j * num_c, d),
+        mixture.covariances.reshape(num_j * num_c, d, d),
+    )
+    return flat.sample(key, num_samples)
 
 
 # -- fitting ------------------------------------------------------------------------------------
@@ -130,7 +111,7 @@ def _weighted_moments(points: Array, weights: Array, diagonal: bool, jitter: flo
 def _fit_single_gaussian(points, log_weights, diagonal, jitter):
     weights = jax.nn.softmax(log_weights)
     mean, cov = _weighted_moments(points, weights, diagonal, jitter)
-    return mean[None], jnp.linalg.cholesky(cov)[None], jnp.zeros((1,), points.dtype)
+    return jnp.zeros((1,), points.dtype), mean[None], cov[None]
 
 
 def _fit_em(points, log_weights, num_components, diagonal, jitter, num_steps):
@@ -171,7 +152,7 @@ def _fit_em(points, log_weights, num_components, diagonal, jitter, num_steps):
         return locs, covs, log_pi - jax.nn.logsumexp(log_pi)
 
     locs, covs, log_pi = jax.lax.fori_loop(0, num_steps, em_step, (locs, covs, log_pi))
-    return locs, jnp.linalg.cholesky(covs), log_pi
+    return log_pi, locs, covs
 
 
 def fit_cross_entropy(
@@ -195,19 +176,19 @@ def fit_cross_entropy(
         num_em_steps: EM iterations when ``num_components > 1``.
 
     Returns:
-        A :class:`GaussianMixture` with ``J`` mixtures of ``num_components`` components.
+        A :class:`probkit.GaussianMixture` of batch shape ``(J,)``: ``J`` mixtures of
+        ``num_components`` components.
 
     Example:
         >>> import jax, jax.numpy as jnp
         >>> from probkit.importance._cross_entropy import fit_cross_entropy
         >>> z = jax.random.normal(jax.random.key(0), (4000, 1))
         >>> g = fit_cross_entropy(z, 2 * jnp.log(jnp.abs(z)))  # |phi| = z^2 under N(0, 1)
-        >>> round(float(g.scale_trils[0, 0, 0, 0] ** 2), 1)  # E[z^4] / E[z^2] = 3
+        >>> round(float(g.covariances[0, 0, 0, 0]), 1)  # E[z^4] / E[z^2] = 3
         3.0
     """
     if num_components == 1:
         fit = lambda lw: _fit_single_gaussian(points, lw, diagonal, jitter)
     else:
         fit = lambda lw: _fit_em(points, lw, num_components, diagonal, jitter, num_em_steps)
-    locs, trils, log_pi = jax.vmap(fit, in_axes=1)(log_weights)
-    return GaussianMixture(locs, trils, log_pi)
+    return GaussianMixture(*jax.vmap(fit, in_axes=1)(log_weights))

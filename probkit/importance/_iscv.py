@@ -163,9 +163,9 @@ def iscv_init(
         return buf.at[0].set(first)
 
     placeholder = GaussianMixture(
+        jnp.full((num_batches, num_j, num_components), -jnp.log(num_components), dtype),
         jnp.zeros((num_batches, num_j, num_components, d), dtype),
         jnp.broadcast_to(jnp.eye(d, dtype=dtype), (num_batches, num_j, num_components, d, d)),
-        jnp.full((num_batches, num_j, num_components), -jnp.log(num_components), dtype),
     )
     return ISCVState(
         points=slots(points),
@@ -236,7 +236,7 @@ def iscv_propose(
         >>> phis = jnp.concatenate([z**2, z**4], -1)
         >>> state = iscv_init(z, phis, jnp.stack([logf, logf], -1), logf, num_batches=3)
         >>> g, alpha = iscv_propose(state)
-        >>> g.locs.shape, alpha.shape
+        >>> g.means.shape, alpha.shape
         ((2, 1, 1), (2,))
     """
     num_k, n, d = state.points.shape
@@ -359,8 +359,8 @@ def iscv_terms(
         >>> import jax, jax.numpy as jnp
         >>> from jax.scipy.stats import norm
         >>> from probkit.importance import GaussianMixture, iscv_terms
-        >>> g = GaussianMixture(
-        ...     jnp.zeros((1, 1, 1)), jnp.full((1, 1, 1, 1), 2.0), jnp.zeros((1, 1))
+        >>> g = GaussianMixture(  # one N(0, 2^2) proposal
+        ...     jnp.zeros((1, 1)), jnp.zeros((1, 1, 1)), jnp.full((1, 1, 1, 1), 4.0)
         ... )
         >>> z = 2.0 * jax.random.normal(jax.random.key(0), (20000, 1))
         >>> logf = norm.logpdf(z).sum(-1)[:, None]

@@ -263,8 +263,7 @@ def gaussian_mixture_velocity(mixture: GaussianMixture, path: Interpolant) -> Fi
     def velocity(x, t):
         alpha, beta, alpha_dot, beta_dot = _coefficients(path, t)
         marginal = gaussian_mixture_marginal(mixture, path, t)
-        log_probs, _ = marginal._component_log_probs(x)
-        resp = jax.nn.softmax(mixture.log_weights + log_probs)
+        resp = marginal.responsibilities(x)
         diff = x[None, :] - beta * mixture.means
         solved = jnp.linalg.solve(marginal.covariances, diff[..., None])[..., 0]
         gain = jnp.einsum("kij,kj->ki", mixture.covariances, solved)

@@ -37,6 +37,7 @@ from probkit.sde._gaussian_mixture import (
     GaussianMixture,
     exact_score,
     gaussian_mixture,
+    log_prob_from_cholesky,
     mixture_product,
     noised,
 )
@@ -104,6 +105,7 @@ __all__ = [
     "divergence",
     "GaussianMixture",
     "gaussian_mixture",
+    "log_prob_from_cholesky",
     "noised",
     "exact_score",
     "mixture_product",

@@ -36,7 +36,7 @@ import numpy as np
 import optax
 
 from probkit._checks import check_int, check_key
-from probkit.progress import Interrupted, interruptible_scan
+from probkit.progress import interruptible_scan
 from probkit.sde._fractional import optimal_weights, ou_rates, stationary_ou_covariance
 
 __all__ = [
@@ -661,17 +661,14 @@ def fit_latent_sde(
 
     # The loop donates its carry: copies, so that the caller's model stays valid.
     init = jax.tree_util.tree_map(jnp.copy, (params, optimiser.init(params)))
-    try:
-        (params, _), history = interruptible_scan(
-            body,
-            init,
-            jax.random.split(key, num_steps),
-            progress_bar=progress_bar,
-            desc="latent SDE fit",
-        )
-    except Interrupted as interrupt:
-        interrupt.partial_result = result(interrupt.carry[0], interrupt.ys)
-        raise
+    (params, _), history = interruptible_scan(
+        body,
+        init,
+        jax.random.split(key, num_steps),
+        progress_bar=progress_bar,
+        desc="latent SDE fit",
+        partial_result=lambda carry, ys: result(carry[0], ys),
+    )
     fit = result(params, history)
     if not np.isfinite(fit.elbo[-1]):
         raise FloatingPointError(

@@ -117,7 +117,7 @@ def test_gaussian_mixture_family_on_bimodal_optimal_densities():
     res = multiple_expectations(
         jax.random.key(0), phis, dist.Normal(0.0, 1.0), budget, family="GM", weights=1 / truth**2
     )
-    assert res.proposal.locs.shape == (2, 2, 1)
+    assert res.proposal.means.shape == (2, 2, 1)
     err = np.abs(np.asarray(res.estimates) - truth)
     assert np.all(err < 4 * np.asarray(res.std_errors))
     # Plain Monte Carlo's relative standard errors are sqrt(((1 + e^(2k^2)) / (2 e^(k^2)) - 1) / N):
@@ -154,9 +154,7 @@ def test_cross_entropy_fits():
     z = jax.random.normal(jax.random.key(0), (200_000, 1))
     # Single Gaussian fitted to z^2 N(0, 1): mean 0, variance E[z^4] / E[z^2] = 3.
     g = fit_cross_entropy(z, 2 * jnp.log(jnp.abs(z)))
-    assert (
-        abs(float(g.locs[0, 0, 0])) < 0.02 and abs(float(g.scale_trils[0, 0, 0, 0]) ** 2 - 3) < 0.05
-    )
+    assert abs(float(g.means[0, 0, 0])) < 0.02 and abs(float(g.covariances[0, 0, 0, 0]) - 3) < 0.05
     # Weighted EM recovers an equal mixture of N(-2, 0.5^2) and N(2, 0.5^2) from weights f/N(0,1).
     target = dist.MixtureSameFamily(
         dist.Categorical(probs=jnp.array([0.5, 0.5])), dist.Normal(jnp.array([-2.0, 2.0]), 0.5)
@@ -164,10 +162,10 @@ def test_cross_entropy_fits():
     z3 = 3.0 * jax.random.normal(jax.random.key(1), (20_000, 1))
     log_w = target.log_prob(z3[:, 0]) - dist.Normal(0.0, 3.0).log_prob(z3[:, 0])
     gm = fit_cross_entropy(z3, log_w[:, None], num_components=2)
-    locs = np.sort(np.asarray(gm.locs[0, :, 0]))
+    locs = np.sort(np.asarray(gm.means[0, :, 0]))
     # Self-normalised IS with ESS ~ 5e3: the means are within ~0.02 of the truth.
     assert np.allclose(locs, [-2.0, 2.0], atol=0.05)
-    assert np.allclose(np.asarray(gm.scale_trils[0, :, 0, 0]), 0.5, atol=0.05)
+    assert np.allclose(np.sqrt(np.asarray(gm.covariances[0, :, 0, 0])), 0.5, atol=0.05)
     assert np.allclose(np.exp(np.asarray(gm.log_weights[0])), 0.5, atol=0.05)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
-from probkit.models.distribution_transformer import GMM, TASKS, sample_prior
+from probkit.models.distribution_transformer import TASKS, gaussian_mixture, sample_prior
 
 
 def random_linear_gaussian_query(key, dim: int, num_obs: int | None = None):
@@ -16,7 +16,7 @@ def random_linear_gaussian_query(key, dim: int, num_obs: int | None = None):
     log_w, means, chol, mask, _ = sample_prior(keys[0], dim, r._replace(parametric_probability=0.0))
     k = int(mask.sum())
     cov = chol[:k] @ jnp.swapaxes(chol[:k], -1, -2)
-    prior = GMM(jnp.exp(log_w[:k]), means[:k], 0.5 * (cov + jnp.swapaxes(cov, -1, -2)))
+    prior = gaussian_mixture(jnp.exp(log_w[:k]), means[:k], 0.5 * (cov + jnp.swapaxes(cov, -1, -2)))
     z = prior.sample(keys[1], 1)[0]
     obs_matrix = jax.random.uniform(
         keys[2], (dim, dim), minval=-r.obs_matrix_bound, maxval=r.obs_matrix_bound

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from probkit.models.distribution_transformer import (
-    GMM,
+    gaussian_mixture,
     linear_gaussian_log_evidence,
     linear_gaussian_posterior,
 )
@@ -16,7 +16,7 @@ def test_1d_against_quadrature():
     weights = np.array([0.2, 0.5, 0.3])
     means = np.array([-3.0, 0.0, 2.5])
     stds = np.array([0.7, 1.2, 0.4])
-    prior = GMM(weights, means[:, None], (stds**2)[:, None, None])
+    prior = gaussian_mixture(weights, means[:, None], (stds**2)[:, None, None])
     h, s = -1.3, 0.8
     y = np.array([0.4, -1.0, 0.1, 0.9])
     grid = np.linspace(-12, 12, 200_001)
@@ -55,7 +55,9 @@ def test_2d_against_joint_gaussian_conditioning(seed):
     h = rng.normal(size=(m, d))
     s = 0.6
     y = rng.normal(size=(n, m))
-    post = linear_gaussian_posterior(GMM(weights, means, covs), jnp.asarray(y), jnp.asarray(h), s)
+    post = linear_gaussian_posterior(
+        gaussian_mixture(weights, means, covs), jnp.asarray(y), jnp.asarray(h), s
+    )
     big_h = np.tile(h, (n, 1))  # stacked observation matrix (n m, d)
     yv = y.reshape(-1)
     log_ev, post_means, post_covs = [], [], []
@@ -76,7 +78,7 @@ def test_2d_against_joint_gaussian_conditioning(seed):
 
 
 def test_shape_errors():
-    prior = GMM(jnp.ones(1), jnp.zeros((1, 2)), jnp.eye(2)[None])
+    prior = gaussian_mixture(jnp.ones(1), jnp.zeros((1, 2)), jnp.eye(2)[None])
     with pytest.raises(ValueError, match="obs_matrix must have shape"):
         linear_gaussian_posterior(prior, jnp.zeros((3, 2)), jnp.eye(3), 1.0)
     with pytest.raises(ValueError, match="noise_std must be positive"):
@@ -85,7 +87,9 @@ def test_shape_errors():
 
 def test_observation_mask_equals_dropping_rows():
     rng = np.random.default_rng(3)
-    prior = GMM(np.array([0.3, 0.7]), rng.normal(size=(2, 2)), np.stack([np.eye(2), 2 * np.eye(2)]))
+    prior = gaussian_mixture(
+        np.array([0.3, 0.7]), rng.normal(size=(2, 2)), np.stack([np.eye(2), 2 * np.eye(2)])
+    )
     y = jnp.asarray(rng.normal(size=(6, 2)), jnp.float32)
     mask = jnp.array([True, False, True, True, False, False])
     h = jnp.array([[1.0, 0.5], [0.0, 1.0]])

@@ -7,10 +7,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from probkit.models.distribution_transformer import (
-    GMM,
     DistributionTransformer,
     apply_model,
     gaussian,
+    gaussian_mixture,
     linear_gaussian_posterior,
     linear_gaussian_task,
     posterior,
@@ -85,7 +85,7 @@ def test_pseudo_observation_sites_hold_the_exact_posterior(num_rows):
     weight = jnp.zeros_like(net.site_raw.weight)
     weight = weight.at[: d + 1, : d + 1].set(jnp.eye(d + 1) / _SITE_RAW_GAIN)
     net = eqx.tree_at(lambda m: m.site_raw.weight, net, weight)
-    prior = GMM(
+    prior = gaussian_mixture(
         jnp.array([0.3, 0.7]),
         jnp.array([[0.5, -1.0], [-1.0, 2.0]]),
         jnp.array([[[1.0, 0.3], [0.3, 0.5]], [[0.4, 0.0], [0.0, 0.9]]]),
@@ -175,7 +175,7 @@ def test_posterior_fast_path_matches_the_pure_pieces_and_compiles_once():
     from probkit.models.distribution_transformer import _inference
 
     net = _net(True)
-    prior = GMM(
+    prior = gaussian_mixture(
         jnp.array([0.3, 0.7]),
         jnp.array([[0.5, -1.0], [-1.0, 2.0]]),
         jnp.array([[[1.0, 0.3], [0.3, 0.5]], [[0.4, 0.0], [0.0, 0.9]]]),
@@ -197,4 +197,4 @@ def test_posterior_fast_path_matches_the_pure_pieces_and_compiles_once():
     # One executable for this (network, task) whatever n and K: all padded.
     assert len(_inference._COMPILED) == before + 1
     # The output is a valid GMM (the fast path skips the checks, so recheck here).
-    GMM(post.weights, post.means, post.covariances)
+    gaussian_mixture(post.weights, post.means, post.covariances)

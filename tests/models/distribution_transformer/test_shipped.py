@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from dt_helpers import batched_linear_gaussian_queries
 from probkit.models.distribution_transformer import (
-    GMM,
+    gaussian_mixture,
     kl_divergence_mc,
     linear_gaussian_posterior,
     load_pretrained,
@@ -38,7 +38,8 @@ LOGISTIC_MEAN_ERROR_BOUND = 0.17
 @jax.jit
 def _reference(prior, approx, y, data_mask, obs_matrix, noise_std, z, key):
     """KL(exact || DT) and its standard error, KL(exact || prior), NLLs of z (DT, exact)."""
-    prior, approx = GMM(*prior), GMM(*approx)  # padded: zero weights, identity covariances
+    # Padded: zero weights, identity covariances.
+    prior, approx = gaussian_mixture(*prior), gaussian_mixture(*approx)
     exact = linear_gaussian_posterior(prior, y, obs_matrix, noise_std, observation_mask=data_mask)
     kl, se = kl_divergence_mc(exact, approx, key, NUM_MC)
     kl_prior = kl_divergence_mc(exact, prior, key, NUM_MC)[0]
@@ -57,7 +58,7 @@ def test_kl_to_exact_posterior_with_shipped_weights(dim, square):
     for i in range(100):
         w, mu, cov, z, y, data_mask, h, s, m = (np.asarray(x[i]) for x in batch)
         keep, n = w > 0, int(data_mask.sum())
-        prior = GMM(w[keep] / w[keep].sum(), mu[keep], cov[keep])
+        prior = gaussian_mixture(w[keep] / w[keep].sum(), mu[keep], cov[keep])
         approx = posterior(prior, y[:n, :m], obs_matrix=h[:m], noise_std=float(s), model=model)
         pad = k_max - approx.num_components
         padded_approx = (
@@ -86,7 +87,7 @@ def test_kl_to_exact_posterior_with_shipped_weights(dim, square):
 @pytest.mark.parametrize("dim,num_rows", [(1, 1), (2, 2), (2, 1)])
 def test_sequential_inference_tracks_the_exact_filter(dim, num_rows):
     rng = np.random.default_rng(dim)
-    prior = GMM(
+    prior = gaussian_mixture(
         jnp.array([0.4, 0.6]),
         jnp.array([[-2.0] * dim, [1.5] * dim]),
         jnp.stack([jnp.eye(dim) * 1.0, jnp.eye(dim) * 0.5]),
@@ -116,7 +117,7 @@ def test_sequential_inference_tracks_the_exact_filter(dim, num_rows):
 
 
 def test_obs_matrix_shape_errors_name_the_argument():
-    g2 = GMM(jnp.ones(1), jnp.zeros((1, 2)), jnp.eye(2)[None])
+    g2 = gaussian_mixture(jnp.ones(1), jnp.zeros((1, 2)), jnp.eye(2)[None])
     with pytest.raises(ValueError, match=r"obs_matrix must have shape \(m, d\) with d = 2 columns"):
         posterior(g2, jnp.ones((3, 1)), obs_matrix=jnp.ones((1, 3)), noise_std=1.0)
     with pytest.raises(ValueError, match=r"obs_matrix\[None, :\] \(shape \(1, 2\)\)"):
@@ -138,7 +139,7 @@ def test_obs_matrix_shape_errors_name_the_argument():
 def test_zero_rows_of_obs_matrix_change_nothing():
     # A row of zeros observes only noise: the posterior is that of the other rows (the
     # scalar observations of the zero row are left out, so the two calls are identical).
-    prior = GMM(
+    prior = gaussian_mixture(
         jnp.array([0.5, 0.5]), jnp.array([[-1.0, 0.0], [1.0, 1.0]]), jnp.stack([jnp.eye(2)] * 2)
     )
     y = jnp.array([[0.5, 3.0], [0.8, -2.0]])
@@ -151,18 +152,20 @@ def test_zero_rows_of_obs_matrix_change_nothing():
 
 
 def test_trained_range_errors():
-    g1 = GMM(jnp.ones(1), jnp.zeros((1, 1)), jnp.eye(1)[None])
+    g1 = gaussian_mixture(jnp.ones(1), jnp.zeros((1, 1)), jnp.eye(1)[None])
     y = jnp.ones((3, 1))
     kwargs = dict(obs_matrix=jnp.eye(1), noise_std=1.0)
     with pytest.raises(ValueError, match=r"latent dimensions \[1, 2\]"):
         posterior(
-            GMM(jnp.ones(1), jnp.zeros((1, 3)), jnp.eye(3)[None]),
+            gaussian_mixture(jnp.ones(1), jnp.zeros((1, 3)), jnp.eye(3)[None]),
             jnp.ones((3, 3)),
             obs_matrix=jnp.eye(3),
             noise_std=1.0,
         )
     with pytest.raises(ValueError, match="trained on 1 to 4"):
-        posterior(GMM(jnp.ones(5) / 5, jnp.zeros((5, 1)), jnp.ones((5, 1, 1))), y, **kwargs)
+        posterior(
+            gaussian_mixture(jnp.ones(5) / 5, jnp.zeros((5, 1)), jnp.ones((5, 1, 1))), y, **kwargs
+        )
     with pytest.raises(ValueError, match="at most 20"):
         posterior(g1, jnp.ones((21, 1)), **kwargs)
     with pytest.raises(ValueError, match=r"noise_std must lie in \[0.2, 2.0\]"):
@@ -170,9 +173,13 @@ def test_trained_range_errors():
     with pytest.raises(ValueError, match=r"obs_matrix entries must lie in \[-2.0, 2.0\]"):
         posterior(g1, y, obs_matrix=3 * jnp.eye(1), noise_std=1.0)
     with pytest.raises(ValueError, match="means must lie in"):
-        posterior(GMM(jnp.ones(1), jnp.full((1, 1), 9.0), jnp.eye(1)[None]), y, **kwargs)
+        posterior(
+            gaussian_mixture(jnp.ones(1), jnp.full((1, 1), 9.0), jnp.eye(1)[None]), y, **kwargs
+        )
     with pytest.raises(ValueError, match="standard deviations"):
-        posterior(GMM(jnp.ones(1), jnp.zeros((1, 1)), 100 * jnp.eye(1)[None]), y, **kwargs)
+        posterior(
+            gaussian_mixture(jnp.ones(1), jnp.zeros((1, 1)), 100 * jnp.eye(1)[None]), y, **kwargs
+        )
     with pytest.raises(ValueError, match="needs obs_matrix"):
         posterior(g1, y, noise_std=1.0)
     with pytest.raises(ValueError, match="task must be one of"):
@@ -209,7 +216,7 @@ def test_logistic_regression_against_grid_quadrature():
         n = int(rng.integers(5, 21))
         x = rng.normal(size=(n, 2))
         y = (rng.uniform(size=n) < 1 / (1 + np.exp(-x @ w))).astype(np.float64)
-        prior = GMM(
+        prior = gaussian_mixture(
             jnp.ones(1),
             jnp.asarray(mean[None], jnp.float32),
             jnp.asarray(np.diag(std**2)[None], jnp.float32),

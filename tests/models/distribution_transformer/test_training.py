@@ -8,15 +8,16 @@ import numpy as np
 import optax
 import pytest
 from probkit.models.distribution_transformer import (
+    fit,
     forward_kl_loss,
     init_model,
     linear_gaussian_task,
     load,
     save,
-    train,
     train_step,
 )
-from probkit.models.distribution_transformer._gmm import gmm_log_prob_cholesky
+
+from probkit.sde import log_prob_from_cholesky
 
 TASK = linear_gaussian_task(1)
 _loss = eqx.filter_jit(forward_kl_loss)
@@ -27,7 +28,7 @@ def test_loss_of_untrained_model_is_prior_nll():
     batch = _sample_batch(jax.random.split(jax.random.key(0), 16))
     net = init_model(TASK, key=jax.random.key(1), width=16, depth=1)
     expected = -jnp.mean(
-        jax.vmap(gmm_log_prob_cholesky)(
+        jax.vmap(log_prob_from_cholesky)(
             batch.log_weights, batch.means, batch.cholesky, batch.latent
         )
     )
@@ -60,21 +61,21 @@ def test_optax_steps_lower_the_loss_on_a_fixed_batch(tmp_path):
 
 def test_train_argument_errors():
     with pytest.raises(ValueError, match="unknown task"):
-        train("poisson_3d", num_steps=1)
+        fit("poisson_3d", num_steps=1)
     with pytest.raises(ValueError, match="num_steps must be an int >= 1"):
-        train("linear_gaussian_1d", num_steps=0)
+        fit("linear_gaussian_1d", num_steps=0)
     with pytest.raises(ValueError, match="residual_decay must be >= 0"):
-        train("linear_gaussian_1d", num_steps=1, residual_decay=-1.0)
+        fit("linear_gaussian_1d", num_steps=1, residual_decay=-1.0)
     net = init_model(linear_gaussian_task(2), key=jax.random.key(0), width=16, depth=1)
     with pytest.raises(ValueError, match="does not fit task"):
-        train("linear_gaussian_1d", model=net, num_steps=1)
+        fit("linear_gaussian_1d", model=net, num_steps=1)
 
 
 def test_train_refuses_float_seeds_and_sizes():
     with pytest.raises(ValueError, match="seed must be an int"):
-        train("linear_gaussian_1d", num_steps=1, seed=1.0)
+        fit("linear_gaussian_1d", num_steps=1, seed=1.0)
     with pytest.raises(ValueError, match="batch_size must be an int"):
-        train("linear_gaussian_1d", num_steps=1, batch_size=8.0)
+        fit("linear_gaussian_1d", num_steps=1, batch_size=8.0)
     with pytest.raises(TypeError, match="key must be a jax.random key"):
         init_model(TASK, key=0.0)
     with pytest.raises(TypeError, match="key must be a jax.random key"):
@@ -91,7 +92,7 @@ def _scan_reference(num_steps, **kwargs):
     key_init, key_train = jax.random.split(jax.random.key(0))
     net = init_model(TASK, key=key_init, width=16, depth=1, num_heads=2)
     params, static = eqx.partition(net, eqx.is_inexact_array)
-    opt = _training._default_optimizer(1e-3, num_steps)  # the default of train
+    opt = _training._default_optimizer(1e-3, num_steps)  # the default of fit
     body = _training._TrainBody(static, TASK.sample_query, opt, 4, 0.5)
 
     @jax.jit
@@ -108,7 +109,7 @@ def _leaves(model):
 
 @pytest.mark.slow  # two compilations of a training step: ~20-40 s on a shared core
 def test_chunked_training_equals_one_scan():
-    result = train(TASK, **SMALL)
+    result = fit(TASK, **SMALL)
     model, losses = _scan_reference(SMALL["num_steps"])
     # The same float32 steps, compiled as a chunked loop and as one scan: equal up to
     # XLA's rounding of differently fused programs.
@@ -123,7 +124,7 @@ def test_ctrl_c_keeps_the_steps_done(monkeypatch, backend_compile_seconds):
     from probkit import progress
     from probkit.progress import Interrupted
 
-    full = train(TASK, **SMALL)
+    full = fit(TASK, **SMALL)
     calls = {"n": 0}
     original = progress._run_chunk_jit
 
@@ -136,7 +137,7 @@ def test_ctrl_c_keeps_the_steps_done(monkeypatch, backend_compile_seconds):
     monkeypatch.setattr(progress, "_run_chunk_jit", counting)
     backend_compile_seconds.clear()
     with pytest.raises(Interrupted, match="interrupted after 3 of 6 steps") as info:
-        train(TASK, **SMALL)
+        fit(TASK, **SMALL)
     # The same settings: the compiled loop is reused (the one compilation allowed is the
     # slice of the loss history to the steps done).
     assert len(backend_compile_seconds) <= 1
@@ -146,7 +147,7 @@ def test_ctrl_c_keeps_the_steps_done(monkeypatch, backend_compile_seconds):
     # The same keys per step: the steps done are the uninterrupted run's first three.
     np.testing.assert_array_equal(np.asarray(partial.losses), np.asarray(full.losses[:3]))
     # And the partial network is the full run's after 3 steps: its loss on the 4th batch
-    # (the keys of train: seed 0 split for the steps) is the full run's 4th loss.
+    # (the keys of fit: seed 0 split for the steps) is the full run's 4th loss.
     batch = jax.vmap(TASK.sample_query)(
         jax.random.split(jax.random.split(jax.random.split(jax.random.key(0))[1], 6)[3], 4)
     )

@@ -80,7 +80,7 @@ def test_invalid_masks_and_rewards_are_rejected_before_training():
     with pytest.raises(ValueError, match="rewards must be > 0"):
         gflownet.check_environment(_ZeroRewardGrid(ndim=2, height=3))
     with pytest.raises(ValueError, match="rewards must be > 0"):
-        gflownet.train(_ZeroRewardGrid(ndim=2, height=3), num_trajectories=8, batch_size=8)
+        gflownet.fit(_ZeroRewardGrid(ndim=2, height=3), num_trajectories=8, batch_size=8)
     with pytest.raises(ValueError, match="R0 must be > 0"):
         gflownet.HyperGrid(ndim=2, height=8, R0=0.0)
     with pytest.raises(ValueError, match="energies must be finite"):
@@ -139,7 +139,7 @@ def test_training_works_on_a_grid_too_large_to_enumerate():
     # 20) so that the test compiles fast; numpy integers are accepted as sizes.
     env = gflownet.HyperGrid(ndim=np.int64(19), height=np.int64(2))
     assert env.num_states > gflownet.MAX_ENUMERATED_STATES and env.all_states() is None
-    gfn = gflownet.train(env, num_trajectories=np.int64(16), batch_size=8, width=8, depth=1)
+    gfn = gflownet.fit(env, num_trajectories=np.int64(16), batch_size=8, width=8, depth=1)
     assert gfn.history.loss.shape == (2,) and np.all(np.isfinite(gfn.history.loss))
     assert gfn.history.l1.shape == (0,)
     samples = gflownet.importance_samples(jax.random.key(1), gfn.policy, env, 8)
@@ -150,5 +150,5 @@ def test_training_works_on_a_grid_too_large_to_enumerate():
 def test_training_works_on_the_12_by_16_hypergrid():
     # The size of the report (ndim 12, height 16): training used to enumerate 16^12 states.
     env = gflownet.HyperGrid(ndim=12, height=16)
-    gfn = gflownet.train(env, num_trajectories=8, batch_size=8, width=8, depth=1)
+    gfn = gflownet.fit(env, num_trajectories=8, batch_size=8, width=8, depth=1)
     assert gfn.history.loss.shape == (1,) and np.all(np.isfinite(gfn.history.loss))

@@ -43,13 +43,13 @@ def _interrupt_on(monkeypatch, call: int):
 def test_uninterrupted_training_equals_one_lax_scan(monkeypatch):
     # The previous implementation was one lax.scan over the same step: record what train
     # hands the chunked loop and run it through lax.scan instead.
-    chunked = gflownet.train(ENV, **SMALL)
+    chunked = gflownet.fit(ENV, **SMALL)
 
     def scan(f, init, xs, **_):
         return jax.jit(lambda c, x: jax.lax.scan(lambda a, b: f(a, b), c, x))(init, xs)
 
     monkeypatch.setattr(_training, "interruptible_scan", scan)
-    scanned = gflownet.train(ENV, **SMALL)
+    scanned = gflownet.fit(ENV, **SMALL)
     for a, b in zip(chunked.history, scanned.history, strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     for a, b in zip(_leaves(chunked), _leaves(scanned), strict=True):
@@ -57,10 +57,10 @@ def test_uninterrupted_training_equals_one_lax_scan(monkeypatch):
 
 
 def test_interrupted_training_keeps_the_first_steps(monkeypatch):
-    full = gflownet.train(ENV, **SMALL)
+    full = gflownet.fit(ENV, **SMALL)
     _interrupt_on(monkeypatch, call=3)
     with pytest.raises(Interrupted, match="interrupted after") as info:
-        gflownet.train(ENV, **SMALL)
+        gflownet.fit(ENV, **SMALL)
     err = info.value
     done, num_steps = err.steps_done, 300
     assert 0 < done < num_steps
@@ -83,10 +83,10 @@ def test_interrupted_training_keeps_the_first_steps(monkeypatch):
 
 def test_float_seeds_and_keys_are_refused_with_the_argument_named():
     with pytest.raises(ValueError, match="seed must be an int"):
-        gflownet.train(ENV, num_trajectories=64, seed=1.5)
+        gflownet.fit(ENV, num_trajectories=64, seed=1.5)
     with pytest.raises(ValueError, match="seed must be an int"):
-        gflownet.train(ENV, num_trajectories=64, seed=2.0)
-    gfn = gflownet.train(ENV, **SMALL)  # compiled above
+        gflownet.fit(ENV, num_trajectories=64, seed=2.0)
+    gfn = gflownet.fit(ENV, **SMALL)  # compiled above
     with pytest.raises(TypeError, match="key must be a jax.random key"):
         gfn.sample(0.5, 10)
     with pytest.raises(TypeError, match="key must be a jax.random key"):
@@ -100,4 +100,4 @@ def test_float_seeds_and_keys_are_refused_with_the_argument_named():
     with pytest.raises(TypeError, match="key must be a jax.random key"):
         gflownet.Policy(ENV, key=0.0)
     with pytest.raises(ValueError, match="schedule must be"):
-        gflownet.train(ENV, num_trajectories=64, schedule="linear")
+        gflownet.fit(ENV, num_trajectories=64, schedule="linear")

@@ -39,7 +39,7 @@ def test_defaults_converge_on_the_3d_grid_of_side_5():
     # The case of the issue: 20,000 trajectories of trajectory balance at the defaults
     # (torchgfn's hypergrid settings, batch 128 at a constant 1e-3, reach 0.088 here).
     env = gflownet.HyperGrid(ndim=3, height=5)
-    gfn = gflownet.train(env, num_trajectories=20_000)
+    gfn = gflownet.fit(env, num_trajectories=20_000)
     floor = _noise_floor(env)  # 0.019
     exact_l1 = float(_metrics(gfn).l1_sum)  # measured 0.0014-0.0022 over seeds 0-2
     assert exact_l1 < floor
@@ -58,7 +58,7 @@ def test_defaults_converge_on_the_3d_grid_of_side_5():
 @pytest.mark.slow
 def test_trajectory_balance_defaults_on_the_torchgfn_tutorial_grid():
     # torchgfn's train_hypergrid_simple.py: 8 x 8 grid, 1000 iterations of 16 trajectories.
-    gfn = gflownet.train(GRID, loss="tb", num_trajectories=16_000)
+    gfn = gflownet.fit(GRID, loss="tb", num_trajectories=16_000)
     metrics = _metrics(gfn)
     assert float(metrics.l1_sum) < _noise_floor(GRID)  # floor 0.0115; measured 1e-4-2e-4
     assert float(metrics.log_z_error) <= 0.01
@@ -72,7 +72,7 @@ def test_trajectory_balance_defaults_on_the_torchgfn_tutorial_grid():
 @pytest.mark.slow
 @pytest.mark.parametrize("loss", ["db", "subtb", "fm"])
 def test_detailed_subtrajectory_balance_and_flow_matching_defaults_converge(loss):
-    gfn = gflownet.train(GRID, loss=loss, num_trajectories=8000)
+    gfn = gflownet.fit(GRID, loss=loss, num_trajectories=8000)
     metrics = _metrics(gfn)
     # Untrained samplers sit at L1 ~ 1.1; measured 0.0010-0.0034 over seeds 0 and 1.
     assert float(metrics.l1_sum) < _noise_floor(GRID)
@@ -83,7 +83,7 @@ def test_detailed_subtrajectory_balance_and_flow_matching_defaults_converge(loss
 
 @pytest.mark.slow
 def test_learned_backward_policy_replay_and_exploration():
-    gfn = gflownet.train(
+    gfn = gflownet.fit(
         GRID,
         loss="tb",
         num_trajectories=8000,
@@ -106,8 +106,8 @@ def test_forward_looking_beats_detailed_balance_on_the_set_task():
     common = dict(batch_size=64, width=64, learning_rate=3e-3, seed=0, eval_every=1000)
     # Equal numbers of transitions: 2048 complete trajectories of 7 transitions for DB,
     # 4778 incomplete ones of 3 transitions (no reward ever seen) for FL-DB.
-    db = gflownet.train(env, loss="db", num_trajectories=2048, **common)
-    fl = gflownet.train(env, loss="fldb", num_trajectories=4778, trajectory_length=3, **common)
+    db = gflownet.fit(env, loss="db", num_trajectories=2048, **common)
+    fl = gflownet.fit(env, loss="fldb", num_trajectories=4778, trajectory_length=3, **common)
     l1_db, l1_fl = float(_metrics(db).l1_sum), float(_metrics(fl).l1_sum)
     # Measured: DB 1.03, FL-DB 0.24.
     assert l1_fl < 0.5 * l1_db and l1_fl < 0.4
@@ -124,19 +124,19 @@ def test_forward_looking_beats_detailed_balance_on_the_set_task():
 
 def test_bad_arguments_are_rejected_before_compilation():
     with pytest.raises(ValueError, match="loss must be one of"):
-        gflownet.train(GRID, loss="kl", num_trajectories=128)
+        gflownet.fit(GRID, loss="kl", num_trajectories=128)
     with pytest.raises(ValueError, match="at least batch_size"):
-        gflownet.train(GRID, num_trajectories=10, batch_size=64)
+        gflownet.fit(GRID, num_trajectories=10, batch_size=64)
     with pytest.raises(ValueError, match="needs loss 'db' or 'fldb'"):
-        gflownet.train(GRID, loss="tb", num_trajectories=128, trajectory_length=3)
+        gflownet.fit(GRID, loss="tb", num_trajectories=128, trajectory_length=3)
     with pytest.raises(ValueError, match="epsilon"):
-        gflownet.train(GRID, num_trajectories=128, epsilon=1.5)
+        gflownet.fit(GRID, num_trajectories=128, epsilon=1.5)
     with pytest.raises(ValueError, match="backward_policy"):
-        gflownet.train(GRID, num_trajectories=128, backward_policy="greedy")
+        gflownet.fit(GRID, num_trajectories=128, backward_policy="greedy")
 
     class _NoEnergy(gflownet.HyperGrid):
         def energy(self, state):
             return gflownet.Environment.energy(self, state)
 
     with pytest.raises(ValueError, match="needs an `energy"):
-        gflownet.train(_NoEnergy(2, 4), loss="fldb", num_trajectories=128)
+        gflownet.fit(_NoEnergy(2, 4), loss="fldb", num_trajectories=128)

@@ -13,7 +13,7 @@ NUM_SEQ, NUM_STEPS = 12, 60
 def trained():
     data = pvrnn.switching_noise_sine(jax.random.key(0), NUM_SEQ, NUM_STEPS)
     net = pvrnn.PVRNN(jax.random.key(1), 1, num_d=(24,), num_z=(2,), tau=(2.0,), output_std=0.1)
-    fit = pvrnn.train(
+    fit = pvrnn.fit(
         jax.random.key(2),
         net,
         data.observations,
@@ -74,7 +74,7 @@ def test_meta_prior_trades_reconstruction_against_kl():
     results = {}
     for w in (0.05, 5.0):
         net = pvrnn.PVRNN(jax.random.key(1), 1, num_d=(16,), num_z=(2,), tau=(2.0,))
-        fit = pvrnn.train(jax.random.key(4), net, data.observations, meta_prior=w, num_steps=400)
+        fit = pvrnn.fit(jax.random.key(4), net, data.observations, meta_prior=w, num_steps=400)
         results[w] = (fit.reconstruction[-50:].mean(), fit.kl[-50:].sum(-1).mean())
     (rec_small, kl_small), (rec_large, kl_large) = results[0.05], results[5.0]
     print(results)
@@ -87,6 +87,6 @@ def test_bad_input():
         pvrnn.PVRNN(jax.random.key(0), 1, num_d=(8, 4), num_z=(2,), tau=(2.0, 4.0))
     net = pvrnn.PVRNN(jax.random.key(0), 1)
     with pytest.raises(ValueError, match="num_sequences, T, obs_dim"):
-        pvrnn.train(jax.random.key(0), net, np.zeros((10, 1)))
+        pvrnn.fit(jax.random.key(0), net, np.zeros((10, 1)))
     with pytest.raises(ValueError, match="window"):
         pvrnn.error_regression(net, np.zeros((10, 1)), window=10)

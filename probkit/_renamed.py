@@ -1,0 +1,39 @@
+"""Old public names kept working for a while after a rename, with a warning that says
+what to call instead."""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["renamed"]
+
+
+def renamed(function: Callable[..., Any], old_name: str) -> Callable[..., Any]:
+    """``function`` under its old name: the same call, plus a ``DeprecationWarning``.
+
+    Example:
+        >>> import warnings
+        >>> from probkit._renamed import renamed
+        >>> def fit(x):
+        ...     return x + 1
+        >>> train = renamed(fit, "models.example.train")
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     train(1), str(caught[0].message)
+        (2, 'models.example.train was renamed fit (same arguments); the old name will be removed.')
+    """
+    message = (
+        f"{old_name} was renamed {function.__name__} (same arguments); "
+        "the old name will be removed."
+    )
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        warnings.warn(message, DeprecationWarning, stacklevel=2)
+        return function(*args, **kwargs)
+
+    wrapper.__doc__ = f"Deprecated: {message}"
+    return wrapper
