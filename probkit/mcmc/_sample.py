@@ -13,6 +13,7 @@ computed can be a stale cache entry.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -193,10 +194,20 @@ class _SampleStep(_ByValue):
         one_draw = draw_function(step, key, statistics, start, self.settings.thinning)
         return one_draw, position
 
-    def __call__(self, i, shared, chain, carry):
+    def _step(self, i, shared, chain, carry):
         one_draw, _ = self.parts(shared, chain)
         state, y = one_draw(carry[1], i)
         return ((), state), y
+
+    def __call__(self, i, shared, chain, carry):
+        # Through one jit (keyed by this step's value): the output buffers' shapes and
+        # the chunk program then share a single trace of the sampler.
+        return _traced_step(self, i, shared, chain, carry)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _traced_step(step: _SampleStep, i, shared, chain, carry):
+    return step._step(i, shared, chain, carry)
 
 
 def _static_signature(static) -> tuple:
@@ -308,9 +319,23 @@ def _draw(step: _SampleStep, batch, shared, chain, state, *, desc: str, bar: boo
 
 # -- starting points ---------------------------------------------------------------------
 @eqx.filter_jit
-def _draw_initial(target, key, num_chains):
-    positions = target.init(key, num_chains)
-    return jax.vmap(lambda z: ravel_pytree(z)[0])(positions)
+def _start(target, key, num_chains: int, draw: bool):
+    """Every key a run needs and (with ``draw``) the chains' starting points and their
+    log densities: one program instead of a handful of small ones."""
+    chain_keys = jax.vmap(lambda c: jax.random.fold_in(key, c))(jnp.arange(num_chains))
+    split = jax.vmap(jax.random.split)(chain_keys)
+    keys = {
+        "chain": chain_keys,
+        "warm_per_chain": split[:, 0],
+        "sample_per_chain": split[:, 1],
+        "warm": jax.random.fold_in(key, 2**31 - 2),
+    }
+    if not draw:
+        return keys, None, None
+    positions = target.init(jax.random.fold_in(key, 2**31 - 1), num_chains)
+    flat = jax.vmap(lambda z: ravel_pytree(z)[0])(positions)
+    logdensity, _ = _logdensity_of(target)
+    return keys, flat, jax.vmap(logdensity)(flat)
 
 
 @eqx.filter_jit
@@ -551,18 +576,19 @@ def sample(
         check_divisible(num_chains, mesh)
 
     key = jax.random.PRNGKey(seed)
-    chain_keys = jax.vmap(lambda c: jax.random.fold_in(key, c))(jnp.arange(num_chains))
+    draw_start = init_state is None and init is None
+    keys, flat, start_lp = _start(target, key, num_chains, draw_start)
+    chain_keys = keys["chain"]
     dim = target.num_dims
     if init_state is not None:
         flat = jnp.zeros((num_chains, dim), jnp.result_type(float))  # not used
-    elif init is None:
-        flat = _draw_initial(target, jax.random.fold_in(key, 2**31 - 1), num_chains)
-    else:
+    elif init is not None:
         flat = _user_positions(target, init, num_chains)
+        start_lp = _logdensity_at(target, flat)
     if init_state is None:
         # Fail before compiling the sampler when a chain starts where the density is
         # not finite.
-        start_lp = np.asarray(_logdensity_at(target, flat))
+        start_lp = np.asarray(start_lp)
         bad = np.flatnonzero(~np.isfinite(start_lp))
         if bad.size:
             raise ValueError(
@@ -676,7 +702,7 @@ def sample(
         if init_state is None:
             if mesh is not None:
                 flat = jax.device_put(flat, leading_axis_sharding(mesh))
-            warm_key = jax.random.fold_in(key, 2**31 - 2)
+            warm_key = keys["warm"]
             # The warm-up pools every chain: one program over all of them (sharded
             # over the mesh by XLA when the chains are).
             states, params = _warm_up(
@@ -740,8 +766,7 @@ def sample(
         draws, stats, last_state = finished()
     else:
         batch = mesh if mesh is not None else "vmap"
-        keys = jax.vmap(jax.random.split)(chain_keys)
-        warm_keys, sample_keys = keys[:, 0], keys[:, 1]
+        warm_keys, sample_keys = keys["warm_per_chain"], keys["sample_per_chain"]
         if mesh is not None:
             sharding = leading_axis_sharding(mesh)
             warm_keys, sample_keys, flat, init_state = jax.device_put(
