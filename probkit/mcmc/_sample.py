@@ -711,6 +711,9 @@ def sample(
             start = jnp.zeros(num_chains, jnp.int32)
         else:
             states, params, start = init_state
+            # The sampling loop donates its carry: copies, so that the caller's state
+            # (e.g. previous.last_state) can start another run.
+            states = jax.tree_util.tree_map(jnp.copy, states)
         if mesh is not None:
             sharding = leading_axis_sharding(mesh)
             chain_keys, states, start = jax.device_put((chain_keys, states, start), sharding)
@@ -779,6 +782,9 @@ def sample(
             start = jnp.zeros(num_chains, jnp.int32)
         else:
             states, params, start = init_state
+            # The sampling loop donates its carry: copies, so that the caller's state
+            # (e.g. previous.last_state) can start another run.
+            states = jax.tree_util.tree_map(jnp.copy, states)
         shared, chain = (target_arrays, None), (sample_keys, params, start)
         draws, stats, last_state = draw(batch, shared, chain, states, params, start)
     draws = jax.block_until_ready(draws)

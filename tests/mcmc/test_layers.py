@@ -77,6 +77,10 @@ def test_continuing_equals_one_longer_run(kernel, num_warmup):
     # continued run makes the draws of the longer one (up to XLA's rounding).
     np.testing.assert_allclose(joined, whole.samples["x"], atol=1e-5)
     np.testing.assert_array_equal(rest.last_state.num_transitions, [200, 200])
+    # The run donates its buffers, not the caller's: the same state continues again,
+    # to the same draws.
+    again = pk.mcmc.sample(STD_NORMAL, num_samples=80, init_state=first.last_state, **run)
+    np.testing.assert_array_equal(again.samples["x"], rest.samples["x"])
 
 
 def test_continuing_checks_its_input():
