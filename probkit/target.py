@@ -22,6 +22,7 @@ is no cache to get wrong.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -62,6 +63,11 @@ class Target(eqx.Module):
             data pytree (NumPyro targets).
         enumerated_sites: names of discrete latent sites summed out of the log density
             by enumeration (NumPyro targets; see :func:`infer_discrete`).
+        gibbs_sites: names of discrete latent sites with an infinite support (Poisson,
+            geometric, negative binomial, ...), which cannot be summed out: they stay
+            in the position as integer values held in floats, and
+            :func:`probkit.mcmc.sample` updates them by Metropolis-within-Gibbs
+            beside its NUTS / HMC moves of the continuous sites.
         reverse_mode_gradients: ``False`` for a model with a ``lax.while_loop`` built
             without ``forward_mode_differentiation``: only gradient-free kernels
             (``"rwm"``) can sample it.
@@ -84,6 +90,7 @@ class Target(eqx.Module):
     assemble_model_args: Callable | None = None
     enumerated_sites: tuple = eqx.field(default=(), static=True)
     reverse_mode_gradients: bool = eqx.field(default=True, static=True)
+    gibbs_sites: tuple = eqx.field(default=(), static=True)
 
     # -- convenience views with the data bound -------------------------------------
     def logdensity(self, z: PyTree) -> jax.Array:
@@ -103,6 +110,22 @@ class Target(eqx.Module):
     def num_dims(self) -> int:
         """Number of unconstrained scalar dimensions."""
         return int(sum(np.size(leaf) for leaf in jax.tree_util.tree_leaves(self.example_position)))
+
+    @property
+    def gibbs_indices(self) -> np.ndarray:
+        """Indices of the :attr:`gibbs_sites`' coordinates in the flattened position
+        (``jax.flatten_util.ravel_pytree`` order); empty for a continuous target."""
+        if not self.gibbs_sites:
+            return np.zeros(0, dtype=int)
+
+        def mark(path, leaf):
+            name = getattr(path[0], "key", None) if path else None
+            return np.full(np.shape(leaf), name in self.gibbs_sites)
+
+        marks = jax.tree_util.tree_leaves(
+            jax.tree_util.tree_map_with_path(mark, self.example_position)
+        )
+        return np.flatnonzero(np.concatenate([np.ravel(m) for m in marks]))
 
     @property
     def model_args(self) -> tuple:
@@ -361,11 +384,24 @@ class _NumPyroFunctions(eqx.Module):
     # False: reverse mode fails on the model (a while loop) and forward mode is off, so
     # NumPyro's initialiser must not check gradients either
     reverse_mode: bool = eqx.field(default=True, static=True)
+    # discrete sites with an infinite support: part of the position, conditioned on
+    gibbs_sites: tuple = eqx.field(default=(), static=True)
 
-    def _model(self, enumerate_sites: bool = True):
+    def _split(self, z):
+        """``(continuous part, Gibbs sites' values)`` of a position."""
+        if not self.gibbs_sites:
+            return z, {}
+        continuous = {k: v for k, v in z.items() if k not in self.gibbs_sites}
+        return continuous, {k: z[k] for k in self.gibbs_sites}
+
+    def _model(self, enumerate_sites: bool = True, gibbs_values=None):
         from numpyro import handlers
 
         model = self.model
+        if gibbs_values:
+            # Observed at the given integers; outside the support the log density is
+            # -inf (some log_probs, e.g. the geometric's, are finite at -1).
+            model = handlers.condition(_InSupport(model, tuple(gibbs_values)), gibbs_values)
         if self.params:
             model = handlers.substitute(model, data=self.params)
         if self.enum_plate_nesting is not None:
@@ -383,10 +419,10 @@ class _NumPyroFunctions(eqx.Module):
 
         a, kw = self.assemble(data)
         enum = self.enum_plate_nesting is not None
-        model = self._model()
 
         def logdensity(z):
-            return -potential_energy(model, a, kw, z, enum=enum)
+            continuous, gibbs = self._split(z)
+            return -potential_energy(self._model(gibbs_values=gibbs), a, kw, continuous, enum=enum)
 
         if self.forward_mode:
             return _forward_mode_gradient(logdensity)(z)
@@ -396,8 +432,11 @@ class _NumPyroFunctions(eqx.Module):
         from numpyro.infer.util import constrain_fn
 
         a, kw = self.assemble(data)
-        model = self._model(enumerate_sites=False)
-        return constrain_fn(model, a, kw, z, return_deterministic=True)
+        continuous, gibbs = self._split(z)
+        model = self._model(enumerate_sites=False, gibbs_values=gibbs)
+        values = constrain_fn(model, a, kw, continuous, return_deterministic=True)
+        # integers, as NumPyro's samplers return them
+        return {**values, **{k: jnp.round(v).astype(jnp.int32) for k, v in gibbs.items()}}
 
     def _strategy(self):
         from numpyro.infer import init_to_median, init_to_sample, init_to_uniform, init_to_value
@@ -415,6 +454,8 @@ class _NumPyroFunctions(eqx.Module):
 
         a, kw = self.assemble(data)
         keys = jax.random.split(key, num)
+        if self.gibbs_sites:
+            return jax.vmap(lambda k: self._gibbs_init(k, data))(keys)
         batched = initialize_model(
             keys,
             _marked_for_enumeration(self.model, self.enum_plate_nesting is not None),
@@ -426,6 +467,163 @@ class _NumPyroFunctions(eqx.Module):
             model_kwargs=kw,
         )
         return batched.param_info.z
+
+    def _gibbs_init(self, key, data, max_tries: int = 10):
+        """One start with a finite log density, tried up to ``max_tries`` times: the
+        Gibbs sites drawn from the model given the
+        init strategy's continuous values (or the ``init`` dict's), then the
+        continuous sites initialised by NumPyro given those integers."""
+        a, kw = self.assemble(data)
+
+        def attempt(key):
+            z = self._gibbs_attempt(key, a, kw)
+            return z, self.logdensity(data, z)
+
+        def retry(carry):
+            i, _, _ = carry
+            z, lp = attempt(jax.random.fold_in(key, i))
+            return i + 1, z, lp
+
+        z, lp = attempt(jax.random.fold_in(key, 0))
+        _, z, _ = jax.lax.while_loop(
+            lambda c: (c[0] < max_tries) & ~jnp.isfinite(c[2]), retry, (1, z, lp)
+        )
+        return z
+
+    def _gibbs_attempt(self, key, a, kw):
+        from numpyro import handlers
+
+        draw_key, init_key = jax.random.split(key)
+        model = self.model
+        if self.params:
+            model = handlers.substitute(model, data=self.params)
+        # seed innermost, so that the init strategy finds each site's rng_key
+        seeded = handlers.substitute(
+            handlers.seed(model, rng_seed=draw_key), substitute_fn=self._strategy()
+        )
+        trace = handlers.trace(seeded).get_trace(*a, **kw)
+        real = jnp.result_type(float)
+        gibbs = {k: jnp.asarray(trace[k]["value"], real) for k in self.gibbs_sites}
+        others = {
+            k: site["value"]
+            for k, site in trace.items()
+            if site["type"] == "sample" and not site["is_observed"] and k not in self.gibbs_sites
+        }
+        # A draw from the model often makes the data impossible (a count below an
+        # observed count): then move the integers to where every term is finite.
+        impossible = ~(self._guide_score(model, a, kw, others, gibbs) > _IMPOSSIBLE / 2)
+        gibbs = jax.lax.cond(
+            impossible,
+            lambda g: self._feasible_integers(model, a, kw, others, g),
+            lambda g: g,
+            gibbs,
+        )
+        continuous = self._continuous_init(init_key, a, kw, gibbs)
+        return {**continuous, **gibbs}
+
+    @staticmethod
+    def _guide_score(model, a, kw, values, gibbs):
+        """The model's log joint at constrained ``values`` and the Gibbs integers, with
+        every -inf (or NaN) log-probability element counted as ``_IMPOSSIBLE``: it
+        rises as fewer terms are impossible, which the search below follows."""
+        from numpyro import handlers
+
+        conditioned = handlers.condition(handlers.seed(model, rng_seed=0), {**values, **gibbs})
+        trace = handlers.trace(conditioned).get_trace(*a, **kw)
+        score = 0.0
+        for site in trace.values():
+            if site["type"] != "sample":
+                continue
+            lp = site["fn"].log_prob(site["value"])
+            score = score + jnp.sum(jnp.where(jnp.isfinite(lp), lp, _IMPOSSIBLE))
+        return score
+
+    def _feasible_integers(self, model, a, kw, values, gibbs, sweeps: int = 4):
+        """Greedy coordinate search over the Gibbs integers: each coordinate in turn
+        takes the best of jumps of +-1, +-2, +-4, ... +-2^12 (or stays)."""
+        from jax.flatten_util import ravel_pytree
+
+        flat, unravel = ravel_pytree(gibbs)
+        powers = 2.0 ** jnp.arange(13, dtype=flat.dtype)
+        jumps = jnp.concatenate([jnp.zeros(1, flat.dtype), powers, -powers])
+
+        def score(g):
+            return self._guide_score(model, a, kw, values, unravel(g))
+
+        def coordinate(j, g):
+            candidates = g[None, :] + jumps[:, None] * jax.nn.one_hot(j, g.size, dtype=g.dtype)
+            return candidates[jnp.argmax(jax.vmap(score)(candidates))]
+
+        def sweep(_, g):
+            return jax.lax.fori_loop(0, flat.size, coordinate, g)
+
+        return unravel(jax.lax.fori_loop(0, sweeps, sweep, flat))
+
+    def _continuous_init(self, key, a, kw, gibbs):
+        from numpyro import handlers
+        from numpyro.infer.util import initialize_model
+
+        model = handlers.condition(self.model, gibbs)
+        if self.params:
+            model = handlers.substitute(model, data=self.params)
+        trace = _trace_model(model, a, kw)
+        if not any(s["type"] == "sample" and not s["is_observed"] for s in trace.values()):
+            return {}  # every latent site is a Gibbs site
+        info = initialize_model(
+            key,
+            _marked_for_enumeration(model, self.enum_plate_nesting is not None),
+            init_strategy=self._strategy(),
+            forward_mode_differentiation=self.forward_mode,
+            validate_grad=self.reverse_mode or self.forward_mode,
+            dynamic_args=True,
+            model_args=a,
+            model_kwargs=kw,
+        )
+        return info.param_info.z
+
+
+#: What the initial search counts an impossible log-probability term as.
+_IMPOSSIBLE = -1e6
+
+
+def _InSupport(model, sites: tuple):  # noqa: N802 - used like a NumPyro handler
+    """``model`` with the named sample sites' log-probabilities -inf outside their
+    support (a proposal of -1 for a count must be rejected, and some log_probs, e.g.
+    the geometric's, are finite there)."""
+    return _support_classes()[0](model, sites)
+
+
+@functools.cache
+def _support_classes():
+    import numpyro.distributions as dist
+    from numpyro.primitives import Messenger
+
+    class SupportGuard(Messenger):
+        def __init__(self, fn, sites):
+            self.sites = sites
+            super().__init__(fn)
+
+        def process_message(self, msg):
+            if msg["type"] == "sample" and msg["name"] in self.sites:
+                msg["fn"] = SupportGuarded(msg["fn"])
+
+    class SupportGuarded(dist.Distribution):
+        def __init__(self, base):
+            self.base = base
+            super().__init__(base.batch_shape, base.event_shape)
+
+        @property
+        def support(self):
+            return self.base.support
+
+        def sample(self, key, sample_shape=()):
+            return self.base.sample(key, sample_shape)
+
+        def log_prob(self, value):
+            inside = self.base.support(value)
+            return jnp.where(inside, self.base.log_prob(value), -jnp.inf)
+
+    return SupportGuard, SupportGuarded
 
 
 class _ModelStructure(eqx.Module):
@@ -463,47 +661,53 @@ def _numpyro_setup(fns: _NumPyroFunctions, data, check_gradient: bool = True):
     not_enumerable = tuple(
         name for name in discrete if not getattr(trace[name]["fn"], "has_enumerate_support", False)
     )
+    # Sites with a finite support are summed out; the others (not_enumerable) stay in
+    # the position and are updated by Metropolis-within-Gibbs.
+    enumerable = tuple(name for name in discrete if name not in not_enumerable)
     continuous = tuple(name for name in latent if name not in discrete)
-    nesting = _plate_nesting(trace) if discrete else None
+    nesting = _plate_nesting(trace) if enumerable else None
     deterministic = tuple(name for name, site in trace.items() if site["type"] == "deterministic")
     subsampled = tuple(
         name
         for name, site in trace.items()
         if site["type"] == "plate" and _subsample_size(site) < site["args"][0]
     )
-    if not continuous or not_enumerable or subsampled or (discrete and not _funsor_available()):
+    if not (continuous or not_enumerable) or subsampled or (enumerable and not _funsor_available()):
         # Nothing more to compute: the caller raises with the names.
         structure = _ModelStructure(
-            latent, discrete, not_enumerable, nesting, deterministic, subsampled
+            latent, enumerable, not_enumerable, nesting, deterministic, subsampled
         )
         return structure, None, None, None
-    unknown = sorted(set(fns.init_values) - set(continuous))
+    unknown = sorted(set(fns.init_values) - set(continuous) - set(not_enumerable))
     if unknown:
         return _ModelStructure(latent, tuple(unknown)), None, None, "unknown"
     params = {k: s["value"] for k, s in trace.items() if s["type"] in ("param", "mutable")}
-    info = initialize_model(
-        jax.random.PRNGKey(0),
-        _marked_for_enumeration(fns.model, bool(discrete)),
-        init_strategy=fns._strategy(),
-        forward_mode_differentiation=fns.forward_mode,
-        validate_grad=check_gradient,
-        dynamic_args=True,
-        model_args=a,
-        model_kwargs=kw,
+    with_params = eqx.tree_at(
+        lambda f: f.params,
+        dataclasses.replace(fns, enum_plate_nesting=nesting, gibbs_sites=not_enumerable),
+        params,
     )
-    z = info.param_info.z
-    with_params = eqx.tree_at(lambda f: f.params, _with_enumeration(fns, nesting), params)
-    structure = _ModelStructure(latent, discrete, (), nesting)
+    if not_enumerable:
+        z = jax.tree.map(lambda x: x[0], with_params.init(jax.random.PRNGKey(0), 1, data))
+    else:
+        info = initialize_model(
+            jax.random.PRNGKey(0),
+            _marked_for_enumeration(fns.model, bool(enumerable)),
+            init_strategy=fns._strategy(),
+            forward_mode_differentiation=fns.forward_mode,
+            validate_grad=check_gradient,
+            dynamic_args=True,
+            model_args=a,
+            model_kwargs=kw,
+        )
+        z = info.param_info.z
+    structure = _ModelStructure(latent, enumerable, not_enumerable, nesting)
     if not check_gradient:  # a model reverse mode cannot differentiate
         return structure, params, z, with_params.logdensity(data, z)
     lp, grad = jax.value_and_grad(lambda x: with_params.logdensity(data, x))(z)
     finite_grad = jnp.all(jnp.stack([jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grad)]))
     # NaN unless both the log density and its gradient are finite (NumPyro's criterion).
     return structure, params, z, jnp.where(finite_grad, lp, jnp.nan)
-
-
-def _with_enumeration(fns: _NumPyroFunctions, nesting: int | None) -> _NumPyroFunctions:
-    return dataclasses.replace(fns, enum_plate_nesting=nesting)
 
 
 #: Why a gradient-based kernel refuses a target with ``reverse_mode_gradients=False``.
@@ -698,14 +902,6 @@ def from_numpyro(
             f"init names site(s) {list(structure.discrete)} that are not latent sample "
             f"sites of {model_name}; its latent sites are {list(structure.latent)}."
         )
-    if structure.not_enumerable:
-        raise ValueError(
-            f"{model_name} has discrete latent site(s) {list(structure.not_enumerable)} "
-            "whose distributions have no finite support to sum over (e.g. Poisson), and "
-            "gradient-based kernels need continuous latents. Marginalise them by hand, or "
-            "give them a bounded support (e.g. a Categorical over 0..K), which probkit "
-            "then sums out by enumeration."
-        )
     if structure.discrete and start_lp is None:
         if len(structure.discrete) == len(structure.latent):
             raise ValueError(
@@ -718,10 +914,25 @@ def from_numpyro(
             "probkit sums out by enumeration with funsor: pip install 'probkit[enum]' "
             "(or pip install funsor)."
         )
+    if not bool(jnp.isfinite(start_lp)) and structure.not_enumerable:
+        raise ValueError(
+            f"The log density of {model_name} is not finite at any of 100 "
+            f"initialisations ({init!r}): the starting values of its discrete site(s) "
+            f"{list(structure.not_enumerable)}, drawn from the model, make the data "
+            "impossible (e.g. a count below an observed count), or the continuous sites' "
+            "do. Pass init={site: value} with values where the data are possible, e.g. "
+            f"init={{{structure.not_enumerable[0]!r}: ...}}."
+        )
     if not bool(jnp.isfinite(start_lp)):
         _explain_nonfinite(model, assemble(dynamic), fns._strategy(), init, model_name)
     fns = eqx.tree_at(
-        lambda f: f.params, _with_enumeration(fns, structure.enum_plate_nesting), params
+        lambda f: f.params,
+        dataclasses.replace(
+            fns,
+            enum_plate_nesting=structure.enum_plate_nesting,
+            gibbs_sites=structure.not_enumerable,
+        ),
+        params,
     )
     return Target(
         logdensity_with_data=fns.logdensity,
@@ -734,6 +945,7 @@ def from_numpyro(
         assemble_model_args=assemble,
         enumerated_sites=structure.discrete,
         reverse_mode_gradients=reverse_mode,
+        gibbs_sites=structure.not_enumerable,
     )
 
 

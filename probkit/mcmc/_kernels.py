@@ -28,6 +28,7 @@ from probkit.mcmc._adaptation import (
     make_u_kernel,
     preconditioned_window_adaptation,
 )
+from probkit.mcmc._gibbs import GibbsInfo, metropolis_within_gibbs
 from probkit.progress import progress_ticker
 
 __all__ = ["KERNELS", "ByValueArray", "KernelSpec", "Settings", "check_kernel", "jittered_hmc"]
@@ -68,10 +69,17 @@ class Settings(NamedTuple):
     # value of the adaptation, or the fixed metric with adapt_mass_matrix=False.
     inverse_mass_matrix: ByValueArray | None = None
     adapt_mass_matrix: bool = True
+    # The flat indices of discrete coordinates (a target's Gibbs sites), which NUTS and
+    # HMC leave to Metropolis-within-Gibbs sweeps; with the flat dimension.
+    gibbs_indices: tuple = ()
+    num_dims: int = 0
 
     @property
     def option(self) -> dict:
-        return dict(self.options)
+        """The kernel's options, plus ``gibbs`` (the discrete coordinates and the
+        dimension, or ``None``) for the algorithm builders."""
+        gibbs = (self.gibbs_indices, self.num_dims) if self.gibbs_indices else None
+        return {**dict(self.options), "gibbs": gibbs}
 
 
 class KernelSpec(NamedTuple):
@@ -128,6 +136,22 @@ def _hmc_stats(state, info, params) -> dict:
         "n_steps": info.num_integration_steps,
         "nonfinite": ~jnp.isfinite(info.proposal.logdensity),
     }
+
+
+def _gibbs_aware(statistics: Callable) -> Callable:
+    """``statistics`` of the continuous move, plus the integer sweeps' acceptance rate
+    for targets with Gibbs sites (:class:`~probkit.mcmc._gibbs.GibbsInfo`)."""
+
+    def wrapped(state, info, params) -> dict:
+        if not isinstance(info, GibbsInfo):
+            return statistics(state, info, params)
+        if info.continuous is None:  # every coordinate is discrete: no HMC move
+            stats = {"lp": state.logdensity, "acceptance_rate": info.acceptance_rate}
+        else:
+            stats = statistics(state, info.continuous, params)
+        return {**stats, "discrete_acceptance_rate": info.discrete_acceptance_rate}
+
+    return wrapped
 
 
 def _nuts_stats(state, info, params) -> dict:
@@ -337,12 +361,21 @@ def _metric_core(settings: Settings, num_dims: int, dtype):
     return MetricCore(core.init, core.update, final)
 
 
+def _with_gibbs(algorithm, options):
+    """``algorithm``, or Metropolis-within-Gibbs around it for a target with discrete
+    coordinates (``options["gibbs"]``)."""
+    if options.get("gibbs") is None:
+        return algorithm
+    indices, num_dims = options["gibbs"]
+    return metropolis_within_gibbs(algorithm, indices, num_dims)
+
+
 def _window_warmup(algorithm_of: Callable, extra_of: Callable) -> Callable:
     """Stan's window adaptation (blackjax) for an HMC-family algorithm."""
 
     def warmup(key, logdensity, x0, settings: Settings):
         options = settings.option
-        algorithm = algorithm_of(options)
+        algorithm = _with_gibbs(algorithm_of(options), options)
         extra = extra_of(options)
         d = x0.shape[0]
         if settings.num_warmup == 0:
@@ -400,6 +433,13 @@ def _window_warmup(algorithm_of: Callable, extra_of: Callable) -> Callable:
 
 
 def _nuts_algorithm(logdensity, params, options):
+    if options.get("gibbs") is not None:
+        return _with_gibbs(blackjax.nuts, options).sampling_algorithm(
+            logdensity,
+            params["step_size"],
+            params["inverse_mass_matrix"],
+            max_num_doublings=options["max_num_doublings"],
+        )
     return blackjax.nuts(
         logdensity,
         step_size=params["step_size"],
@@ -409,9 +449,10 @@ def _nuts_algorithm(logdensity, params, options):
 
 
 def _hmc_algorithm(logdensity, params, options):
-    return _hmc_algorithm_object(options)(
-        logdensity, params["step_size"], params["inverse_mass_matrix"]
-    )
+    algorithm = _hmc_algorithm_object(options)
+    if options.get("gibbs") is not None:
+        algorithm = _with_gibbs(algorithm, options).sampling_algorithm
+    return algorithm(logdensity, params["step_size"], params["inverse_mass_matrix"])
 
 
 def _scale_is_diagonal(settings: Settings) -> bool:
@@ -559,7 +600,7 @@ KERNELS: dict[str, KernelSpec] = {
             lambda o: blackjax.nuts, lambda o: {"max_num_doublings": o["max_num_doublings"]}
         ),
         _nuts_algorithm,
-        _nuts_stats,
+        _gibbs_aware(_nuts_stats),
         _identity_position,
     ),
     "hmc": KernelSpec(
@@ -576,7 +617,7 @@ KERNELS: dict[str, KernelSpec] = {
         0.8,
         _window_warmup(_hmc_algorithm_object, lambda o: {}),
         _hmc_algorithm,
-        _hmc_stats,
+        _gibbs_aware(_hmc_stats),
         _identity_position,
     ),
     "mala": KernelSpec(

@@ -79,6 +79,30 @@ def _as_target(target, model_args, model_kwargs) -> Target:
     )
 
 
+#: Kernels that sample a target with Gibbs sites (discrete sites with an infinite
+#: support): their continuous move alternates with integer Metropolis sweeps.
+_GIBBS_KERNELS = ("nuts", "hmc")
+
+
+def _check_gibbs(target: Target, kernel: str | None, mass_matrix) -> None:
+    if not target.gibbs_sites:
+        return
+    if kernel not in _GIBBS_KERNELS:
+        what = "a kernel of your own" if kernel is None else f"kernel={kernel!r}"
+        raise ValueError(
+            f"{target.name} has discrete latent site(s) {list(target.gibbs_sites)} with an "
+            f"infinite support (they cannot be summed out), which {what} would move as if "
+            "they were continuous. Use kernel='nuts' (default) or 'hmc': they update those "
+            "sites by Metropolis-within-Gibbs. (Or marginalise them in the model, or bound "
+            "their support so that probkit sums them out.)"
+        )
+    if isinstance(mass_matrix, str) and mass_matrix == "low_rank":
+        raise ValueError(
+            f"mass_matrix='low_rank' is not available with discrete latent site(s) "
+            f"{list(target.gibbs_sites)} (Metropolis-within-Gibbs): use 'diag' or 'dense'."
+        )
+
+
 def _check_positive_int(name: str, value: Any, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
@@ -562,6 +586,7 @@ def sample(
     target = _as_target(target, model_args, model_kwargs)
     if not target.reverse_mode_gradients and user_kernel is None and kernel != "rwm":
         raise ValueError(REVERSE_MODE_MESSAGE.format(name=target.name, kernel=kernel))
+    _check_gibbs(target, kernel if user_kernel is None else None, mass_matrix)
     metric = resolve_mass_matrix(
         mass_matrix,
         inverse_mass_matrix,
@@ -611,6 +636,8 @@ def sample(
         dense_blocks=metric.dense_blocks,
         inverse_mass_matrix=metric.inverse_mass_matrix,
         adapt_mass_matrix=metric.adapt,
+        gibbs_indices=tuple(int(i) for i in target.gibbs_indices),
+        num_dims=dim,
     )
     kernel_ref = user_kernel if user_kernel is not None else kernel
     kernel_name = kernel if user_kernel is None else user_kernel.name

@@ -256,6 +256,13 @@ def as_target(target, what: str = "target"):
     from probkit.target import Target, from_numpyro
 
     if isinstance(target, Target):
+        if target.gibbs_sites:
+            raise ValueError(
+                f"{target.name} has discrete latent site(s) {list(target.gibbs_sites)} with "
+                "an infinite support, which tempered SMC's continuous moves cannot update. "
+                "Sample it with pk.mcmc.sample(target) (kernel='nuts' or 'hmc', which update "
+                "those sites by Metropolis-within-Gibbs), or marginalise them in the model."
+            )
         return target
     if callable(target):
         try:
