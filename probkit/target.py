@@ -817,13 +817,22 @@ def from_numpyro(
     compiled once per model structure (the model, the arguments' shapes and static
     values, the init strategy): a new data set of the same shapes compiles nothing.
 
+    Discrete latent sites: those with a finite support (``Bernoulli``,
+    ``Categorical``, ...) are summed out by enumeration (the ``enum`` extra) and drawn
+    back after sampling (:func:`infer_discrete`); those with an infinite support
+    (``Poisson``, ``Geometric``, ...) stay in the position as integer-valued
+    coordinates (``gibbs_sites``), which ``probkit.mcmc.sample`` updates by
+    Metropolis-within-Gibbs beside NUTS or HMC.
+
     Args:
         model: a NumPyro model function.
         *args: positional arguments of the model (data).
         init: how chains start. ``"uniform"`` (default): uniform in [-2, 2] on the
             unconstrained space, as Stan does; ``"prior"``: draws from the prior;
             ``"median"``: prior medians; or a dict ``{site: value}`` of constrained
-            values (sites left out start uniformly).
+            values (sites left out start uniformly). Sites in ``gibbs_sites`` start at a
+            draw from the model, moved by a short integer search to where the data
+            are possible when that draw makes them impossible.
         forward_mode_differentiation: compute the gradient by forward mode, for models
             with a ``lax.while_loop`` (or a ``fori_loop`` with traced bounds), which
             reverse mode cannot differentiate. It costs about one model evaluation per

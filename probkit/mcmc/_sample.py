@@ -453,7 +453,10 @@ def sample(
             chains on accelerators), or a kernel of your own: a blackjax
             ``SamplingAlgorithm`` or an ``(init, step)`` pair on the target's
             unconstrained positions (``num_warmup`` transitions are then a burn-in
-            with nothing tuned).
+            with nothing tuned). A target with discrete sites of infinite support
+            (``target.gibbs_sites``) needs ``"nuts"`` or ``"hmc"``: each transition is
+            then a Metropolis sweep over those integers followed by the kernel's move
+            of the continuous sites given them.
         num_chains: number of chains (a leading axis everywhere).
         num_warmup: warm-up (adaptation) iterations per chain, discarded.
         num_samples: draws kept per chain (after thinning).
