@@ -98,8 +98,21 @@ print("RESULT" + json.dumps({"import": t1 - t0, "setup": t2 - t1, "compile": com
 """
 
 
-def _run_worker(tool: str, name: str, cache: str) -> dict:
-    env = {**os.environ, "JAX_PLATFORMS": "cpu", "PROBKIT_COMPILATION_CACHE": cache}
+def _worker_env(tool: str, cache: str, threads: str) -> dict:
+    """The worker's environment. probkit picks XLA's CPU threads itself (one on
+    machines with two cores or fewer); NumPyro runs as its users run it (XLA's
+    default) unless ``threads`` says otherwise. NPROC from this process (importing
+    probkit here sets it) must not leak into the workers."""
+    env = {k: v for k, v in os.environ.items() if k != "NPROC"}
+    env.update(JAX_PLATFORMS="cpu", PROBKIT_COMPILATION_CACHE=cache)
+    if tool == "numpyro":
+        # the worker imports probkit.models for the data: keep XLA's default there
+        env["PROBKIT_CPU_THREADS"] = threads
+    return env
+
+
+def _run_worker(tool: str, name: str, cache: str, threads: str = "xla") -> dict:
+    env = _worker_env(tool, cache, threads)
     start = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, "-c", WORKER, tool, name],
@@ -127,7 +140,7 @@ def _run_cli(cache: str, folder: Path) -> float:
     )
     data = {k: (v.tolist() if hasattr(v, "tolist") else v) for k, v in posterior.data.items()}
     (folder / "data.json").write_text(json.dumps(data))
-    env = {**os.environ, "JAX_PLATFORMS": "cpu", "PROBKIT_COMPILATION_CACHE": cache}
+    env = _worker_env("probkit", cache, "auto")
     command = [
         str(Path(sys.executable).with_name("probkit")),
         "sample",
@@ -143,6 +156,13 @@ def _run_cli(cache: str, folder: Path) -> float:
     return time.perf_counter() - start
 
 
+def _threads_note() -> str:
+    import probkit as pk
+
+    threads = pk.cpu_threads()
+    return "XLA's default" if threads is None else f"{threads} thread(s)"
+
+
 def _median_row(results: list[dict]) -> dict:
     return {k: statistics.median(r[k] for r in results) for k in results[0]}
 
@@ -154,6 +174,12 @@ def main() -> None:
     parser.add_argument("--names", nargs="*", default=posteriordb.names())
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-cli", action="store_true", help="skip the `probkit sample` row")
+    parser.add_argument(
+        "--numpyro-one-thread",
+        action="store_true",
+        help="also run NumPyro with XLA's CPU client on one thread (probkit's default on "
+        "machines with two cores or fewer): how much of the difference is the threading",
+    )
     parser.add_argument("--out", default=str(ROOT / "benchmarks/results/time_to_result.md"))
     args = parser.parse_args()
 
@@ -162,11 +188,17 @@ def main() -> None:
     rows = []
     for name in args.names:
         runs = {("probkit", "cold"): [], ("probkit", "warm"): [], ("numpyro", "-"): []}
+        if args.numpyro_one_thread:
+            runs["numpyro (1 thread)", "-"] = []
         for _ in range(args.repeats):
             with tempfile.TemporaryDirectory() as cache:
                 runs["probkit", "cold"].append(_run_worker("probkit", name, cache))
                 runs["numpyro", "-"].append(_run_worker("numpyro", name, "off"))
                 runs["probkit", "warm"].append(_run_worker("probkit", name, cache))
+                if args.numpyro_one_thread:
+                    runs["numpyro (1 thread)", "-"].append(
+                        _run_worker("numpyro", name, "off", threads="1")
+                    )
             for key, results in runs.items():
                 print(name, key, json.dumps(results[-1]), flush=True)
         numpyro = _median_row(runs["numpyro", "-"])
@@ -192,8 +224,9 @@ def main() -> None:
         f"Python {platform.python_version()}; medians of {args.repeats} runs per row, runs "
         "alternating between the tools (probkit cold, NumPyro, probkit warm). NUTS, 4 chains "
         "x (1000 + 1000), chains vectorised; probkit with its defaults (diagnostics on: "
-        "R-hat, bulk ESS, divergences), NumPyro's `MCMC.run` (no diagnostics). Seconds. "
-        "Produced by `benchmarks/time_to_result.py`.",
+        "R-hat, bulk ESS, divergences, and its choice of XLA CPU threads: "
+        f"{_threads_note()}), NumPyro's `MCMC.run` (no diagnostics; XLA's default threads, "
+        "as its users run it). Seconds. Produced by `benchmarks/time_to_result.py`.",
         "",
         f"Load average (1, 5, 15 min) at the start: {', '.join(f'{x:.1f}' for x in load_start)};"
         f" at the end: {', '.join(f'{x:.1f}' for x in load_end)}. The `load` column is the "

@@ -15,14 +15,18 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
+from probkit import _cpu_threads
 from probkit._compilation_cache import (
     compilation_cache_dir,
     configure_from_environment,
     set_compilation_cache,
 )
+from probkit._cpu_threads import cpu_threads
 
 __version__ = "0.1.0"
 
+# Before anything starts a JAX backend: XLA reads both when its CPU client starts.
+_cpu_threads.configure_from_environment()
 configure_from_environment()
 del configure_from_environment
 
@@ -62,6 +66,7 @@ __all__ = [
     "Target",
     "__version__",
     "compilation_cache_dir",
+    "cpu_threads",
     "from_numpyro",
     "gaussian_mixture",
     "infer_discrete",
