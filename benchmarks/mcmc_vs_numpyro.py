@@ -238,6 +238,8 @@ def main(argv: list[str] | None = None) -> str:
     cpu = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores"
     if cores < (os.cpu_count() or cores):
         cpu += f", this process pinned to {cores}"
+    # one process, one XLA CPU client: both samplers run on the thread pool probkit chose
+    cpu += f", XLA CPU threads: {os.environ.get('NPROC', 'XLA default')} for both"
     table = "\n".join([HEADER, *rows])
     text = (
         "# MCMC: probkit NUTS vs NumPyro NUTS on posteriordb\n\n"
