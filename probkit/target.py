@@ -450,15 +450,19 @@ class _NumPyroFunctions(eqx.Module):
         }[self.strategy]
 
     def init(self, key, num, data):
-        from numpyro.infer.util import initialize_model
-
         a, kw = self.assemble(data)
         keys = jax.random.split(key, num)
         if self.gibbs_sites:
             return jax.vmap(lambda k: self._gibbs_init(k, data))(keys)
-        batched = initialize_model(
-            keys,
-            _marked_for_enumeration(self.model, self.enum_plate_nesting is not None),
+        return self._numpyro_starts(keys, self.model, a, kw)
+
+    def _numpyro_starts(self, key, model, a, kw):
+        """NumPyro's initialisation of ``model`` (one key, or a batch of keys)."""
+        from numpyro.infer.util import initialize_model
+
+        info = initialize_model(
+            key,
+            _marked_for_enumeration(model, self.enum_plate_nesting is not None),
             init_strategy=self._strategy(),
             forward_mode_differentiation=self.forward_mode,
             validate_grad=self.reverse_mode or self.forward_mode,
@@ -466,7 +470,7 @@ class _NumPyroFunctions(eqx.Module):
             model_args=a,
             model_kwargs=kw,
         )
-        return batched.param_info.z
+        return info.param_info.z
 
     def _gibbs_init(self, key, data, max_tries: int = 10):
         """One start with a finite log density, tried up to ``max_tries`` times: the
@@ -561,7 +565,6 @@ class _NumPyroFunctions(eqx.Module):
 
     def _continuous_init(self, key, a, kw, gibbs):
         from numpyro import handlers
-        from numpyro.infer.util import initialize_model
 
         model = handlers.condition(self.model, gibbs)
         if self.params:
@@ -569,17 +572,7 @@ class _NumPyroFunctions(eqx.Module):
         trace = _trace_model(model, a, kw)
         if not any(s["type"] == "sample" and not s["is_observed"] for s in trace.values()):
             return {}  # every latent site is a Gibbs site
-        info = initialize_model(
-            key,
-            _marked_for_enumeration(model, self.enum_plate_nesting is not None),
-            init_strategy=self._strategy(),
-            forward_mode_differentiation=self.forward_mode,
-            validate_grad=self.reverse_mode or self.forward_mode,
-            dynamic_args=True,
-            model_args=a,
-            model_kwargs=kw,
-        )
-        return info.param_info.z
+        return self._numpyro_starts(key, model, a, kw)
 
 
 #: What the initial search counts an impossible log-probability term as.
