@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -388,11 +389,11 @@ class _NumPyroFunctions(eqx.Module):
     gibbs_sites: tuple = eqx.field(default=(), static=True)
 
     def _split(self, z):
-        """``(continuous part, Gibbs sites' values)`` of a position."""
+        """``(continuous part, Gibbs sites' values as integers)`` of a position."""
         if not self.gibbs_sites:
             return z, {}
         continuous = {k: v for k, v in z.items() if k not in self.gibbs_sites}
-        return continuous, {k: z[k] for k in self.gibbs_sites}
+        return continuous, _as_counts({k: z[k] for k in self.gibbs_sites})
 
     def _model(self, enumerate_sites: bool = True, gibbs_values=None):
         from numpyro import handlers
@@ -435,8 +436,7 @@ class _NumPyroFunctions(eqx.Module):
         continuous, gibbs = self._split(z)
         model = self._model(enumerate_sites=False, gibbs_values=gibbs)
         values = constrain_fn(model, a, kw, continuous, return_deterministic=True)
-        # integers, as NumPyro's samplers return them
-        return {**values, **{k: jnp.round(v).astype(jnp.int32) for k, v in gibbs.items()}}
+        return {**values, **gibbs}  # integers, as NumPyro's samplers return them
 
     def _strategy(self):
         from numpyro.infer import init_to_median, init_to_sample, init_to_uniform, init_to_value
@@ -514,7 +514,10 @@ class _NumPyroFunctions(eqx.Module):
             if site["type"] == "sample" and not site["is_observed"] and k not in self.gibbs_sites
         }
         # A draw from the model often makes the data impossible (a count below an
-        # observed count): then move the integers to where every term is finite.
+        # observed count): then move the integers to where every term is finite. A
+        # user's init values are kept as given (from_numpyro says if they are impossible).
+        if any(k in self.init_values for k in self.gibbs_sites):
+            return {**self._continuous_init(init_key, a, kw, gibbs), **gibbs}
         impossible = ~(self._guide_score(model, a, kw, others, gibbs) > _IMPOSSIBLE / 2)
         gibbs = jax.lax.cond(
             impossible,
@@ -532,8 +535,12 @@ class _NumPyroFunctions(eqx.Module):
         rises as fewer terms are impossible, which the search below follows."""
         from numpyro import handlers
 
-        conditioned = handlers.condition(handlers.seed(model, rng_seed=0), {**values, **gibbs})
-        trace = handlers.trace(conditioned).get_trace(*a, **kw)
+        conditioned = handlers.condition(
+            handlers.seed(model, rng_seed=0), {**values, **_as_counts(gibbs)}
+        )
+        with warnings.catch_warnings():  # scoring impossible values is the point here
+            warnings.filterwarnings("ignore", message="Out-of-support values")
+            trace = handlers.trace(conditioned).get_trace(*a, **kw)
         score = 0.0
         for site in trace.values():
             if site["type"] != "sample":
@@ -566,7 +573,7 @@ class _NumPyroFunctions(eqx.Module):
     def _continuous_init(self, key, a, kw, gibbs):
         from numpyro import handlers
 
-        model = handlers.condition(self.model, gibbs)
+        model = handlers.condition(self.model, _as_counts(gibbs))
         if self.params:
             model = handlers.substitute(model, data=self.params)
         trace = _trace_model(model, a, kw)
@@ -577,6 +584,21 @@ class _NumPyroFunctions(eqx.Module):
 
 #: What the initial search counts an impossible log-probability term as.
 _IMPOSSIBLE = -1e6
+
+
+def _as_counts(values: dict) -> dict:
+    """Gibbs sites' values (floats in the position) as the integers the model sees."""
+    integer = jnp.result_type(int)
+    return {k: jnp.round(v).astype(integer) for k, v in values.items()}
+
+
+def _moves_one_integer_at_a_time(support) -> bool:
+    """Whether every integer coordinate of ``support`` can move on its own (a product
+    of one-dimensional supports), as the Gibbs sweep's moves need; a Multinomial's
+    counts, which must keep their sum, cannot."""
+    while getattr(support, "base_constraint", None) is not None:  # independent(...)
+        support = support.base_constraint
+    return getattr(support, "event_dim", 0) == 0
 
 
 def _InSupport(model, sites: tuple):  # noqa: N802 - used like a NumPyro handler
@@ -654,6 +676,20 @@ def _numpyro_setup(fns: _NumPyroFunctions, data, check_gradient: bool = True):
     not_enumerable = tuple(
         name for name in discrete if not getattr(trace[name]["fn"], "has_enumerate_support", False)
     )
+    joint = [
+        name
+        for name in not_enumerable
+        if not _moves_one_integer_at_a_time(trace[name]["fn"].support)
+    ]
+    if joint:
+        kinds = sorted({type(trace[name]["fn"]).__name__ for name in joint})
+        raise ValueError(
+            f"discrete latent site(s) {joint} ({', '.join(kinds)}) have a joint support "
+            "(e.g. counts that must sum to a total) and no finite support to enumerate: "
+            "probkit's Metropolis-within-Gibbs moves one integer at a time and could never "
+            "leave the starting point. Marginalise them in the model, or write them as a "
+            "product of one-dimensional sites (a Multinomial as a chain of Binomials)."
+        )
     # Sites with a finite support are summed out; the others (not_enumerable) stay in
     # the position and are updated by Metropolis-within-Gibbs.
     enumerable = tuple(name for name in discrete if name not in not_enumerable)
@@ -880,6 +916,15 @@ def from_numpyro(
         reverse_mode = False
         fns = dataclasses.replace(fns, reverse_mode=False)
         structure, params, example, start_lp = _numpyro_setup(fns, dynamic, False)
+    except jax.errors.ConcretizationTypeError as err:
+        raise ValueError(
+            f"Building the log density of {model_name} needed a concrete value where JAX "
+            f"has a traced one ({str(err).splitlines()[0]}). A common cause: a discrete "
+            "site whose support depends on another latent site (e.g. Binomial(total_count="
+            "N) with N sampled), which can be neither summed out nor moved one integer at "
+            "a time: marginalise one of them in the model. Otherwise the model uses a "
+            "sampled value in Python control flow: use jnp.where or lax.cond instead."
+        ) from err
     if structure.subsampled:
         raise ValueError(
             f"{model_name} subsamples its data (plate(s) {list(structure.subsampled)} with "
@@ -915,6 +960,14 @@ def from_numpyro(
             f"{model_name} has discrete latent site(s) {list(structure.discrete)}, which "
             "probkit sums out by enumeration with funsor: pip install 'probkit[enum]' "
             "(or pip install funsor)."
+        )
+    given = sorted(set(structure.not_enumerable) & set(init_values))
+    if not bool(jnp.isfinite(start_lp)) and given:
+        raise ValueError(
+            f"The log density of {model_name} is -inf at init values of {given}: the data "
+            "are impossible there (e.g. a count below an observed count). Pass integers "
+            "where they are possible, or leave these sites out of init (probkit then "
+            "searches for possible starting integers)."
         )
     if not bool(jnp.isfinite(start_lp)) and structure.not_enumerable:
         raise ValueError(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -36,7 +37,7 @@ from probkit.mcmc._kernels import KERNELS, Settings, check_kernel, generic_stati
 from probkit.mcmc._loop import AdaptedState, draw_function, loop
 from probkit.mcmc._mass_matrix import resolve_mass_matrix
 from probkit.progress import Interrupted, run_in_chunks
-from probkit.results import MCMCResult
+from probkit.results import MCMCResult, SamplingWarning
 from probkit.target import REVERSE_MODE_MESSAGE, Target, from_numpyro, infer_discrete
 
 __all__ = ["sample"]
@@ -82,6 +83,24 @@ def _as_target(target, model_args, model_kwargs) -> Target:
 #: Kernels that sample a target with Gibbs sites (discrete sites with an infinite
 #: support): their continuous move alternates with integer Metropolis sweeps.
 _GIBBS_KERNELS = ("nuts", "hmc")
+
+
+def _warn_inexact_counts(target: Target, draws) -> None:
+    """Counts in a float32 position are exact only below 2^24: above, the jumps of the
+    Gibbs sweep round to even numbers and the draws are wrong. Say so."""
+    draws = np.asarray(draws)
+    if draws.dtype.itemsize >= 8 or draws.size == 0:
+        return
+    largest = float(np.max(np.abs(draws[..., target.gibbs_indices])))
+    if largest >= 2.0**24:
+        warnings.warn(
+            f"discrete site(s) {list(target.gibbs_sites)} reached {largest:.3g}, beyond the "
+            "2^24 up to which float32 holds every integer: the draws of these counts are "
+            "not exact. Enable float64 before building the target "
+            "(jax.config.update('jax_enable_x64', True)).",
+            SamplingWarning,
+            stacklevel=3,
+        )
 
 
 def _check_gibbs(target: Target, kernel: str | None, mass_matrix) -> None:
@@ -662,6 +681,8 @@ def sample(
         # In a multi-process run the chains live on other processes' devices too:
         # gather all-gathers what this process cannot fetch directly.
         samples, stats, draws = gather((samples, stats, draws))
+        if target.gibbs_sites:
+            _warn_inexact_counts(target, draws)
         out = MCMCResult(
             samples=samples,
             stats=stats,

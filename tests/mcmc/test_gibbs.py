@@ -149,3 +149,59 @@ def test_tempered_smc_refuses_gibbs_sites():
     target = pk.from_numpyro(thinning, jnp.array([3, 7]))
     with pytest.raises(ValueError, match="kernel='nuts'"):
         pk.smc.tempered(target)
+
+
+def test_counts_reach_the_model_as_integers():
+    # A count used as an index (or passed on as a count) must be an integer, as in NumPyro.
+    table = jnp.linspace(0.0, 9.0, 10)
+
+    def model(y):
+        n = numpyro.sample("n", dist.Poisson(3.0))
+        numpyro.sample("y", dist.Normal(table[jnp.minimum(n, 9)], 1.0), obs=y)
+
+    result = pk.mcmc.sample(
+        model, model_args=(jnp.array(2.0),), num_warmup=200, num_samples=500, diagnose=False
+    )
+    support = np.arange(60)
+    log_post = stats.poisson.logpmf(support, 3.0) + stats.norm.logpdf(
+        2.0, np.minimum(support, 9), 1.0
+    )
+    post = np.exp(log_post - log_post.max())
+    post /= post.sum()
+    _within(result.samples["n"], float(support @ post), "E[n]")
+
+
+def test_a_count_vector_with_a_joint_support_is_refused():
+    # A Multinomial's counts must keep their sum: one-integer moves could never move.
+    def model(y):
+        x = numpyro.sample("x", dist.Multinomial(6, jnp.array([0.2, 0.3, 0.5])))
+        numpyro.sample("y", dist.Normal(x[0], 1.0), obs=y)
+
+    with pytest.raises(ValueError, match=r"\['x'\] \(Multinomial\w*\) have a joint support"):
+        pk.from_numpyro(model, jnp.array(2.0))
+
+
+def test_impossible_init_counts_are_reported_not_moved():
+    with pytest.raises(ValueError, match=r"-inf at init values of \['n'\]"):
+        pk.from_numpyro(thinning, jnp.array([3, 7, 4]), init={"n": jnp.array([0, 0, 0])})
+
+
+def test_counts_beyond_float32_integers_warn():
+    if jax.config.jax_enable_x64:
+        pytest.skip("float64 holds the counts exactly")
+
+    def model():
+        numpyro.sample("n", dist.Poisson(3e7))
+
+    with pytest.warns(pk.SamplingWarning, match=r"beyond the 2\^24"):
+        pk.mcmc.sample(model, num_chains=1, num_warmup=20, num_samples=20, diagnose=False)
+
+
+def test_a_support_that_depends_on_a_count_gets_advice():
+    def model(y):
+        total = numpyro.sample("total", dist.Poisson(10.0))
+        k = numpyro.sample("k", dist.Binomial(total, 0.5))
+        numpyro.sample("y", dist.Normal(k, 1.0), obs=y)
+
+    with pytest.raises(ValueError, match="support depends on another latent site"):
+        pk.from_numpyro(model, jnp.array(3.0))
