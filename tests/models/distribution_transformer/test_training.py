@@ -47,9 +47,11 @@ def test_optax_steps_lower_the_loss_on_a_fixed_batch(tmp_path):
     for _ in range(40):
         trained, state, loss = step(trained, state, opt, batch)
         losses.append(float(loss))
-    start, end = losses[0], float(_loss(trained, batch))
-    # Deterministic (fixed batch, full-batch Adam): the loss must drop clearly.
-    assert end < start - 0.1, (start, end)
+    # Deterministic (fixed batch, full-batch Adam): the loss must drop clearly. Judged on
+    # the last ten steps, not the last one: a single Adam step can spike (here step 40
+    # takes the loss from -1.5 back to +0.77, depending on the dependencies' rounding).
+    start, end = losses[0], float(np.mean(losses[-10:]))
+    assert end < start - 1.0, (start, end, losses[-10:])
 
     path = tmp_path / "net.eqx"
     save(path, trained)
