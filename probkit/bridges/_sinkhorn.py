@@ -172,7 +172,9 @@ def sinkhorn(
         epsilon: entropic regularisation, in the units of ``cost_matrix``. Smaller values
             approach unregularised OT but need more iterations; below about
             ``1e-3 * C.max()`` in float32 the iteration may not converge.
-        threshold: stop when the L1 error of the updated marginal is below this.
+        threshold: the largest L1 error of either marginal of the returned plan for
+            ``converged`` to be true (the solver iterates to half of it, so that the
+            plan it returns meets it despite float32 rounding).
         max_iterations: iteration cap; check ``converged`` in the result.
         warn: emit a :class:`~probkit.results.SamplingWarning` saying what to change when
             the plan did not converge; it goes through ``jax.debug.callback``, so it also
