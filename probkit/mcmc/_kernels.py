@@ -433,17 +433,13 @@ def _window_warmup(algorithm_of: Callable, extra_of: Callable) -> Callable:
 
 
 def _nuts_algorithm(logdensity, params, options):
+    algorithm = blackjax.nuts
     if options.get("gibbs") is not None:
-        return _with_gibbs(blackjax.nuts, options).sampling_algorithm(
-            logdensity,
-            params["step_size"],
-            params["inverse_mass_matrix"],
-            max_num_doublings=options["max_num_doublings"],
-        )
-    return blackjax.nuts(
+        algorithm = _with_gibbs(algorithm, options).sampling_algorithm
+    return algorithm(
         logdensity,
-        step_size=params["step_size"],
-        inverse_mass_matrix=params["inverse_mass_matrix"],
+        params["step_size"],
+        params["inverse_mass_matrix"],
         max_num_doublings=options["max_num_doublings"],
     )
 
