@@ -1,7 +1,7 @@
 """The same probkit code on the CPU and on an accelerator, in one process.
 
 probkit's core is meant to run unchanged on a laptop and a GPU. This benchmark
-runs three workloads at growing sizes on every backend JAX sees (``jax.devices()``
+runs four workloads at growing sizes on every backend JAX sees (``jax.devices()``
 per platform; the CPU is always there) and prints seconds per run, compile time
 apart, and the speed-up of the accelerator over the CPU:
 
@@ -11,13 +11,17 @@ apart, and the speed-up of the accelerator over the CPU:
    error against the exact Kalman filter is printed so that a fast wrong answer shows;
 2. Feynman-Kac annealing corrector (``probkit.fkc.anneal``, beta = 2) on the 40-mode
    2-D Gaussian mixture of ``fkc.py`` with exact scores, 500 steps, N = 10^4 .. 10^6;
-3. NUTS with many chains: ``probkit.mcmc.sample`` against NumPyro's vectorised
-   chains on the same device (posteriordb ``arK-arK``, 500 warm-up + 500 draws),
-   1 .. 1024 chains, reporting total draws per second and min bulk ESS per second.
+3. the shipped 2-D Distribution Transformer, B = 10^2 .. 10^5 queries in one vmapped
+   call, with the outputs' difference from the CPU's as the check;
+4. NUTS and ChEES with many chains: ``probkit.mcmc.sample`` against NumPyro's
+   vectorised NUTS on the same device (posteriordb ``arK-arK``, 500 warm-up + 500
+   draws), 128 and 1024 chains, reporting draws per second and min bulk ESS per second.
 
 On a machine without an accelerator only the CPU rows appear. Run with
 ``python benchmarks/device_scaling.py`` (``--quick`` for small sizes); writes
-``benchmarks/results/device_scaling.md`` (or ``--out``).
+``benchmarks/results/device_scaling.md`` (or ``--out``) after each part, so that a
+run stopped by a time limit keeps what it measured. ``--parts``, ``--pf-sizes``,
+``--dt-sizes``, ``--chains``, ``--kernels``, ``--warmup`` and ``--samples`` choose what runs.
 """
 
 from __future__ import annotations
@@ -142,24 +146,97 @@ def _min_ess(draws: dict) -> float:
     return float(min(np.min(v.values) for v in az.ess(dataset, method="bulk").data_vars.values()))
 
 
-def nuts_rows(chains_list, devices, warmup=500, samples=500, name="arK-arK") -> list[str]:
+def dt_rows(batch_sizes, devices, dim=2, pool=256, cpu_limit=10**4) -> list[str]:
+    """The shipped 2-D Distribution Transformer, ``batch`` queries in one vmapped call.
+
+    Queries are prepared once (``prepare_query``, random priors, data and noise from the
+    task's ranges) and tiled to the batch size. The check column is the largest absolute
+    difference of the network's outputs from the CPU's on the same queries.
+    """
+    import equinox as eqx
+    import probkit.models.distribution_transformer as dt
+
+    network = dt.load_pretrained(f"linear_gaussian_{dim}d")
+    params, static = eqx.partition(network, eqx.is_array)
+    apply = jax.jit(jax.vmap(lambda p, q: dt.apply_model(eqx.combine(p, static), q), (None, 0)))
+    rng = np.random.default_rng(0)
+    queries = []
+    for _ in range(pool):
+        k = int(rng.integers(1, 5))
+        prior = dt.gaussian_mixture(
+            rng.dirichlet(np.ones(k)).astype(np.float32),
+            rng.uniform(-4, 4, (k, dim)).astype(np.float32),
+            np.stack([np.diag(rng.uniform(0.3, 2.0, dim)) for _ in range(k)]).astype(np.float32),
+        )
+        n = int(rng.integers(1, 21))
+        h = rng.uniform(-1, 1, (dim, dim)).astype(np.float32)
+        y = rng.normal(0, 2, (n, dim)).astype(np.float32)
+        queries.append(dt.prepare_query(prior, y, obs_matrix=h, noise_std=0.5)[1])
+    base = jax.tree.map(lambda *x: np.stack([np.asarray(v) for v in x]), *queries)
+    rows, reference = [], {}
+    for b in batch_sizes:
+        batch = jax.tree.map(lambda x, b=b: np.resize(x, (b,) + x.shape[1:]), base)
+        seconds = {}
+        for name, device in devices.items():
+            if name == "cpu" and b > cpu_limit:
+                continue
+            p_dev = jax.device_put(params, device)
+            q_dev = jax.device_put(batch, device)
+            out, compile_s, _ = timed(lambda p=p_dev, q=q_dev: apply(p, q))
+            run_s = float(
+                np.median([timed(lambda p=p_dev, q=q_dev: apply(p, q))[2] for _ in range(9)])
+            )
+            flat = np.concatenate(
+                [np.ravel(np.asarray(x, np.float64)) for x in jax.tree.leaves(out)]
+            )
+            if name == "cpu":
+                reference[b] = flat
+                check = "reference"
+            elif b in reference:
+                check = f"max |out - cpu| {np.max(np.abs(flat - reference[b])):.1e}"
+            else:
+                check = "finite" if np.all(np.isfinite(flat)) else "NON-FINITE"
+            seconds[name] = run_s
+            rows.append(
+                f"| DT 2-D, one vmapped call | B = {b:.0e} | {name} | {compile_s:.1f} | "
+                f"{run_s:.4f} ({1e3 * run_s / b:.4f} ms/query) | {check} |"
+                + _speedup(seconds, name)
+            )
+            print(rows[-1], flush=True)
+    return rows
+
+
+def nuts_rows(
+    chains_list, devices, warmup=500, samples=500, name="arK-arK", kernels=("nuts", "chees")
+) -> list[str]:
+    """probkit's kernels and NumPyro's vectorised NUTS at each number of chains.
+
+    NumPyro runs last at each size (its lock-step vectorised NUTS is the slowest run);
+    the last column is each run's min bulk ESS per second over NumPyro NUTS's.
+    """
     posterior = posteriordb.load(name)
+    params = list(posterior.reference_draws())
     rows = []
     for chains in chains_list:
         for dev_name, device in devices.items():
+            runs = []
             with jax.default_device(device):
-                result, pk_compile, pk_run = timed(
-                    lambda chains=chains: pk.mcmc.sample(
-                        posterior.model,
-                        model_kwargs=posterior.data,
-                        num_chains=chains,
-                        num_warmup=warmup,
-                        num_samples=samples,
-                        seed=0,
-                        diagnose=False,
+                for kernel in kernels:
+                    result, c, r = timed(
+                        lambda chains=chains, kernel=kernel: pk.mcmc.sample(
+                            posterior.model,
+                            model_kwargs=posterior.data,
+                            kernel=kernel,
+                            num_chains=chains,
+                            num_warmup=warmup,
+                            num_samples=samples,
+                            seed=0,
+                            diagnose=False,
+                        )
                     )
-                )
-                pk_ess = _min_ess({k: result.samples[k] for k in posterior.reference_draws()})
+                    ess = _min_ess({k: result.samples[k] for k in params})
+                    runs.append((f"probkit {kernel.upper()}", c, r, ess))
+                    print(f"  {runs[-1]}", flush=True)
 
                 def numpyro_run(chains=chains):
                     mcmc = MCMC(
@@ -173,17 +250,16 @@ def nuts_rows(chains_list, devices, warmup=500, samples=500, name="arK-arK") -> 
                     mcmc.run(jax.random.key(0), **posterior.data)
                     return mcmc.get_samples(group_by_chain=True)
 
-                draws, np_compile, np_run = timed(numpyro_run)
-                np_ess = _min_ess({k: draws[k] for k in posterior.reference_draws()})
-            total = chains * samples
-            ratio = (pk_ess / pk_run) / (np_ess / np_run)
-            rows.append(
-                f"| NUTS {name} | {chains} chains | {dev_name} | {pk_compile:.1f} / "
-                f"{np_compile:.1f} | {pk_run:.2f} / {np_run:.2f} | draws/s "
-                f"{total / pk_run:.0f} / {total / np_run:.0f}; min ESS/s {pk_ess / pk_run:.0f} / "
-                f"{np_ess / np_run:.0f} | ESS/s ratio pk/np **{ratio:.2f}** |"
-            )
-            print(rows[-1], flush=True)
+                draws, c, r = timed(numpyro_run)
+                runs.append(("NumPyro NUTS", c, r, _min_ess({k: draws[k] for k in params})))
+            np_ess_per_s = runs[-1][3] / runs[-1][2]
+            for tool, c, r, ess in runs:
+                rows.append(
+                    f"| {name} | {chains} | {dev_name} | {tool} | {c:.1f} | {r:.2f} | "
+                    f"{chains * samples / r:.0f} | {ess:.0f} | {ess / r:.0f} | "
+                    f"**{(ess / r) / np_ess_per_s:.2f}** |"
+                )
+                print(rows[-1], flush=True)
     return rows
 
 
@@ -198,54 +274,82 @@ HEADER = (
     "|---|---|---|---|---|---|---|"
 )
 NUTS_HEADER = (
-    "| workload | chains | device | compile s (probkit / NumPyro) | run s (probkit / NumPyro) "
-    "| throughput | ratio |\n|---|---|---|---|---|---|---|"
+    "| posterior | chains | device | sampler | compile s | run s | draws/s | min bulk ESS "
+    "| min ESS/s | ESS/s over NumPyro NUTS |\n|---|---|---|---|---|---|---|---|---|---|"
 )
+
+
+def _sizes(text: str) -> list[int]:
+    return [int(float(v)) for v in text.split(",") if v]
 
 
 def main(argv: list[str] | None = None) -> str:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
-    parser.add_argument("--parts", nargs="*", default=["pf", "fkc", "nuts"])
+    parser.add_argument("--parts", nargs="*", default=["pf", "fkc", "dt", "nuts"])
+    parser.add_argument("--pf-sizes", type=_sizes, default=None, help="e.g. 1e4,1e5,1e6")
+    parser.add_argument("--fkc-sizes", type=_sizes, default=None)
+    parser.add_argument("--dt-sizes", type=_sizes, default=None, help="queries per call")
+    parser.add_argument("--chains", type=_sizes, default=None, help="e.g. 128,1024")
+    parser.add_argument("--kernels", default="nuts,chees", help="probkit kernels to run")
+    parser.add_argument("--warmup", type=int, default=None)
+    parser.add_argument("--samples", type=int, default=None)
     parser.add_argument(
         "--out", type=Path, default=Path(__file__).parent / "results" / "device_scaling.md"
     )
     args = parser.parse_args(argv)
     devices = _devices()
     print("devices:", {k: str(v) for k, v in devices.items()}, flush=True)
-    pf_sizes = [10**3, 10**4] if args.quick else [10**4, 10**5, 10**6]
-    fkc_sizes = [10**3] if args.quick else [10**4, 10**5, 10**6]
-    chains_list = [4] if args.quick else [4, 64, 256]
-    rows = []
-    if "pf" in args.parts:
-        rows += particle_filter_rows(pf_sizes, devices)
-    if "fkc" in args.parts:
-        rows += fkc_rows(fkc_sizes, devices, num_steps=100 if args.quick else 500)
-    nuts = []
-    if "nuts" in args.parts:
-        # NUTS on the CPU with 1024 chains takes minutes: the accelerator only, plus
-        # the CPU at the smallest size for reference.
-        nuts_devices = {k: v for k, v in devices.items() if k != "cpu"} or devices
-        nuts = nuts_rows(
-            chains_list,
-            nuts_devices,
-            warmup=100 if args.quick else 500,
-            samples=100 if args.quick else 500,
-        )
+    pf_sizes = args.pf_sizes or ([10**3, 10**4] if args.quick else [10**4, 10**5, 10**6])
+    fkc_sizes = args.fkc_sizes or ([10**3] if args.quick else [10**4, 10**5, 10**6])
+    dt_sizes = args.dt_sizes or ([10, 100] if args.quick else [10**2, 10**3, 10**4, 10**5])
+    chains_list = args.chains or ([4] if args.quick else [128, 1024])
+    warmup = args.warmup or (100 if args.quick else 500)
+    samples = args.samples or (100 if args.quick else 500)
     cpu = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores"
     names = ", ".join(f"{k}: {v.device_kind}" for k, v in devices.items())
-    text = (
+    head = (
         "# The same code on CPU and accelerator\n\n"
         f"`python benchmarks/device_scaling.py`; jax {jax.__version__}; devices {names} "
         f"({cpu}). Compile time is JAX's reported compile time of the first call; run "
-        "time is the median (particle filter, 3 runs) or a second call (others).\n\n"
-        f"{HEADER}\n" + "\n".join(rows) + "\n"
+        "time is the median (particle filter, 3 runs; DT, 9 calls) or a second call "
+        "(others).\n\n"
     )
-    if nuts:
-        text += f"\n{NUTS_HEADER}\n" + "\n".join(nuts) + "\n"
+    rows, nuts = [], []
+
+    def write() -> str:
+        # after every part, so that a run stopped by a time limit keeps its rows
+        text = head + f"{HEADER}\n" + "\n".join(rows) + "\n"
+        if nuts:
+            text += f"\nNUTS and ChEES, {warmup} warm-up + {samples} draws per chain:\n\n"
+            text += f"{NUTS_HEADER}\n" + "\n".join(nuts) + "\n"
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text)
+        return text
+
+    if "pf" in args.parts:
+        rows += particle_filter_rows(pf_sizes, devices)
+        write()
+    if "fkc" in args.parts:
+        rows += fkc_rows(fkc_sizes, devices, num_steps=100 if args.quick else 500)
+        write()
+    if "dt" in args.parts:
+        rows += dt_rows(dt_sizes, devices)
+        write()
+    if "nuts" in args.parts:
+        # Many chains on the CPU take minutes: the accelerator only where there is one.
+        nuts_devices = {k: v for k, v in devices.items() if k != "cpu"} or devices
+        for chains in chains_list:
+            nuts += nuts_rows(
+                [chains],
+                nuts_devices,
+                warmup=warmup,
+                samples=samples,
+                kernels=tuple(args.kernels.split(",")),
+            )
+            write()
+    text = write()
     print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
     return text
 
 
