@@ -135,10 +135,43 @@ def test_numpyro_setup_is_reused_for_new_data_of_the_same_shapes(monkeypatch):
         dist.Normal(0, 1).log_prob(0.3) + dist.LogNormal(0.3, 1.0).log_prob(jnp.ones(3)).sum()
     )
     assert np.isclose(first.logdensity(z), first_expected, rtol=1e-6)  # keeps its own data
-    # New data for which the compiled start is not finite: the error still names the
-    # site (found by an eager check), with no new set-up; other shapes are set up afresh.
-    with pytest.raises(ValueError, match="Non-finite log-probability at site\\(s\\): y"):
-        pk.from_numpyro(positive_data, -jnp.ones(3))
-    assert calls == []
+    # New data for which the centre is not finite: NumPyro's search is set up once (a
+    # second program), and the error still names the site (found by an eager check).
+    for _ in range(2):
+        with pytest.raises(ValueError, match="Non-finite log-probability at site\\(s\\): y"):
+            pk.from_numpyro(positive_data, -jnp.ones(3))
+        assert len(calls) == 1
+    # other shapes are set up afresh
     pk.from_numpyro(positive_data, jnp.ones(5))
-    assert len(calls) == 1
+    assert len(calls) == 2
+
+
+def test_a_start_is_searched_for_when_the_centre_is_impossible():
+    # The set-up checks the model at its centre (unconstrained zero) first; here the
+    # log density is -inf there, so NumPyro's random search finds a start instead.
+    def shifted(y):
+        x = numpyro.sample("x", dist.Normal(0, 1))
+        numpyro.factor("x_above", jnp.where(x > 0.1, 0.0, -jnp.inf))
+        numpyro.sample("y", dist.Normal(x, 1), obs=y)
+
+    target = pk.from_numpyro(shifted, y=jnp.array([1.0, 2.0]))
+    assert float(target.example_position["x"]) > 0.1
+    assert np.isfinite(target.logdensity(target.example_position))
+    result = pk.mcmc.sample(
+        target, num_chains=2, num_warmup=100, num_samples=100, seed=0, diagnose=False
+    )
+    assert np.all(np.asarray(result.samples["x"]) > 0.1)
+
+
+def test_the_centre_uses_the_init_values():
+    # A given init value that makes the data impossible is refused, even though the
+    # centre (and NumPyro's other starts) would be possible.
+    def model(y):
+        scale = numpyro.sample("scale", dist.HalfNormal(1.0))
+        numpyro.factor("small", jnp.where(scale < 5.0, 0.0, -jnp.inf))
+        numpyro.sample("y", dist.Normal(0, scale), obs=y)
+
+    good = pk.from_numpyro(model, y=jnp.ones(3), init={"scale": 2.0})
+    assert np.isclose(float(good.constrain(good.example_position)["scale"]), 2.0, rtol=1e-5)
+    with pytest.raises(ValueError, match="not finite"):
+        pk.from_numpyro(model, y=jnp.ones(3), init={"scale": 7.0})
