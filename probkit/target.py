@@ -664,11 +664,11 @@ def _numpyro_setup(fns: _NumPyroFunctions, data, check_gradient: bool = True, se
     """One compiled set-up per model structure: param-site values, one starting
     position and its log density (an abstract trace checks the latent sites).
 
-    Without ``search``, a model with only continuous latent sites is checked at its
-    centre (every site at unconstrained zero, or at its ``init`` value): a program a
-    fifth the size of NumPyro's initialisation, whose random search for a start
-    (up to 100 draws, each site's own threefry stream) dominates the set-up's compile
-    time. When the log density or its gradient is not finite there, ``from_numpyro``
+    Without ``search``, a model with only continuous latent sites and the default
+    ``init="uniform"`` is checked at its centre (every site at unconstrained zero): a
+    program a fifth the size of NumPyro's initialisation, whose random search for a
+    start (up to 100 draws, each site's own threefry stream) dominates the set-up's
+    compile time. When the log density or its gradient is not finite there, ``from_numpyro``
     calls again with ``search=True``: NumPyro's search, as the samplers' starts use.
     """
     from numpyro.infer.util import initialize_model
@@ -726,7 +726,9 @@ def _numpyro_setup(fns: _NumPyroFunctions, data, check_gradient: bool = True, se
     )
     if not_enumerable:
         z = jax.tree.map(lambda x: x[0], with_params.init(jax.random.PRNGKey(0), 1, data))
-    elif not (search or enumerable):
+    elif not (search or enumerable) and fns.strategy == "uniform" and not fns.init_values:
+        # The default strategy draws around this centre; other strategies and init
+        # values are checked where NumPyro will start (supports can depend on them).
         z = _centre_position(trace, continuous, fns.init_values)
     else:
         info = initialize_model(
@@ -749,10 +751,12 @@ def _numpyro_setup(fns: _NumPyroFunctions, data, check_gradient: bool = True, se
     return structure, params, z, jnp.where(finite_grad, lp, jnp.nan)
 
 
-def _at_centre(structure: _ModelStructure, start_lp) -> bool:
-    """Whether the set-up checked the centre (no discrete sites, a log density computed)."""
+def _at_centre(fns, structure: _ModelStructure, start_lp) -> bool:
+    """Whether the set-up checked the centre (the default strategy, no init values, no
+    discrete sites, a log density computed)."""
     computed = start_lp is not None and not isinstance(start_lp, str)
-    return computed and not structure.discrete and not structure.not_enumerable
+    default = fns.strategy == "uniform" and not fns.init_values
+    return computed and default and not structure.discrete and not structure.not_enumerable
 
 
 def _centre_position(trace, sites: tuple, init_values: Mapping) -> dict:
@@ -941,7 +945,7 @@ def from_numpyro(
     reverse_mode = True
     try:
         structure, params, example, start_lp = _numpyro_setup(fns, dynamic)
-        if _at_centre(structure, start_lp) and not bool(jnp.isfinite(start_lp)):
+        if _at_centre(fns, structure, start_lp) and not bool(jnp.isfinite(start_lp)):
             # not finite at the centre: NumPyro's search for a start
             structure, params, example, start_lp = _numpyro_setup(fns, dynamic, search=True)
     except ValueError as err:
@@ -952,7 +956,7 @@ def from_numpyro(
         reverse_mode = False
         fns = dataclasses.replace(fns, reverse_mode=False)
         structure, params, example, start_lp = _numpyro_setup(fns, dynamic, False)
-        if _at_centre(structure, start_lp) and not bool(jnp.isfinite(start_lp)):
+        if _at_centre(fns, structure, start_lp) and not bool(jnp.isfinite(start_lp)):
             structure, params, example, start_lp = _numpyro_setup(fns, dynamic, False, search=True)
     except jax.errors.ConcretizationTypeError as err:
         raise ValueError(

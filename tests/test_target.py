@@ -163,9 +163,9 @@ def test_a_start_is_searched_for_when_the_centre_is_impossible():
     assert np.all(np.asarray(result.samples["x"]) > 0.1)
 
 
-def test_the_centre_uses_the_init_values():
+def test_init_values_are_checked_where_the_chains_start():
     # A given init value that makes the data impossible is refused, even though the
-    # centre (and NumPyro's other starts) would be possible.
+    # centre would be possible: init values are checked by NumPyro's initialisation.
     def model(y):
         scale = numpyro.sample("scale", dist.HalfNormal(1.0))
         numpyro.factor("small", jnp.where(scale < 5.0, 0.0, -jnp.inf))
