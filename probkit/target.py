@@ -726,7 +726,12 @@ def _numpyro_setup(fns: _NumPyroFunctions, data, check_gradient: bool = True, se
     )
     if not_enumerable:
         z = jax.tree.map(lambda x: x[0], with_params.init(jax.random.PRNGKey(0), 1, data))
-    elif not (search or enumerable) and fns.strategy == "uniform" and not fns.init_values:
+    elif (
+        not (search or enumerable)
+        and fns.strategy == "uniform"
+        and not fns.init_values
+        and not any(_is_delta(trace[name]["fn"]) for name in continuous)
+    ):
         # The default strategy draws around this centre; other strategies and init
         # values are checked where NumPyro will start (supports can depend on them).
         z = _centre_position(trace, continuous, fns.init_values)
@@ -757,6 +762,16 @@ def _at_centre(fns, structure: _ModelStructure, start_lp) -> bool:
     computed = start_lp is not None and not isinstance(start_lp, str)
     default = fns.strategy == "uniform" and not fns.init_values
     return computed and default and not structure.discrete and not structure.not_enumerable
+
+
+def _is_delta(fn) -> bool:
+    """A ``Delta`` latent site (possibly masked or expanded): NumPyro's initialisation
+    refuses it with advice, so the set-up takes that path."""
+    while fn is not None:
+        if type(fn).__name__ == "Delta":
+            return True
+        fn = getattr(fn, "base_dist", None)
+    return False
 
 
 def _centre_position(trace, sites: tuple, init_values: Mapping) -> dict:

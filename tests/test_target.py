@@ -175,3 +175,13 @@ def test_init_values_are_checked_where_the_chains_start():
     assert np.isclose(float(good.constrain(good.example_position)["scale"]), 2.0, rtol=1e-5)
     with pytest.raises(ValueError, match="not finite"):
         pk.from_numpyro(model, y=jnp.ones(3), init={"scale": 7.0})
+
+
+def test_a_delta_latent_site_is_refused_when_the_target_is_built():
+    def model(y):
+        mu = numpyro.sample("mu", dist.Normal(0, 1))
+        x = numpyro.sample("x", dist.Delta(mu))
+        numpyro.sample("y", dist.Normal(x, 1), obs=y)
+
+    with pytest.raises(ValueError, match="numpyro.deterministic"):
+        pk.from_numpyro(model, jnp.ones(2))
