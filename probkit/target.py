@@ -652,6 +652,8 @@ class _ModelStructure(eqx.Module):
     enum_plate_nesting: int | None = eqx.field(static=True, default=None)
     deterministic: tuple = eqx.field(static=True, default=())
     subsampled: tuple = eqx.field(static=True, default=())  # plates with subsample_size
+    # the start was the model's centre, not NumPyro's search (see _numpyro_setup)
+    at_centre: bool = eqx.field(static=True, default=False)
 
 
 def _site_params(model, a, kw) -> dict:
@@ -724,17 +726,18 @@ def _numpyro_setup(fns: _NumPyroFunctions, data, check_gradient: bool = True, se
         dataclasses.replace(fns, enum_plate_nesting=nesting, gibbs_sites=not_enumerable),
         params,
     )
-    if not_enumerable:
-        z = jax.tree.map(lambda x: x[0], with_params.init(jax.random.PRNGKey(0), 1, data))
-    elif (
-        not (search or enumerable)
+    # The default strategy draws around the centre; other strategies and init values
+    # are checked where NumPyro will start (supports can depend on them).
+    at_centre = (
+        not (search or enumerable or not_enumerable)
         and fns.strategy == "uniform"
         and not fns.init_values
         and not any(_is_delta(trace[name]["fn"]) for name in continuous)
-    ):
-        # The default strategy draws around this centre; other strategies and init
-        # values are checked where NumPyro will start (supports can depend on them).
-        z = _centre_position(trace, continuous, fns.init_values)
+    )
+    if not_enumerable:
+        z = jax.tree.map(lambda x: x[0], with_params.init(jax.random.PRNGKey(0), 1, data))
+    elif at_centre:
+        z = _centre_position(trace, continuous)
     else:
         info = initialize_model(
             jax.random.PRNGKey(0),
@@ -747,21 +750,13 @@ def _numpyro_setup(fns: _NumPyroFunctions, data, check_gradient: bool = True, se
             model_kwargs=kw,
         )
         z = info.param_info.z
-    structure = _ModelStructure(latent, enumerable, not_enumerable, nesting)
+    structure = _ModelStructure(latent, enumerable, not_enumerable, nesting, at_centre=at_centre)
     if not check_gradient:  # a model reverse mode cannot differentiate
         return structure, params, z, with_params.logdensity(data, z)
     lp, grad = jax.value_and_grad(lambda x: with_params.logdensity(data, x))(z)
     finite_grad = jnp.all(jnp.stack([jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grad)]))
     # NaN unless both the log density and its gradient are finite (NumPyro's criterion).
     return structure, params, z, jnp.where(finite_grad, lp, jnp.nan)
-
-
-def _at_centre(fns, structure: _ModelStructure, start_lp) -> bool:
-    """Whether the set-up checked the centre (the default strategy, no init values, no
-    discrete sites, a log density computed)."""
-    computed = start_lp is not None and not isinstance(start_lp, str)
-    default = fns.strategy == "uniform" and not fns.init_values
-    return computed and default and not structure.discrete and not structure.not_enumerable
 
 
 def _is_delta(fn) -> bool:
@@ -774,21 +769,15 @@ def _is_delta(fn) -> bool:
     return False
 
 
-def _centre_position(trace, sites: tuple, init_values: Mapping) -> dict:
-    """Unconstrained zero for every site in ``sites`` (the centre of NumPyro's
-    ``init_to_uniform``), or the unconstrained ``init`` value where one is given."""
+def _centre_position(trace, sites: tuple) -> dict:
+    """Unconstrained zero for every site in ``sites``: the centre of NumPyro's
+    ``init_to_uniform``."""
     from numpyro.distributions import biject_to
 
-    z = {}
-    for name in sites:
-        site = trace[name]
-        transform = biject_to(site["fn"].support)
-        if name in init_values:
-            value = jnp.broadcast_to(init_values[name], jnp.shape(site["value"]))
-            z[name] = transform.inv(value)
-        else:
-            z[name] = jnp.zeros_like(transform.inv(site["value"]))
-    return z
+    return {
+        name: jnp.zeros_like(biject_to(trace[name]["fn"].support).inv(trace[name]["value"]))
+        for name in sites
+    }
 
 
 #: Why a gradient-based kernel refuses a target with ``reverse_mode_gradients=False``.
@@ -957,12 +946,17 @@ def from_numpyro(
     fns = _NumPyroFunctions(
         model, assemble, strategy, init_values, {}, forward_mode=bool(forward_mode_differentiation)
     )
+
+    def setup(fns, check_gradient=True):
+        out = _numpyro_setup(fns, dynamic, check_gradient)
+        if out[0].at_centre and not bool(jnp.isfinite(out[3])):
+            # not finite at the centre: NumPyro's search for a start
+            out = _numpyro_setup(fns, dynamic, check_gradient, search=True)
+        return out
+
     reverse_mode = True
     try:
-        structure, params, example, start_lp = _numpyro_setup(fns, dynamic)
-        if _at_centre(fns, structure, start_lp) and not bool(jnp.isfinite(start_lp)):
-            # not finite at the centre: NumPyro's search for a start
-            structure, params, example, start_lp = _numpyro_setup(fns, dynamic, search=True)
+        structure, params, example, start_lp = setup(fns)
     except ValueError as err:
         if "Reverse-mode differentiation does not work" not in str(err):
             raise
@@ -970,9 +964,7 @@ def from_numpyro(
         # with REVERSE_MODE_MESSAGE when they are asked to.
         reverse_mode = False
         fns = dataclasses.replace(fns, reverse_mode=False)
-        structure, params, example, start_lp = _numpyro_setup(fns, dynamic, False)
-        if _at_centre(fns, structure, start_lp) and not bool(jnp.isfinite(start_lp)):
-            structure, params, example, start_lp = _numpyro_setup(fns, dynamic, False, search=True)
+        structure, params, example, start_lp = setup(fns, check_gradient=False)
     except jax.errors.ConcretizationTypeError as err:
         raise ValueError(
             f"Building the log density of {model_name} needed a concrete value where JAX "
