@@ -22,7 +22,14 @@ import numpy as np
 from probkit._lazy import blackjax
 from probkit.progress import progress_scan
 
-__all__ = ["PreconditionedParams", "apply_scale", "preconditioned_window_adaptation"]
+__all__ = [
+    "PreconditionedParams",
+    "WindowAdaptation",
+    "WindowState",
+    "apply_scale",
+    "preconditioned_window_adaptation",
+    "window_adaptation",
+]
 
 
 class PreconditionedParams(NamedTuple):
@@ -51,6 +58,112 @@ def _regularised_scale(covariance: jax.Array, count: jax.Array, diagonal: bool) 
         return jnp.sqrt(weight * covariance + shrink)
     d = covariance.shape[0]
     return jnp.linalg.cholesky(weight * covariance + shrink * jnp.eye(d, dtype=covariance.dtype))
+
+
+class WindowState(NamedTuple):
+    """The window adaptation's state: the step-size averaging, the metric estimate and
+    the parameters in force for the next transition."""
+
+    step_size_state: object
+    metric_state: object
+    step_size: jax.Array
+    inverse_mass_matrix: jax.Array
+
+
+class WindowAdaptation(NamedTuple):
+    """Stan's window adaptation as pure pieces, to run inside a loop of one's own.
+
+    blackjax's ``window_adaptation`` runs its own ``lax.scan`` over the warm-up and
+    returns the tuned parameters; the sampling loop is then a second program with a
+    second copy of the kernel. These pieces (blackjax's schedule, dual averaging and
+    metric core, combined as blackjax's staged adaptation combines them) let one loop
+    call the kernel once per transition and update the adaptation only during the
+    warm-up: one compiled kernel for both phases.
+
+    Attributes:
+        init: ``num_dims -> WindowState``.
+        update: ``(state, step, position, grad, acceptance_rate) -> state`` after
+            warm-up transition ``step`` (``0 .. num_steps - 1``).
+        final: ``state -> (step_size, inverse_mass_matrix)``, the tuned parameters.
+    """
+
+    init: Callable
+    update: Callable
+    final: Callable
+
+
+def window_adaptation(
+    metric, num_steps: int, initial_step_size: float, target_accept: float, dtype
+) -> WindowAdaptation:
+    """The :class:`WindowAdaptation` of ``num_steps`` warm-up transitions.
+
+    ``metric`` is a blackjax ``MetricCore`` (``init(num_dims)``, ``update(state,
+    position, grad)``, ``final(state)``). Step-size averaging runs throughout; the
+    metric accumulates in slow windows and is re-estimated at each slow window's end,
+    where the averaging restarts from the window's average step size (Stan's rule,
+    as blackjax's ``staged_adaptation``).
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from blackjax.adaptation.metric_recipes import lookup_recipe
+        >>> from probkit.mcmc._adaptation import window_adaptation
+        >>> core = lookup_recipe("welford_diag").build_core()
+        >>> adapt = window_adaptation(core, 200, 1.0, 0.8, jnp.float32)
+        >>> state = adapt.init(3)
+        >>> state = adapt.update(state, 0, jnp.zeros(3), jnp.zeros(3), 0.9)
+        >>> step_size, inverse_mass_matrix = adapt.final(state)
+        >>> inverse_mass_matrix.shape
+        (3,)
+    """
+    da_init, da_update, da_final = blackjax.adaptation.step_size.dual_averaging_adaptation(
+        target_accept
+    )
+    with jax.ensure_compile_time_eval():  # a constant, also when built inside a trace
+        schedule = np.asarray(
+            blackjax.adaptation.staged_adaptation.build_schedule(num_steps), dtype=np.int32
+        )
+
+    def init(num_dims: int) -> WindowState:
+        metric_state = metric.init(num_dims)
+        return WindowState(
+            da_init(initial_step_size),
+            metric_state,
+            jnp.asarray(initial_step_size, dtype),
+            metric_state.inverse_mass_matrix,
+        )
+
+    def end_of_slow_window(ws: WindowState) -> WindowState:
+        metric_state = metric.final(ws.metric_state)
+        step_size_state = da_init(da_final(ws.step_size_state))
+        return WindowState(
+            step_size_state,
+            metric_state,
+            jnp.exp(step_size_state.log_step_size).astype(dtype),
+            metric_state.inverse_mass_matrix,
+        )
+
+    def update(ws: WindowState, step, position, grad, acceptance_rate) -> WindowState:
+        stage, window_end = jnp.asarray(schedule)[step, 0], jnp.asarray(schedule)[step, 1]
+        step_size_state = da_update(ws.step_size_state, acceptance_rate)
+        metric_state = jax.lax.cond(
+            stage == 1,
+            lambda m: metric.update(m, position, grad),
+            lambda m: m,
+            ws.metric_state,
+        )
+        ws = WindowState(
+            step_size_state,
+            metric_state,
+            jnp.exp(step_size_state.log_step_size).astype(dtype),
+            ws.inverse_mass_matrix,
+        )
+        return jax.lax.cond(window_end.astype(bool), end_of_slow_window, lambda w: w, ws)
+
+    def final(ws: WindowState):
+        step_size = jnp.exp(ws.step_size_state.log_step_size_avg).astype(dtype)
+        return step_size, ws.metric_state.inverse_mass_matrix
+
+    return WindowAdaptation(init, update, final)
 
 
 def make_u_kernel(kernel: str, logdensity: Callable, params: PreconditionedParams):

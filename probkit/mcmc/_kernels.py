@@ -24,9 +24,11 @@ import optax
 from probkit._lazy import blackjax
 from probkit.mcmc._adaptation import (
     PreconditionedParams,
+    WindowAdaptation,
     apply_scale,
     make_u_kernel,
     preconditioned_window_adaptation,
+    window_adaptation,
 )
 from probkit.mcmc._gibbs import GibbsInfo, metropolis_within_gibbs
 from probkit.progress import progress_ticker
@@ -101,6 +103,11 @@ class KernelSpec(NamedTuple):
             ``energy``, ``n_steps``, ``tree_depth``) plus ``nonfinite``.
         position: ``(params, state_position) -> position``; the identity except for
             kernels that run in whitened coordinates (MALA, RWM).
+        tuning: ``(settings, num_dims, dtype) -> WindowAdaptation | None``: the
+            warm-up as pure pieces, for kernels whose state does not depend on their
+            parameters (HMC, NUTS). The driver then runs warm-up and sampling as one
+            loop with one copy of the kernel (half the tracing and compilation of a
+            separate warm-up); ``None`` where the settings need ``warmup`` instead.
     """
 
     name: str
@@ -112,6 +119,7 @@ class KernelSpec(NamedTuple):
     algorithm: Callable
     statistics: Callable
     position: Callable
+    tuning: Callable | None = None
 
 
 def _identity_position(params, position):
@@ -432,6 +440,22 @@ def _window_warmup(algorithm_of: Callable, extra_of: Callable) -> Callable:
     return warmup
 
 
+def _window_tuning(settings: Settings, num_dims: int, dtype) -> WindowAdaptation | None:
+    """The window adaptation :func:`_window_warmup` runs, as pieces (the same schedule,
+    step-size averaging and metric core), or ``None`` for the low-rank metric (whose
+    adaptation blackjax keeps inside its own loop)."""
+    if settings.mass_matrix == "low_rank" or settings.num_warmup == 0:
+        return None
+    step_size = settings.option["step_size"]
+    return window_adaptation(
+        _metric_core(settings, num_dims, dtype),
+        settings.num_warmup,
+        1.0 if step_size is None else step_size,
+        settings.target_accept,
+        dtype,
+    )
+
+
 def _nuts_algorithm(logdensity, params, options):
     algorithm = blackjax.nuts
     if options.get("gibbs") is not None:
@@ -598,6 +622,7 @@ KERNELS: dict[str, KernelSpec] = {
         _nuts_algorithm,
         _gibbs_aware(_nuts_stats),
         _identity_position,
+        _window_tuning,
     ),
     "hmc": KernelSpec(
         "hmc",
@@ -615,6 +640,7 @@ KERNELS: dict[str, KernelSpec] = {
         _hmc_algorithm,
         _gibbs_aware(_hmc_stats),
         _identity_position,
+        _window_tuning,
     ),
     "mala": KernelSpec(
         "mala",

@@ -17,7 +17,7 @@ import functools
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import equinox as eqx
 import jax
@@ -26,6 +26,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from probkit._chunked import (
+    _strong,
     batched,
     post_program,
     pre_program,
@@ -34,7 +35,7 @@ from probkit._chunked import (
 )
 from probkit.distributed import chain_mesh, check_divisible, gather, leading_axis_sharding
 from probkit.mcmc._kernels import KERNELS, Settings, check_kernel, generic_statistics
-from probkit.mcmc._loop import AdaptedState, draw_function, loop
+from probkit.mcmc._loop import AdaptedState, draw_function, loop, transition_key
 from probkit.mcmc._mass_matrix import resolve_mass_matrix
 from probkit.progress import Interrupted, run_in_chunks
 from probkit.results import MCMCResult, SamplingWarning
@@ -360,6 +361,163 @@ def _draw(step: _SampleStep, batch, shared, chain, state, *, desc: str, bar: boo
     return positions, stats, last
 
 
+# -- warm-up and sampling in one loop (kernels with a ``tuning``) --------------------------
+class _TunedCarry(NamedTuple):
+    """One chain's loop state: the kernel's state, the adaptation's, the parameters in
+    force for the next transition, and the draws' buffers."""
+
+    state: Any
+    tuning: Any
+    params: dict
+    positions: jax.Array
+    stats: dict
+
+
+class _TunedStep(_ByValue):
+    """Transition ``t`` of one chain's whole run: ``t < num_warmup`` is a warm-up
+    transition (the adaptation updates after it), later ones are sampling transitions
+    with the tuned parameters, kept every ``thinning``-th.
+
+    One compiled loop for both phases: the kernel is traced and compiled once, where a
+    separate warm-up would compile a second copy. ``shared`` is the target's arrays,
+    ``chain`` is ``(warm-up key, sampling key, x0)``; warm-up transition ``t`` uses
+    ``transition_key(warm-up key, t)``, sampling transition ``n`` (counted from the
+    end of the warm-up) ``transition_key(sampling key, n)``, as a continued run does."""
+
+    def parts(self, shared):
+        target = eqx.combine(shared, self.static)
+        logdensity, _ = _logdensity_of(target)
+        spec = KERNELS[self.kernel]
+        dtype = ravel_pytree(target.example_position)[0].dtype
+        return logdensity, spec, spec.tuning(self.settings, self.settings.num_dims, dtype)
+
+    def transition(self, t, shared, chain, state, tuning, params):
+        """``(state, tuning, params, (position, stats))`` after transition ``t``."""
+        logdensity, spec, window = self.parts(shared)
+        warm_key, sample_key, _ = chain
+        num_warmup = self.settings.num_warmup
+        warming = t < num_warmup
+        key = jax.lax.cond(
+            warming,
+            lambda: transition_key(warm_key, t),
+            lambda: transition_key(sample_key, t - num_warmup),
+        )
+        algorithm = spec.algorithm(logdensity, params, self.settings.option)
+        state, info = algorithm.step(key, state)
+        stats = spec.statistics(state, info, params)
+
+        def adapt(tuning_params):
+            tuning, _ = tuning_params
+            tuning = window.update(
+                tuning,
+                t,
+                state.position,
+                getattr(state, "logdensity_grad", None),
+                info.acceptance_rate,
+            )
+            last = t == num_warmup - 1
+            step_size, inverse_mass_matrix = jax.lax.cond(
+                last,
+                window.final,
+                lambda w: (w.step_size, w.inverse_mass_matrix),
+                tuning,
+            )
+            return tuning, {"step_size": step_size, "inverse_mass_matrix": inverse_mass_matrix}
+
+        # The predicate is the loop's index, the same for every chain: under vmap this
+        # stays a conditional, and sampling transitions skip the adaptation's update.
+        tuning, params = jax.lax.cond(warming, adapt, lambda tp: tp, (tuning, params))
+        return state, tuning, params, (state.position, stats)
+
+    def start(self, shared, chain):
+        """One chain's initial :class:`_TunedCarry` (draw buffers zeroed)."""
+        _, spec, window = self.parts(shared)
+        _, _, x0 = chain
+        tuning = window.init(x0.shape[0])
+        params = {"step_size": tuning.step_size, "inverse_mass_matrix": tuning.inverse_mass_matrix}
+        target = eqx.combine(shared, self.static)
+        logdensity, _ = _logdensity_of(target)
+        state = spec.algorithm(logdensity, params, self.settings.option).init(x0)
+        t = jnp.zeros((), jnp.int32)
+        _, _, _, y = jax.eval_shape(
+            _traced_transition, self, t, shared, chain, state, tuning, params
+        )
+        num = self.settings.num_samples
+        positions, stats = jax.tree_util.tree_map(lambda a: jnp.zeros((num, *a.shape), a.dtype), y)
+        return _TunedCarry(state, tuning, params, positions, stats)
+
+    def __call__(self, t, shared, chain, carry):
+        _, c = carry
+        state, tuning, params, (position, stats) = _traced_transition(
+            self, t, shared, chain, c.state, c.tuning, c.params
+        )
+        # During the warm-up this writes draw 0, which the first kept draw overwrites;
+        # a draw's last transition is the one kept.
+        draw = jnp.maximum(t - self.settings.num_warmup, 0) // self.settings.thinning
+
+        def put(buffer, value):
+            return jax.lax.dynamic_update_index_in_dim(buffer, value, draw, 0)
+
+        positions, stats = jax.tree_util.tree_map(put, (c.positions, c.stats), (position, stats))
+        return ((), _TunedCarry(state, tuning, params, positions, stats)), ()
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _traced_transition(step: _TunedStep, t, shared, chain, state, tuning, params):
+    # One jit keyed by the step's value: the buffers' shapes (eval_shape at the start)
+    # and the loop program share a single trace of the kernel.
+    return step.transition(t, shared, chain, state, tuning, params)
+
+
+@eqx.filter_jit
+def _tuned_start(step: _TunedStep, batch, shared, chain):
+    # Strong types: the chunks' outputs are, and the first chunk must not compile apart.
+    return _strong(batched(step.start, batch, shared, chain))
+
+
+def _tuned_run(
+    step: _TunedStep,
+    batch,
+    shared,
+    chain,
+    *,
+    bar: bool,
+    suffix: str,
+    warmup_interrupted,
+    interrupted,
+):
+    """Warm-up then sampling, one compiled chunk program for both: ``(positions, stats,
+    last state, params)`` of every chain (one chain when ``batch`` is ``None``)."""
+    num_warmup = step.settings.num_warmup
+
+    def runner(offset):
+        def run(carry, start, stop):
+            carry, _ = run_chunk(
+                step, batch, shared, chain, carry, (), start + offset, stop + offset
+            )
+            return carry
+
+        return run
+
+    carry = run_in_chunks(
+        runner(0),
+        lambda: ((), _tuned_start(step, batch, shared, chain)),
+        num_warmup,
+        progress_bar=bar,
+        desc=f"warm-up{suffix}",
+        interrupted=warmup_interrupted,
+    )
+    _, c = run_in_chunks(
+        runner(num_warmup),
+        lambda: carry,
+        step.settings.num_samples * step.settings.thinning,
+        progress_bar=bar,
+        desc=f"sampling{suffix}",
+        interrupted=interrupted,
+    )
+    return c.positions, c.stats, c.state, c.params
+
+
 # -- starting points ---------------------------------------------------------------------
 @eqx.filter_jit
 def _start(target, key, num_chains: int, draw: bool):
@@ -665,6 +823,15 @@ def sample(
     kernel_name = kernel if user_kernel is None else user_kernel.name
     target_arrays, target_static = eqx.partition(target, eqx.is_array)
     warmup = _Warmup(kernel_ref, settings, target_static)
+    # Kernels whose warm-up comes as pieces run warm-up and sampling as one loop.
+    tuned = None
+    if (
+        spec is not None
+        and spec.tuning is not None
+        and init_state is None
+        and spec.tuning(settings, dim, np.asarray(flat).dtype) is not None
+    ):
+        tuned = _TunedStep(kernel_ref, settings, target_static)
     step = _SampleStep(kernel_ref, settings, target_static)
     bar = bool(progress_bar)
     dtype = np.asarray(flat).dtype
@@ -697,16 +864,25 @@ def sample(
             out.diagnose()
         return out
 
-    def interrupted_sampling(batch, shared, chain, params, start, before=None, of=""):
+    def interrupted_sampling(batch, shared, chain, params, start, before=None, of="", tuned=False):
         """Ctrl-C while drawing: the draws done become ``partial_result``."""
 
         def interrupted(done, state, message):
             del message
-            (_, last), (positions, stats) = state
+            if tuned:  # one loop: ``done`` counts transitions, in the carry with the draws
+                _, c = state
+                last, positions, stats, run_params = c.state, c.positions, c.stats, c.params
+                transitions, done = done, done // thinning
+            else:
+                (_, last), (positions, stats) = state
+                run_params, transitions = params, done * thinning
             cut = (lambda a: a[:done]) if batch is None else (lambda a: a[:, :done])
             positions, stats = jax.tree_util.tree_map(cut, (positions, stats))
-            draws = _positions_to_draws(step, batch, shared, chain, positions)
-            last_state = AdaptedState(last, params, start + done * thinning)
+            if tuned:  # kernels with a tuning sample in the target's coordinates
+                draws = positions
+            else:
+                draws = _positions_to_draws(step, batch, shared, chain, positions)
+            last_state = AdaptedState(last, run_params, start + transitions)
             if batch is None:  # one chain of a sequential run: add its chain axis
                 draws, stats, last_state = jax.tree_util.tree_map(
                     lambda a: a[None], (draws, stats, last_state)
@@ -716,7 +892,7 @@ def sample(
                 draws, stats, last_state = before
                 kept = f"; the {draws.shape[0]} finished chain(s) are kept"
             partial = result(
-                draws, stats, last_state, params if before is None else {}, partial=True
+                draws, stats, last_state, run_params if before is None else {}, partial=True
             )
             err = Interrupted(
                 f"Interrupted during sampling{of} after {done} of {num_samples} draws per "
@@ -791,6 +967,24 @@ def sample(
                         num_warmup,
                         lambda d=done_before: result(d[0], d[1], d[2], {}, partial=True),
                     )
+                if tuned is not None:
+                    start = jnp.zeros((), jnp.int32)
+                    chain = (warm_key, sample_key, flat[c])
+                    positions, stats, last, params = _tuned_run(
+                        tuned,
+                        None,
+                        target_arrays,
+                        chain,
+                        bar=bar,
+                        suffix=f" (chain {c + 1}/{num_chains})",
+                        warmup_interrupted=interrupt or _interrupted_warmup(num_warmup),
+                        interrupted=interrupted_sampling(
+                            None, target_arrays, chain, None, start, finished(), of, tuned=True
+                        ),
+                    )
+                    last_state = AdaptedState(last, params, start + num_samples * thinning)
+                    outputs.append((positions, stats, last_state))
+                    continue
                 state, params = _warm_up(
                     warmup,
                     None,
@@ -826,6 +1020,24 @@ def sample(
             warm_keys, sample_keys, flat, init_state = jax.device_put(
                 (warm_keys, sample_keys, flat, init_state), sharding
             )
+        if tuned is not None:
+            start = jnp.zeros(num_chains, jnp.int32)
+            chain = (warm_keys, sample_keys, flat)
+            draws, stats, states, params = _tuned_run(
+                tuned,
+                batch,
+                target_arrays,
+                chain,
+                bar=bar,
+                suffix="",
+                warmup_interrupted=_interrupted_warmup(num_warmup),
+                interrupted=interrupted_sampling(
+                    batch, target_arrays, chain, None, start, tuned=True
+                ),
+            )
+            draws = jax.block_until_ready(draws)
+            last_state = AdaptedState(states, params, start + num_samples * thinning)
+            return result(draws, stats, last_state, params)
         if init_state is None:
             states, params = _warm_up(
                 warmup, batch, target_arrays, (warm_keys, flat), desc="warm-up", bar=bar
