@@ -438,6 +438,8 @@ class _TunedStep(_ByValue):
         target = eqx.combine(shared, self.static)
         logdensity, _ = _logdensity_of(target)
         state = spec.algorithm(logdensity, params, self.settings.option).init(x0)
+        # Typed as the loop's carry will be, so that the loop reuses this trace.
+        state, tuning, params = _strong((state, tuning, params))
         t = jnp.zeros((), jnp.int32)
         _, _, _, y = jax.eval_shape(
             _traced_transition, self, t, shared, chain, state, tuning, params
