@@ -38,18 +38,19 @@ def test_sequential_bnn_forgets_where_joint_and_prototypes_do_not():
         joint_first.append(out.joint_accuracy[0])
         proto_forgetting.append(cl.prototype_baseline(tasks, 4).metrics["forgetting"])
     forgetting = np.array(forgetting)
-    se = forgetting.std(ddof=1) / np.sqrt(len(SEEDS))
     # after task 1, task 0's accuracy under sequential inference vs the joint posterior
     gap = np.array(joint_first) - (np.array(first_task) - forgetting)
-    gap_se = gap.std(ddof=1) / np.sqrt(len(SEEDS))
     print(
-        f"forgetting {forgetting.mean():.3f} +- {se:.3f} (seeds {SEEDS}); joint accuracy "
+        f"forgetting {np.round(forgetting, 3)} (seeds {SEEDS}); joint accuracy "
         f"on task 0 {np.round(joint_first, 3)}; prototype forgetting {proto_forgetting}"
     )
     assert min(first_task) > 0.9  # the first task was learned
-    # then forgotten: measured 0.30 +- 0.08 over seeds 0-2; both the forgetting and the
-    # shortfall against the joint posterior are > 0 by three standard errors across seeds
-    assert forgetting.mean() - 3 * se > 0
-    assert gap.mean() - 3 * gap_se > 0
+    # then forgotten, in every seed, by more than the prototype baseline forgets (its
+    # bound below): both the forgetting and the shortfall against the joint posterior.
+    # Per seed rather than mean - 3 standard errors: across seeds the forgetting is
+    # heavy-tailed (seeds 0-5 gave 0.065-0.58 with one sampler's random numbers and
+    # 0.08-0.70 with another's), so a standard error from three seeds means little.
+    assert min(forgetting) > 0.05
+    assert min(gap) > 0.05
     assert min(joint_first) > 0.9  # the joint posterior keeps it
     assert max(proto_forgetting) < 0.05
