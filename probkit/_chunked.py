@@ -36,6 +36,7 @@ __all__ = [
     "run_chunk",
     "run_while_chunk",
     "split_at_loop",
+    "strong_types",
 ]
 
 _CALLS = ("pjit", "jit", "closed_call", "core_call")
@@ -68,7 +69,7 @@ def _inline_eval(jaxpr, consts, args):
     return [read(v) for v in jaxpr.outvars]
 
 
-def _strong(tree):
+def strong_types(tree):
     """Arrays of fixed (not weak) types: a literal or a weakly typed value that enters
     a compiled loop must come out of it with the same type, or the next chunk would
     compile again."""
@@ -492,9 +493,9 @@ def _run_chunk(static, carry, ys, start, stop):
             return carry, ys
 
         (shared_carry, chain_carry), ys = jax.lax.fori_loop(
-            start, stop, body, _strong(((shared_carry, chain_carry), ys))
+            start, stop, body, strong_types(((shared_carry, chain_carry), ys))
         )
-        return _strong((shared_carry, (chain_carry, ys)))
+        return strong_types((shared_carry, (chain_carry, ys)))
 
     shared_carry, (chain_carry, ys) = batched(
         one, batch, (shared, start, stop, shared_carry), (chain, chain_carry, ys), shared_out=True
@@ -524,7 +525,7 @@ def pre_program(split: LoopSplit, batch, shared, chain):
     (shared carry, chain carry), ys buffers)``."""
     shared_values, shared_carry = split.pre_shared(shared)
     chain_values, chain_carry, ys = batched(split.pre_chain, batch, shared, chain)
-    return _strong((shared_values, chain_values, (shared_carry, chain_carry), ys))
+    return strong_types((shared_values, chain_values, (shared_carry, chain_carry), ys))
 
 
 @eqx.filter_jit
@@ -542,9 +543,9 @@ def post_program(split: LoopSplit, batch, shared_values, chain_values, carry, ys
 def _run_while(static, carry, start, stop):
     split, shared_values, chain_values = static
     carry, steps, running = split.run_while(
-        shared_values, chain_values, _strong(carry), stop - start
+        shared_values, chain_values, strong_types(carry), stop - start
     )
-    return _strong(carry), steps, running
+    return strong_types(carry), steps, running
 
 
 _run_while_jit = eqx.filter_jit(_run_while, donate="all-except-first")

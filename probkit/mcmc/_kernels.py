@@ -105,9 +105,10 @@ class KernelSpec(NamedTuple):
             kernels that run in whitened coordinates (MALA, RWM).
         tuning: ``(settings, num_dims, dtype) -> WindowAdaptation | None``: the
             warm-up as pure pieces, for kernels whose state does not depend on their
-            parameters (HMC, NUTS). The driver then runs warm-up and sampling as one
-            loop with one copy of the kernel (half the tracing and compilation of a
-            separate warm-up); ``None`` where the settings need ``warmup`` instead.
+            parameters and that sample in the target's coordinates (HMC, NUTS). The
+            driver then runs warm-up and sampling as one loop with one copy of the
+            kernel (half the tracing and compilation of a separate warm-up); ``None``
+            where the settings need ``warmup`` instead.
     """
 
     name: str

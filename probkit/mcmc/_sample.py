@@ -26,12 +26,12 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from probkit._chunked import (
-    _strong,
     batched,
     post_program,
     pre_program,
     run_chunk,
     split_at_loop,
+    strong_types,
 )
 from probkit.distributed import chain_mesh, check_divisible, gather, leading_axis_sharding
 from probkit.mcmc._kernels import KERNELS, Settings, check_kernel, generic_statistics
@@ -439,7 +439,7 @@ class _TunedStep(_ByValue):
         logdensity, _ = _logdensity_of(target)
         state = spec.algorithm(logdensity, params, self.settings.option).init(x0)
         # Typed as the loop's carry will be, so that the loop reuses this trace.
-        state, tuning, params = _strong((state, tuning, params))
+        state, tuning, params = strong_types((state, tuning, params))
         t = jnp.zeros((), jnp.int32)
         _, _, _, y = jax.eval_shape(
             _traced_transition, self, t, shared, chain, state, tuning, params
@@ -474,7 +474,7 @@ def _traced_transition(step: _TunedStep, t, shared, chain, state, tuning, params
 @eqx.filter_jit
 def _tuned_start(step: _TunedStep, batch, shared, chain):
     # Strong types: the chunks' outputs are, and the first chunk must not compile apart.
-    return _strong(batched(step.start, batch, shared, chain))
+    return strong_types(batched(step.start, batch, shared, chain))
 
 
 def _tuned_run(
