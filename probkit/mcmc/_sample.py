@@ -384,16 +384,16 @@ class _TunedStep(_ByValue):
     ``transition_key(warm-up key, t)``, sampling transition ``n`` (counted from the
     end of the warm-up) ``transition_key(sampling key, n)``, as a continued run does."""
 
-    def parts(self, shared):
+    def parts(self, shared, chain):
         target = eqx.combine(shared, self.static)
         logdensity, _ = _logdensity_of(target)
         spec = KERNELS[self.kernel]
-        dtype = ravel_pytree(target.example_position)[0].dtype
+        dtype = chain[2].dtype  # the chains' start, as the driver's check used
         return logdensity, spec, spec.tuning(self.settings, self.settings.num_dims, dtype)
 
     def transition(self, t, shared, chain, state, tuning, params):
         """``(state, tuning, params, (position, stats))`` after transition ``t``."""
-        logdensity, spec, window = self.parts(shared)
+        logdensity, spec, window = self.parts(shared, chain)
         warm_key, sample_key, _ = chain
         num_warmup = self.settings.num_warmup
         warming = t < num_warmup
@@ -431,7 +431,7 @@ class _TunedStep(_ByValue):
 
     def start(self, shared, chain):
         """One chain's initial :class:`_TunedCarry` (draw buffers zeroed)."""
-        _, spec, window = self.parts(shared)
+        _, spec, window = self.parts(shared, chain)
         _, _, x0 = chain
         tuning = window.init(x0.shape[0])
         params = {"step_size": tuning.step_size, "inverse_mass_matrix": tuning.inverse_mass_matrix}
@@ -489,20 +489,23 @@ def _tuned_run(
     interrupted,
 ):
     """Warm-up then sampling, one compiled chunk program for both: ``(positions, stats,
-    last state, params)`` of every chain (one chain when ``batch`` is ``None``)."""
-    num_warmup = step.settings.num_warmup
+    last state, params)`` of every chain (one chain when ``batch`` is ``None``).
 
-    def runner(offset):
+    The warm-up is chunked by transitions, the sampling by draws (``thinning``
+    transitions each), so that Ctrl-C stops between draws: the state kept then
+    continues the run exactly."""
+    num_warmup, thinning = step.settings.num_warmup, step.settings.thinning
+
+    def runner(offset, per_step):
         def run(carry, start, stop):
-            carry, _ = run_chunk(
-                step, batch, shared, chain, carry, (), start + offset, stop + offset
-            )
+            first, last = offset + start * per_step, offset + stop * per_step
+            carry, _ = run_chunk(step, batch, shared, chain, carry, (), first, last)
             return carry
 
         return run
 
     carry = run_in_chunks(
-        runner(0),
+        runner(0, 1),
         lambda: ((), _tuned_start(step, batch, shared, chain)),
         num_warmup,
         progress_bar=bar,
@@ -510,9 +513,9 @@ def _tuned_run(
         interrupted=warmup_interrupted,
     )
     _, c = run_in_chunks(
-        runner(num_warmup),
+        runner(num_warmup, thinning),
         lambda: carry,
-        step.settings.num_samples * step.settings.thinning,
+        step.settings.num_samples,
         progress_bar=bar,
         desc=f"sampling{suffix}",
         interrupted=interrupted,
@@ -871,13 +874,13 @@ def sample(
 
         def interrupted(done, state, message):
             del message
-            if tuned:  # one loop: ``done`` counts transitions, in the carry with the draws
+            if tuned:  # one loop: the draws are in the carry, with the parameters
                 _, c = state
                 last, positions, stats, run_params = c.state, c.positions, c.stats, c.params
-                transitions, done = done, done // thinning
             else:
                 (_, last), (positions, stats) = state
-                run_params, transitions = params, done * thinning
+                run_params = params
+            transitions = done * thinning
             cut = (lambda a: a[:done]) if batch is None else (lambda a: a[:, :done])
             positions, stats = jax.tree_util.tree_map(cut, (positions, stats))
             if tuned:  # kernels with a tuning sample in the target's coordinates

@@ -203,3 +203,43 @@ def test_real_sigint_stops_sampling_within_two_seconds():
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_one_loop_interrupted_with_thinning_continues_exactly(monkeypatch):
+    # NUTS warms up and samples in one loop (_TunedStep); its sampling phase is
+    # chunked by draws, so Ctrl-C stops between draws and last_state continues the run.
+    kwargs = dict(SETTINGS, kernel="nuts", num_chains=2, thinning=3)
+    full = pk.mcmc.sample(TARGET, **kwargs)
+    calls = {"n": 0}
+    original = _chunked._run_chunk_jit
+
+    def counting(static, carry, ys, start, stop):
+        if isinstance(static[0], _sample._TunedStep) and int(start) >= SETTINGS["num_warmup"]:
+            calls["n"] += 1
+            if calls["n"] == 3:
+                signal.raise_signal(signal.SIGINT)
+        return original(static, carry, ys, start, stop)
+
+    monkeypatch.setattr(_chunked, "_run_chunk_jit", counting)
+    with pytest.raises(Interrupted, match="during sampling after") as info:
+        pk.mcmc.sample(TARGET, **kwargs)
+    monkeypatch.setattr(_chunked, "_run_chunk_jit", original)
+    done = info.value.steps_done
+    assert 0 < done < 60
+    partial = info.value.partial_result
+    np.testing.assert_array_equal(partial.unconstrained, full.unconstrained[:, :done])
+    assert np.asarray(partial.last_state.num_transitions).tolist() == [3 * done] * 2
+    rest = pk.mcmc.sample(
+        TARGET,
+        kernel="nuts",
+        num_chains=2,
+        thinning=3,
+        num_samples=60 - done,
+        seed=3,
+        init_state=partial.last_state,
+        diagnose=False,
+    )
+    joined = np.concatenate([partial.unconstrained, rest.unconstrained], axis=1)
+    # Same parameters and transition keys: the draws of the uninterrupted run, up to
+    # XLA's rounding (the continued run is compiled as a program of its own).
+    np.testing.assert_allclose(joined, full.unconstrained, atol=1e-5)
