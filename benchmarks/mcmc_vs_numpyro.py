@@ -12,11 +12,13 @@ number of chains, warm-up and draws, chains vectorised with ``vmap`` on one devi
 * the largest |z| of a mean against the posteriordb reference draws (z = difference
   over the combined MCSE), as a check that the fast sampler is also right.
 
-Each sampler runs once per seed (``--seeds``, default 0 1 2) and the table averages
-over seeds: ESS per second is the mean minimum ESS over the mean sampling time. One
-seed's warm-up can land on a step size 20% off another's (kidiq: 22.7 to 28.3
-leapfrog steps per draw across seeds for probkit, 23.3 to 28.0 for NumPyro), so a
-single seed compares adaptation luck as much as samplers. Timing goes through
+Each sampler runs once per seed (``--seeds``, default 0-9) and the table averages
+over seeds: ESS per second is the mean minimum ESS over the mean sampling time, and
+the last column is the ratio's bootstrap standard error over seeds. One seed's
+warm-up can land on a step size 20% off another's (kidiq: 22.7 to 28.3 leapfrog steps
+per draw across seeds for probkit, 23.3 to 28.0 for NumPyro), so a single seed
+compares adaptation luck as much as samplers, and three seeds leave the ratio
+uncertain by about 10%. Timing goes through
 ``benchmarks/_timing.py``, which turns off asynchronous dispatch so that compile time
 (NumPyro compiles again on every ``MCMC.run``) never overlaps run time. probkit runs
 with ``diagnose=False``: by default ``sample`` also computes ArviZ's R-hat and ESS
@@ -65,6 +67,8 @@ class Run(NamedTuple):
     leapfrog_per_draw: float
     divergences: float
     max_abs_z: float
+    # (min ESS, sampling seconds) of each seed's run, for the ratio's standard error
+    per_seed: tuple = ()
 
     @property
     def ess_per_second(self) -> float:
@@ -152,11 +156,32 @@ def _over_seeds(posterior, call, seeds: list[int]) -> Run:
         leapfrog_per_draw=float(np.mean([r.leapfrog_per_draw for r in runs])),
         divergences=float(np.mean([r.divergences for r in runs])),
         max_abs_z=max(r.max_abs_z for r in runs),
+        per_seed=tuple((r.min_ess_bulk, r.sampling_seconds) for r in runs),
     )
+
+
+def ratio_standard_error(pk_run: Run, np_run: Run, resamples: int = 4000) -> float:
+    """Bootstrap standard error of the ESS/s ratio over seeds.
+
+    Each side's seeds are resampled with replacement (the two sides' runs are
+    independent), and the ratio of mean ESS over mean time is recomputed. One seed's
+    warm-up luck moves a 3-seed ratio by 10-20%: a ratio is "lower than before" only
+    when the difference is large against this error."""
+    if len(pk_run.per_seed) < 2 or len(np_run.per_seed) < 2:
+        return float("nan")
+    rng = np.random.default_rng(0)
+
+    def ess_per_second(per_seed):
+        runs = np.asarray(per_seed)
+        pick = rng.integers(0, len(runs), size=(resamples, len(runs)))
+        return runs[pick, 0].mean(axis=1) / runs[pick, 1].mean(axis=1)
+
+    return float(np.std(ess_per_second(pk_run.per_seed) / ess_per_second(np_run.per_seed)))
 
 
 def _row(name: str, label: str, pk_run: Run, np_run: Run) -> str:
     ratio = pk_run.ess_per_second / np_run.ess_per_second
+    se = ratio_standard_error(pk_run, np_run)
 
     def cells(run: Run) -> str:
         return (
@@ -166,14 +191,14 @@ def _row(name: str, label: str, pk_run: Run, np_run: Run) -> str:
             f"{run.max_abs_z:.1f}"
         )
 
-    return f"| {name} | {label} | {cells(pk_run)} | {cells(np_run)} | **{ratio:.2f}** |"
+    return f"| {name} | {label} | {cells(pk_run)} | {cells(np_run)} | **{ratio:.2f}** | {se:.2f} |"
 
 
 HEADER = (
     "| posterior | mass matrix (probkit / NumPyro) "
     "| pk compile s | pk sampling s | pk leapfrog/draw | pk div | pk min ESS | pk ESS/s "
     "| pk max abs z | np compile s | np sampling s | np leapfrog/draw | np div | np min ESS "
-    "| np ESS/s | np max abs z | ESS/s ratio pk/np |\n|" + "---|" * 17
+    "| np ESS/s | np max abs z | ESS/s ratio pk/np | ratio's bootstrap SE |\n|" + "---|" * 18
 )
 
 
@@ -190,10 +215,10 @@ def main(argv: list[str] | None = None) -> str:
         "--seeds",
         type=int,
         nargs="+",
-        default=[0, 1, 2],
-        help="one run per seed and sampler; the table shows the first run's compile time and "
-        "means over the seeds (NumPyro's later runs load their executables from a temporary "
-        "compilation cache)",
+        default=list(range(10)),
+        help="one run per seed and sampler; the table shows the first run's compile time, "
+        "means over the seeds and the ratio's bootstrap standard error over seeds "
+        "(NumPyro's later runs load their executables from a temporary compilation cache)",
     )
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument(
@@ -252,7 +277,8 @@ def main(argv: list[str] | None = None) -> str:
         "first call; sampling time is the rest of the wall time, with asynchronous dispatch "
         "off (warm-up + sampling + conversion of the draws). ESS is ArviZ's minimum bulk "
         "ESS over the posteriordb parameters; max abs z compares each mean with the "
-        "reference draws (difference / combined MCSE).\n\n"
+        "reference draws (difference / combined MCSE). The last column is the ratio's "
+        "bootstrap standard error over seeds (each side's seeds resampled).\n\n"
         f"{table}\n"
     )
     print(table)

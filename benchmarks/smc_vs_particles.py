@@ -25,6 +25,12 @@ fewer repeats); writes ``benchmarks/results/smc.md``.
 
 from __future__ import annotations
 
+# probkit first: its XLA thread default (one thread on two cores or fewer) applies only
+# before JAX's CPU backend starts, and `import blackjax` starts it. Both tools then run
+# on the same thread pool, as in mcmc_vs_numpyro.py.
+import probkit as pk
+
+# isort: split
 import argparse
 import functools
 import os
@@ -44,7 +50,6 @@ from particles import distributions as pdists
 from particles import state_space_models as pssm
 from scipy import stats
 
-import probkit as pk
 import probkit.smc as smc
 
 RHO, SIGMA_X, SIGMA_Y, T = 0.9, 1.0, 0.5, 100
@@ -269,6 +274,7 @@ def main() -> None:
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, "
         f"JAX {jax.__version__} on {jax.devices()[0].platform}, particles "
         f"{getattr(particles, '__version__', '?')}, blackjax {blackjax.__version__}. "
+        f"XLA CPU threads: {os.environ.get('NPROC', 'XLA default')} for both tools. "
         f"Median of {repeats} runs per cell, one process.",
         "",
         f"## Bootstrap particle filter, linear-Gaussian SSM, T = {T}",

@@ -40,6 +40,8 @@ __all__ = ["Target", "from_numpyro"]
 PyTree = Any
 
 _INIT_STRATEGIES = ("uniform", "prior", "median")
+#: NumPyro's default radius of ``init_to_uniform`` (in unconstrained space).
+_UNIFORM_RADIUS = 2.0
 
 
 class Target(eqx.Module):
@@ -72,6 +74,12 @@ class Target(eqx.Module):
         reverse_mode_gradients: ``False`` for a model with a ``lax.while_loop`` built
             without ``forward_mode_differentiation``: only gradient-free kernels
             (``"rwm"``) can sample it.
+        uniform_init_radius: set when ``init`` is NumPyro's ``init_to_uniform`` search
+            on a continuous model (the default of :func:`from_numpyro`): its first try
+            draws every unconstrained coordinate uniformly in ``(-r, r)``, and it tries
+            again only where the log density or its gradient is not finite there. A
+            sampler may draw such starts itself and call ``init`` only for the chains
+            that need the search, as :func:`probkit.mcmc.sample` does.
 
     Example:
         >>> import jax.numpy as jnp
@@ -92,6 +100,7 @@ class Target(eqx.Module):
     enumerated_sites: tuple = eqx.field(default=(), static=True)
     reverse_mode_gradients: bool = eqx.field(default=True, static=True)
     gibbs_sites: tuple = eqx.field(default=(), static=True)
+    uniform_init_radius: float | None = eqx.field(default=None, static=True)
 
     # -- convenience views with the data bound -------------------------------------
     def logdensity(self, z: PyTree) -> jax.Array:
@@ -444,7 +453,7 @@ class _NumPyroFunctions(eqx.Module):
         if self.strategy == "value":
             return init_to_value(values=self.init_values)
         return {
-            "uniform": init_to_uniform(radius=2.0),
+            "uniform": init_to_uniform(radius=_UNIFORM_RADIUS),
             "prior": init_to_sample,
             "median": init_to_median(num_samples=15),
         }[self.strategy]
@@ -1050,6 +1059,9 @@ def from_numpyro(
         enumerated_sites=structure.discrete,
         reverse_mode_gradients=reverse_mode,
         gibbs_sites=structure.not_enumerable,
+        # The default start (continuous sites, init="uniform", no init values, finite
+        # at the centre): NumPyro's init_to_uniform(radius=2.0), see _strategy.
+        uniform_init_radius=_UNIFORM_RADIUS if structure.at_centre else None,
     )
 
 
