@@ -263,8 +263,19 @@ def main() -> None:
             f"written): cold {cold:.1f} s, warm {warm:.1f} s.",
         ]
     lines.append("")
-    Path(args.out).write_text("\n".join(lines))
     print("\n".join(lines))
+    out = Path(args.out)
+    text = "\n".join(lines)
+    if out.exists():  # earlier runs and their hand-written notes stay, below this one
+        text += "\n" + _as_earlier_run(out.read_text())
+    out.write_text(text)
+
+
+def _as_earlier_run(previous: str) -> str:
+    """A previous results file as an ``## Earlier run`` section (its title dropped)."""
+    body = previous.split("\n", 1)[1].lstrip("\n") if previous.startswith("# ") else previous
+    stamp = body[len("Measured ") :].split(" on ", 1)[0] if body.startswith("Measured ") else ""
+    return f"## Earlier run ({stamp or 'undated'})\n\n{body}"
 
 
 if __name__ == "__main__":
