@@ -498,7 +498,10 @@ def _tuned_run(
 
     def runner(offset, per_step):
         def run(carry, start, stop):
-            first, last = offset + start * per_step, offset + stop * per_step
+            # On the host (numpy): eager jnp arithmetic would compile two tiny programs
+            # in every process.
+            first = np.int32(offset + int(start) * per_step)
+            last = np.int32(offset + int(stop) * per_step)
             carry, _ = run_chunk(step, batch, shared, chain, carry, (), first, last)
             return carry
 
@@ -521,6 +524,21 @@ def _tuned_run(
         interrupted=interrupted,
     )
     return c.positions, c.stats, c.state, c.params
+
+
+def _has_tuning(spec, settings, num_dims: int, dtype) -> bool:
+    """Whether ``spec`` has a warm-up in pieces for these settings (the one loop).
+
+    Asked under ``eval_shape``: building the pieces eagerly would compile their small
+    set-up computations in every process, only to drop them."""
+    found = []
+
+    def probe():
+        found.append(spec.tuning(settings, num_dims, dtype) is not None)
+        return jnp.zeros(())
+
+    jax.eval_shape(probe)
+    return found[0]
 
 
 # -- starting points ---------------------------------------------------------------------
@@ -871,7 +889,7 @@ def sample(
         spec is not None
         and spec.tuning is not None
         and init_state is None
-        and spec.tuning(settings, dim, np.asarray(flat).dtype) is not None
+        and _has_tuning(spec, settings, dim, np.asarray(flat).dtype)
     ):
         tuned = _TunedStep(kernel_ref, settings, target_static)
     step = _SampleStep(kernel_ref, settings, target_static)
@@ -924,7 +942,7 @@ def sample(
                 draws = positions
             else:
                 draws = _positions_to_draws(step, batch, shared, chain, positions)
-            last_state = AdaptedState(last, run_params, start + transitions)
+            last_state = AdaptedState(last, run_params, jnp.asarray(start + transitions))
             if batch is None:  # one chain of a sequential run: add its chain axis
                 draws, stats, last_state = jax.tree_util.tree_map(
                     lambda a: a[None], (draws, stats, last_state)
@@ -1010,7 +1028,7 @@ def sample(
                         lambda d=done_before: result(d[0], d[1], d[2], {}, partial=True),
                     )
                 if tuned is not None:
-                    start = jnp.zeros((), jnp.int32)
+                    start = np.zeros((), np.int32)
                     chain = (warm_key, sample_key, flat[c])
                     positions, stats, last, params = _tuned_run(
                         tuned,
@@ -1024,8 +1042,8 @@ def sample(
                             None, target_arrays, chain, None, start, finished(), of, tuned=True
                         ),
                     )
-                    last_state = AdaptedState(last, params, start + num_samples * thinning)
-                    outputs.append((positions, stats, last_state))
+                    transitions = jnp.asarray(start + num_samples * thinning)
+                    outputs.append((positions, stats, AdaptedState(last, params, transitions)))
                     continue
                 state, params = _warm_up(
                     warmup,
@@ -1063,7 +1081,7 @@ def sample(
                 (warm_keys, sample_keys, flat, init_state), sharding
             )
         if tuned is not None:
-            start = jnp.zeros(num_chains, jnp.int32)
+            start = np.zeros(num_chains, np.int32)
             chain = (warm_keys, sample_keys, flat)
             draws, stats, states, params = _tuned_run(
                 tuned,
@@ -1078,8 +1096,8 @@ def sample(
                 ),
             )
             draws = jax.block_until_ready(draws)
-            last_state = AdaptedState(states, params, start + num_samples * thinning)
-            return result(draws, stats, last_state, params)
+            transitions = jnp.asarray(start + num_samples * thinning)
+            return result(draws, stats, AdaptedState(states, params, transitions), params)
         if init_state is None:
             states, params = _warm_up(
                 warmup, batch, target_arrays, (warm_keys, flat), desc="warm-up", bar=bar
