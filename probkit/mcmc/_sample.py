@@ -584,10 +584,10 @@ def _start(target, key, num_chains: int, draw: bool, search: bool = False):
     return keys, flat, jnp.where(jnp.all(jnp.isfinite(grad), axis=1), lp, jnp.nan)
 
 
-def _starts(target, key, num_chains: int, search: bool = False):
+def _starts(target, key, num_chains: int):
     """The chains' keys, starting points and log densities (see :func:`_start`)."""
-    keys, flat, start_lp = _start(target, key, num_chains, True, search)
-    if target.uniform_init_radius is not None and not search:
+    keys, flat, start_lp = _start(target, key, num_chains, True)
+    if target.uniform_init_radius is not None:
         bad = ~np.isfinite(np.asarray(start_lp))
         if bad.any():  # NumPyro's search for these chains
             _, searched, searched_lp = _start(target, key, num_chains, True, search=True)
@@ -840,9 +840,7 @@ def sample(
     key = jax.random.PRNGKey(seed)
     draw_start = init_state is None and init is None
     if draw_start:
-        # Cross-chain kernels (ChEES, MEADS) keep NumPyro's search: MEADS at its defaults
-        # proved sensitive to the starting draw (an R-hat of 1.06 in its defaults test).
-        keys, flat, start_lp = _starts(target, key, num_chains, search=cross_chain)
+        keys, flat, start_lp = _starts(target, key, num_chains)
     else:
         keys, flat, start_lp = _start(target, key, num_chains, False)
     chain_keys = keys["chain"]
