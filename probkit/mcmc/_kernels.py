@@ -530,12 +530,18 @@ def _halton_steps(random_generator_arg, num_leapfrog_steps):
 
 
 def _chees_warmup(key, logdensity, x0s, settings: Settings):
+    # The chains start where the driver put them (pathfinder_starts, when
+    # pathfinder_init holds: run apart, before the chains are sharded).
     options = settings.option
     adaptation = blackjax.chees_adaptation(
         logdensity,
         settings.num_chains,
         target_acceptance_rate=settings.target_accept,
         max_leapfrog_steps=options["max_leapfrog_steps"],
+        # blackjax's ensemble estimate of a diagonal metric (with its floor on the
+        # trajectory length); its default, the identity metric, left kidiq's chains
+        # where they started (every draw divergent) and earnings' R-hat at 1.7-4.8.
+        mass_matrix_estimation="diagonal",
     )
     (states, params), _ = adaptation.run(
         key,
@@ -566,38 +572,84 @@ def _chees_algorithm(logdensity, params, options):
 
 
 def pathfinder_starts(key, logdensity, x0s, num_samples: int = 50, maxiter: int = 100):
-    """Each chain's start moved to one draw from the Pathfinder normal approximation
-    (blackjax.vi.pathfinder) found from it; a start whose draw has a non-finite log
-    density stays where it was.
+    """The chains' starts, drawn from multi-path Pathfinder (Zhang et al. 2022, as Stan
+    initialises with it): a Pathfinder normal approximation (blackjax.vi.pathfinder)
+    found from each chain's start, ``num_samples`` draws from each, and one draw per
+    chain picked from the pooled draws by importance resampling (weights
+    ``p(x) / q(x)``, without replacement, so that no two chains start at one point).
 
-    Why MEADS needs it: MEADS sets its step size from the scale of the chains' gradients
-    in the other folds. From dispersed starts far in the tails (uniform in [-2, 2] on a
-    logistic regression with unscaled covariates) the gradients are huge, the step
-    collapses to ~1e-4 and the chains do not reach the posterior within the warm-up
-    (coefficients 10-20x too large, R-hat 1.3-2.5). Pathfinder's draws lie at the
-    posterior's scale, are still dispersed (one independent draw per chain), and cost
-    at most ``maxiter`` L-BFGS iterations with ``num_samples`` log densities each
-    (blackjax's default of 30 stopped short of the typical set on that regression;
-    100 reached it).
+    Why cross-chain kernels need it: ChEES and MEADS set their step size (and MEADS its
+    damping) from statistics pooled over every chain, so one chain far out in the tails
+    sets them for all. From dispersed starts (uniform in [-2, 2] on a logistic
+    regression with unscaled covariates) MEADS's step collapsed to ~1e-4 and the chains
+    did not reach the posterior within the warm-up (coefficients 10-20x too large,
+    R-hat 1.3-2.5). One path per chain is not enough on its own: on badly scaled
+    posteriors (posteriordb's earnings, kidiq) some paths stop short of the typical set
+    (``maxiter`` L-BFGS iterations), and the resampling drops their draws, whose
+    weights are negligible next to those of the paths that arrived. A chain keeps its
+    own start only when fewer pooled draws than chains have a finite weight.
     """
     from blackjax.vi import pathfinder
+
+    num_chains = x0s.shape[0]
+    path_keys = jax.random.split(key, num_chains + 1)
 
     def one(k, x0):
         approximate_key, draw_key = jax.random.split(k)
         state, _ = pathfinder.approximate(
             approximate_key, logdensity, x0, num_samples, maxiter=maxiter
         )
-        x, _ = pathfinder.sample(draw_key, state)
-        good = jnp.all(jnp.isfinite(x)) & jnp.isfinite(logdensity(x))
-        return jnp.where(good, x, x0)
+        xs, logq = pathfinder.sample(draw_key, state, num_samples)
+        logp = jax.vmap(logdensity)(xs)
+        finite = jnp.all(jnp.isfinite(xs), axis=1) & jnp.isfinite(logp) & jnp.isfinite(logq)
+        return xs, jnp.where(finite, logp - logq, -jnp.inf)
 
-    return jax.vmap(one)(jax.random.split(key, x0s.shape[0]), x0s)
+    xs, log_weights = jax.vmap(one)(path_keys[1:], x0s)
+    xs, log_weights = xs.reshape(-1, x0s.shape[1]), log_weights.reshape(-1)
+    # Gumbel top-k: num_chains draws without replacement, in proportion to the weights.
+    gumbel = jax.random.gumbel(path_keys[0], log_weights.shape, log_weights.dtype)
+    keys, picked = jax.lax.top_k(log_weights + gumbel, num_chains)
+    good = jnp.isfinite(keys)
+    return jnp.where(good[:, None], xs[picked], x0s)
+
+
+MEADS_MIN_CHAINS_PER_FOLD = 8
+
+
+def meads_num_folds(num_chains: int, num_folds: int | None) -> int:
+    """MEADS's number of folds: ``num_folds`` as given (checked), or, when it is
+    ``None``, the most folds, up to the paper's 4, that split the chains evenly with at
+    least 8 chains in each.
+
+    Why 8: each fold's step size and damping come from another fold's chains. With 4
+    chains per fold (16 chains in 4 folds) MEADS failed on posteriordb posteriors at
+    its defaults: garch11 diverged on every draw, eight schools had R-hat 1.34 and 117
+    divergences; the same 16 chains in 2 folds of 8, or 32 chains in 4 folds, sampled
+    all of them (R-hat 1.01-1.03 where the ESS per chain allows it, no divergences).
+    """
+    if num_folds is None:
+        for folds in (4, 3, 2):
+            if num_chains % folds == 0 and num_chains // folds >= MEADS_MIN_CHAINS_PER_FOLD:
+                return folds
+        raise ValueError(
+            f"kernel='meads' splits the chains into folds (2 to 4) of at least "
+            f"{MEADS_MIN_CHAINS_PER_FOLD} chains each and needs at least 4 chains per fold "
+            f"in any case: use an even num_chains >= {2 * MEADS_MIN_CHAINS_PER_FOLD} (got "
+            f"{num_chains}), or set num_folds yourself; it is meant for many chains "
+            "(e.g. 64-512)."
+        )
+    # Each fold's parameters are estimated from the chains of another fold; with fewer
+    # than 4 chains per fold those estimates are unusable.
+    if num_chains % num_folds or num_chains < 4 * num_folds:
+        raise ValueError(
+            f"kernel='meads' splits chains into num_folds={num_folds} folds and needs at "
+            f"least 4 chains per fold: use num_chains a multiple of {num_folds} and >= "
+            f"{4 * num_folds} (got {num_chains}); it is meant for many chains (e.g. 64-512)."
+        )
+    return num_folds
 
 
 def _meads_warmup(key, logdensity, x0s, settings: Settings):
-    if settings.option["pathfinder_init"]:
-        start_key, key = jax.random.split(key)
-        x0s = pathfinder_starts(start_key, logdensity, x0s)
     adaptation = blackjax.meads_adaptation(
         logdensity, settings.num_chains, num_folds=settings.option["num_folds"]
     )
@@ -669,7 +721,12 @@ KERNELS: dict[str, KernelSpec] = {
         "chees",
         "ChEES-HMC: jittered HMC with trajectory length tuned across chains "
         "(blackjax.chees_adaptation + blackjax.dynamic_hmc); for many chains on accelerators",
-        {"learning_rate": 0.025, "step_size": 0.1, "max_leapfrog_steps": 1000},
+        {
+            "learning_rate": 0.025,
+            "step_size": 0.1,
+            "max_leapfrog_steps": 1000,
+            "pathfinder_init": True,
+        },
         True,
         0.651,
         _chees_warmup,
@@ -682,7 +739,7 @@ KERNELS: dict[str, KernelSpec] = {
         "MEADS: generalised HMC tuned across chain folds "
         "(blackjax.meads_adaptation + blackjax.ghmc), started from Pathfinder draws; for "
         "many chains on accelerators",
-        {"num_folds": 4, "pathfinder_init": True},
+        {"num_folds": None, "pathfinder_init": True},
         True,
         0.8,
         _meads_warmup,
@@ -705,6 +762,8 @@ def _check_option_values(kernel: str, options: Mapping[str, Any]) -> None:
         )
     for name in ("max_num_doublings", "num_integration_steps", "max_leapfrog_steps", "num_folds"):
         value = options.get(name)
+        if name == "num_folds" and value is None:
+            continue  # MEADS: chosen from num_chains (meads_num_folds)
         if name in options and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
     start = options.get("pathfinder_init", True)

@@ -34,7 +34,15 @@ from probkit._chunked import (
     strong_types,
 )
 from probkit.distributed import chain_mesh, check_divisible, gather, leading_axis_sharding
-from probkit.mcmc._kernels import KERNELS, Settings, check_kernel, generic_statistics
+from probkit.mcmc._kernels import (
+    KERNELS,
+    MEADS_MIN_CHAINS_PER_FOLD,
+    Settings,
+    check_kernel,
+    generic_statistics,
+    meads_num_folds,
+    pathfinder_starts,
+)
 from probkit.mcmc._loop import AdaptedState, draw_function, loop, transition_key
 from probkit.mcmc._mass_matrix import resolve_mass_matrix
 from probkit.progress import Interrupted, run_in_chunks
@@ -597,6 +605,13 @@ def _starts(target, key, num_chains: int):
 
 
 @eqx.filter_jit
+def _pathfinder_starts(target, key, flat):
+    """The cross-chain kernels' starts (:func:`pathfinder_starts`) from ``flat``."""
+    logdensity, _ = _logdensity_of(target)
+    return pathfinder_starts(key, logdensity, flat)
+
+
+@eqx.filter_jit
 def _logdensity_at(target, flat):
     logdensity, _ = _logdensity_of(target)
     return jax.vmap(logdensity)(flat)
@@ -738,10 +753,11 @@ def sample(
             divergences, R-hat above 1.01, low bulk ESS and non-finite log densities
             (see :meth:`MCMCResult.diagnose`).
         **kernel_options: options of the chosen kernel (``probkit.mcmc.KERNELS[name]
-            .options``): ``max_num_doublings`` for NUTS; ``num_folds`` and
-            ``pathfinder_init`` (start each chain from a Pathfinder draw found from its
-            initial position, default True: MEADS' step size collapses from starts
-            far in the tails) for MEADS; ``num_integration_steps``
+            .options``): ``max_num_doublings`` for NUTS; ``num_folds`` (default: the
+            most folds, up to 4, with at least 8 chains each) for MEADS;
+            ``pathfinder_init`` for ChEES and MEADS (start the chains from multi-path
+            Pathfinder draws, default True: their pooled step size collapses when a
+            chain starts far in the tails); ``num_integration_steps``
             (the mean number of leapfrog steps, default 16), ``trajectory_length``
             (instead: steps = trajectory_length / step_size) and ``jitter`` (draw the
             number of steps uniformly from 1 .. 2L-1, default True) for HMC;
@@ -808,15 +824,19 @@ def sample(
     if cross_chain and num_chains < 2:
         raise ValueError(f"kernel={kernel!r} adapts across chains: use num_chains >= 2.")
     if kernel == "meads":
-        folds = options["num_folds"]
-        # Each fold's parameters are estimated from the chains of the other folds;
-        # with fewer than 4 chains per fold those estimates are too noisy to be usable.
-        if num_chains % folds or num_chains < 4 * folds:
-            raise ValueError(
-                f"kernel='meads' splits chains into num_folds={folds} folds and needs at least "
-                f"4 chains per fold: use num_chains a multiple of {folds} and >= {4 * folds} "
-                f"(got {num_chains}); it is meant for many chains (e.g. 64-512)."
+        folds = meads_num_folds(num_chains, options["num_folds"])
+        if folds * MEADS_MIN_CHAINS_PER_FOLD > num_chains:
+            warnings.warn(
+                f"kernel='meads' with {num_chains // folds} chains per fold "
+                f"(num_chains={num_chains}, num_folds={folds}): each fold's step size and "
+                f"damping then come from a few chains, which failed on posteriordb "
+                f"posteriors (every draw divergent on garch11 with 4 per fold). Use at "
+                f"least {MEADS_MIN_CHAINS_PER_FOLD} chains per fold (leave num_folds out "
+                f"to have it chosen from num_chains).",
+                SamplingWarning,
+                stacklevel=2,
             )
+        options["num_folds"] = folds
     if cross_chain and num_warmup == 0 and init_state is None:
         raise ValueError(f"kernel={kernel!r} needs num_warmup > 0 to tune its parameters.")
 
@@ -987,9 +1007,14 @@ def sample(
     if cross_chain:
         batch = mesh if mesh is not None else "vmap"
         if init_state is None:
+            warm_key = keys["warm"]
+            if options["pathfinder_init"]:
+                # A program of its own on one device: inside the sharded warm-up,
+                # XLA:CPU's simulated devices hung on Pathfinder's loops.
+                start_key, warm_key = jax.random.split(warm_key)
+                flat = _pathfinder_starts(target, start_key, flat)
             if mesh is not None:
                 flat = jax.device_put(flat, leading_axis_sharding(mesh))
-            warm_key = keys["warm"]
             # The warm-up pools every chain: one program over all of them (sharded
             # over the mesh by XLA when the chains are).
             states, params = _warm_up(
