@@ -540,7 +540,7 @@ def _chees_warmup(key, logdensity, x0s, settings: Settings):
         max_leapfrog_steps=options["max_leapfrog_steps"],
         # blackjax's ensemble estimate of a diagonal metric (with its floor on the
         # trajectory length); its default, the identity metric, left kidiq's chains
-        # where they started (every draw divergent) and earnings' R-hat at 1.7-4.8.
+        # where they started (every draw divergent) and earnings' R-hat at 4.8.
         mass_matrix_estimation="diagonal",
     )
     (states, params), _ = adaptation.run(
@@ -583,10 +583,11 @@ def pathfinder_starts(key, logdensity, x0s, num_samples: int = 50, maxiter: int 
     sets them for all. From dispersed starts (uniform in [-2, 2] on a logistic
     regression with unscaled covariates) MEADS's step collapsed to ~1e-4 and the chains
     did not reach the posterior within the warm-up (coefficients 10-20x too large,
-    R-hat 1.3-2.5). One path per chain is not enough on its own: on badly scaled
-    posteriors (posteriordb's earnings, kidiq) some paths stop short of the typical set
-    (``maxiter`` L-BFGS iterations), and the resampling drops their draws, whose
-    weights are negligible next to those of the paths that arrived. A chain keeps its
+    R-hat 1.3-2.5). Why pooled and resampled rather than one draw from each chain's own
+    path: a path that stops short of the typical set (``maxiter`` L-BFGS iterations)
+    would still place its chain; the resampling drops its draws, whose weights are
+    negligible next to those of paths that arrived. (Where every path stops short, as
+    on posteriordb's earnings from the uniform box, no start helps.) A chain keeps its
     own start only when fewer pooled draws than chains have a finite weight.
     """
     from blackjax.vi import pathfinder
