@@ -37,6 +37,7 @@ __all__ = [
     "run_while_chunk",
     "split_at_loop",
     "strong_types",
+    "write_row",
 ]
 
 _CALLS = ("pjit", "jit", "closed_call", "core_call")
@@ -448,6 +449,34 @@ def split_at_loop(
     return _SPLITS[cache_key]
 
 
+# -- writing a step's output into its buffer ------------------------------------------------
+@jax.custom_batching.custom_vmap
+def write_row(buffer: jax.Array, value: jax.Array, index) -> jax.Array:
+    """``buffer`` with row ``index`` (of its leading axis) set to ``value``.
+
+    ``lax.dynamic_update_index_in_dim``, batched the cheap way: under ``vmap`` with an
+    unbatched ``index`` (a loop's step, the same for every chain), JAX's own rule turns
+    the update into a scatter, which XLA compiles to a bounds check and a select around
+    the update for every buffer, in every step; here it stays one in-place update along
+    the buffer's second axis. Per-chain indices keep JAX's rule. Like the unbatched
+    update (and unlike the scatter), an index out of range is clamped.
+    """
+    return jax.lax.dynamic_update_index_in_dim(buffer, value, index, 0)
+
+
+@write_row.def_vmap
+def _write_row_batched(axis_size, in_batched, buffer, value, index):
+    buffer_batched, value_batched, index_batched = in_batched
+    if index_batched:
+        in_axes = (0 if buffer_batched else None, 0 if value_batched else None, 0)
+        return jax.vmap(write_row.fun, in_axes=in_axes)(buffer, value, index), True
+    if not buffer_batched:
+        buffer = jnp.broadcast_to(buffer, (axis_size, *buffer.shape))
+    if not value_batched:
+        value = jnp.broadcast_to(value, (axis_size, *value.shape))
+    return jax.lax.dynamic_update_index_in_dim(buffer, value, index, 1), True
+
+
 # -- batching over chains -------------------------------------------------------------------
 def batched(fn: Callable, batch: Any, shared: Any, chain: Any, *, shared_out: bool = False):
     """``fn(shared, chain)`` for one chain, run for every chain.
@@ -485,11 +514,7 @@ def _run_chunk(static, carry, ys, start, stop):
         def body(i, loop_state):
             carry, ys = loop_state
             carry, y = step(i, shared, chain, carry)
-            ys = jax.tree_util.tree_map(
-                lambda buffer, value: jax.lax.dynamic_update_index_in_dim(buffer, value, i, 0),
-                ys,
-                y,
-            )
+            ys = jax.tree_util.tree_map(lambda buffer, value: write_row(buffer, value, i), ys, y)
             return carry, ys
 
         (shared_carry, chain_carry), ys = jax.lax.fori_loop(

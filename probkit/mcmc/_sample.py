@@ -32,6 +32,7 @@ from probkit._chunked import (
     run_chunk,
     split_at_loop,
     strong_types,
+    write_row,
 )
 from probkit.distributed import chain_mesh, check_divisible, gather, leading_axis_sharding
 from probkit.mcmc._kernels import (
@@ -465,10 +466,11 @@ class _TunedStep(_ByValue):
         # a draw's last transition is the one kept.
         draw = jnp.maximum(t - self.settings.num_warmup, 0) // self.settings.thinning
 
-        def put(buffer, value):
-            return jax.lax.dynamic_update_index_in_dim(buffer, value, draw, 0)
-
-        positions, stats = jax.tree_util.tree_map(put, (c.positions, c.stats), (position, stats))
+        positions, stats = jax.tree_util.tree_map(
+            lambda buffer, value: write_row(buffer, value, draw),
+            (c.positions, c.stats),
+            (position, stats),
+        )
         return ((), _TunedCarry(state, tuning, params, positions, stats)), ()
 
 
