@@ -514,7 +514,11 @@ def _run_chunk(static, carry, ys, start, stop):
         def body(i, loop_state):
             carry, ys = loop_state
             carry, y = step(i, shared, chain, carry)
-            ys = jax.tree_util.tree_map(lambda buffer, value: write_row(buffer, value, i), ys, y)
+            ys = jax.tree_util.tree_map(
+                lambda buffer, value: jax.lax.dynamic_update_index_in_dim(buffer, value, i, 0),
+                ys,
+                y,
+            )
             return carry, ys
 
         (shared_carry, chain_carry), ys = jax.lax.fori_loop(

@@ -466,10 +466,16 @@ class _TunedStep(_ByValue):
         # a draw's last transition is the one kept.
         draw = jnp.maximum(t - self.settings.num_warmup, 0) // self.settings.thinning
 
-        positions, stats = jax.tree_util.tree_map(
-            lambda buffer, value: write_row(buffer, value, draw),
-            (c.positions, c.stats),
-            (position, stats),
+        # The positions through write_row (one in-place update under vmap), the
+        # statistics through JAX's own batched update (a scatter): measured with NUTS
+        # on arK and garch11 (4 chains), the first made the warm-up 5-10% faster and
+        # garch11's sampling 13%; the statistics through write_row made arK's sampling
+        # ~10% slower, for a reason the compiled programs do not show.
+        positions = jax.tree_util.tree_map(
+            lambda b, v: write_row(b, v, draw), c.positions, position
+        )
+        stats = jax.tree_util.tree_map(
+            lambda b, v: jax.lax.dynamic_update_index_in_dim(b, v, draw, 0), c.stats, stats
         )
         return ((), _TunedCarry(state, tuning, params, positions, stats)), ()
 
