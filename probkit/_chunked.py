@@ -454,12 +454,13 @@ def split_at_loop(
 def write_row(buffer: jax.Array, value: jax.Array, index) -> jax.Array:
     """``buffer`` with row ``index`` (of its leading axis) set to ``value``.
 
-    ``lax.dynamic_update_index_in_dim``, batched the cheap way: under ``vmap`` with an
+    ``lax.dynamic_update_index_in_dim``, batched another way: under ``vmap`` with an
     unbatched ``index`` (a loop's step, the same for every chain), JAX's own rule turns
     the update into a scatter, which XLA compiles to a bounds check and a select around
-    the update for every buffer, in every step; here it stays one in-place update along
-    the buffer's second axis. Per-chain indices keep JAX's rule. Like the unbatched
-    update (and unlike the scatter), an index out of range is clamped.
+    the update, in every step; here it stays one in-place update along the buffer's
+    second axis. Which is faster depends on the buffer: measure before using it.
+    Per-chain indices keep JAX's rule. Like the unbatched update (and unlike the
+    scatter), an index out of range is clamped.
     """
     return jax.lax.dynamic_update_index_in_dim(buffer, value, index, 0)
 

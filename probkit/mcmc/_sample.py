@@ -466,11 +466,8 @@ class _TunedStep(_ByValue):
         # a draw's last transition is the one kept.
         draw = jnp.maximum(t - self.settings.num_warmup, 0) // self.settings.thinning
 
-        # The positions through write_row (one in-place update under vmap), the
-        # statistics through JAX's own batched update (a scatter): measured with NUTS
-        # on arK and garch11 (4 chains), the first made the warm-up 5-10% faster and
-        # garch11's sampling 13%; the statistics through write_row made arK's sampling
-        # ~10% slower, for a reason the compiled programs do not show.
+        # Positions through write_row, statistics through JAX's batched update: each
+        # choice was the faster one, measured per buffer (benchmarks/results/mcmc.md).
         positions = jax.tree_util.tree_map(
             lambda b, v: write_row(b, v, draw), c.positions, position
         )
