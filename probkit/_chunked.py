@@ -459,8 +459,8 @@ def write_row(buffer: jax.Array, value: jax.Array, index) -> jax.Array:
     the update into a scatter, which XLA compiles to a bounds check and a select around
     the update, in every step; here it stays one in-place update along the buffer's
     second axis. Which is faster depends on the buffer: measure before using it.
-    Per-chain indices keep JAX's rule. Like the unbatched update (and unlike the
-    scatter), an index out of range is clamped.
+    Per-chain indices keep JAX's rule. An index out of range is clamped, as JAX's rule
+    and the unbatched update do.
     """
     return jax.lax.dynamic_update_index_in_dim(buffer, value, index, 0)
 

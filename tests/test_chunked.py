@@ -13,14 +13,15 @@ def _reference(buffer, value, index):
 
 
 @pytest.mark.parametrize("in_axes", [(0, 0, None), (None, 0, None), (0, None, None), (0, 0, 0)])
-def test_write_row_under_vmap_equals_jaxs_update(in_axes):
+@pytest.mark.parametrize("row", [3, 7, -2])  # out of range is clamped, as JAX's rule does
+def test_write_row_under_vmap_equals_jaxs_update(in_axes, row):
     buffer = jnp.arange(4 * 5 * 3, dtype=jnp.float32).reshape(4, 5, 3)
     value = -jnp.arange(4 * 3, dtype=jnp.float32).reshape(4, 3)
-    index = jnp.array([1, 4, 0, 2], jnp.int32)
+    index = jnp.array([1, 4, 0, row], jnp.int32)
     args = (
         buffer if in_axes[0] == 0 else buffer[0],
         value if in_axes[1] == 0 else value[0],
-        index if in_axes[2] == 0 else jnp.int32(3),
+        index if in_axes[2] == 0 else jnp.int32(row),
     )
     got = jax.jit(jax.vmap(write_row, in_axes=in_axes))(*args)
     want = jax.vmap(_reference, in_axes=in_axes)(*args)
