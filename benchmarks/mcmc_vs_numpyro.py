@@ -13,8 +13,11 @@ number of chains, warm-up and draws, chains vectorised with ``vmap`` on one devi
   over the combined MCSE), as a check that the fast sampler is also right.
 
 Each sampler runs once per seed (``--seeds``, default 0-9) and the table averages
-over seeds: ESS per second is the mean minimum ESS over the mean sampling time, and
-the last column is the ratio's bootstrap standard error over seeds. One seed's
+over seeds. For each seed the samplers take turns, ``--repeats`` rounds (default 3),
+and a run's time is its fastest round: on a shared machine the drift between minutes
+moves one sampler's time by more than the differences measured, and taking turns puts
+it on both sides. ESS per second is the mean minimum ESS over the mean sampling time,
+and the last column is the ratio's bootstrap standard error over seeds. One seed's
 warm-up can land on a step size 20% off another's (kidiq: 22.7 to 28.3 leapfrog steps
 per draw across seeds for probkit, 23.3 to 28.0 for NumPyro), so a single seed
 compares adaptation luck as much as samplers, and three seeds leave the ratio
@@ -42,6 +45,7 @@ notes of the results).
 from __future__ import annotations
 
 import argparse
+import collections
 import os
 import platform
 import sys
@@ -100,9 +104,7 @@ def _evaluate(posterior, samples, steps, diverging, compile_s, sampling_s) -> Ru
     )
 
 
-def run_probkit(
-    posterior, *, chains: int, warmup: int, samples: int, seeds: list[int], mass_matrix: str
-):
+def probkit_call(posterior, *, chains: int, warmup: int, samples: int, mass_matrix: str):
     def call(seed):
         result = pk.mcmc.sample(
             posterior.model,
@@ -118,12 +120,10 @@ def run_probkit(
         )
         return result.samples, result.stats["n_steps"], result.stats["diverging"]
 
-    return _over_seeds(posterior, call, seeds)
+    return call
 
 
-def run_numpyro(
-    posterior, *, chains: int, warmup: int, samples: int, seeds: list[int], dense: bool
-):
+def numpyro_call(posterior, *, chains: int, warmup: int, samples: int, dense: bool):
     def call(seed):
         mcmc = MCMC(
             NUTS(posterior.model, dense_mass=dense),
@@ -140,15 +140,40 @@ def run_numpyro(
         extra = mcmc.get_extra_fields(group_by_chain=True)
         return draws, np.asarray(extra["num_steps"]), np.asarray(extra["diverging"])
 
-    return _over_seeds(posterior, call, seeds)
+    return call
 
 
-def _over_seeds(posterior, call, seeds: list[int]) -> Run:
-    """One call per seed, averaged: the first call's compile time, mean run time and ESS."""
-    runs = []
+def _same_draws(first, again) -> bool:
+    leaves = jax.tree_util.tree_leaves
+    return all(np.array_equal(a, b) for a, b in zip(leaves(first), leaves(again), strict=True))
+
+
+def compare(posterior, calls: dict, seeds: list[int], repeats: int) -> dict[str, Run]:
+    """Every sampler in ``calls`` on every seed, interleaved: ``{name: Run}``.
+
+    For each seed the samplers take turns, ``repeats`` rounds (a, b, a, b, ...), and a
+    run's time is the fastest of its rounds (timeit's rule: slower rounds measure the
+    machine, not the code). Taking turns puts the machine's drift, which on a shared
+    2-core machine exceeds the differences measured, on both sides alike. Every round
+    of a seed must give the same draws: the draws are a function of the seed."""
+    runs: dict[str, list[Run]] = {name: [] for name in calls}
     for seed in seeds:
-        out, compile_s, run_s = timed(lambda seed=seed: call(seed))
-        runs.append(_evaluate(posterior, *out, compile_s, run_s))
+        first, compile_s, run_s = {}, {}, collections.defaultdict(list)
+        for _ in range(repeats):
+            for name, call in calls.items():
+                out, c, r = timed(lambda call=call, seed=seed: call(seed))
+                if name not in first:
+                    first[name], compile_s[name] = out, c
+                elif not _same_draws(first[name][0], out[0]):
+                    raise RuntimeError(f"{name}: seed {seed} gave different draws when repeated")
+                run_s[name].append(r)
+        for name in calls:
+            runs[name].append(_evaluate(posterior, *first[name], compile_s[name], min(run_s[name])))
+    return {name: _summary(name_runs) for name, name_runs in runs.items()}
+
+
+def _summary(runs: list[Run]) -> Run:
+    """Means over seeds; the first seed's compile time."""
     return Run(
         compile_seconds=runs[0].compile_seconds,
         sampling_seconds=float(np.mean([r.sampling_seconds for r in runs])),
@@ -216,9 +241,16 @@ def main(argv: list[str] | None = None) -> str:
         type=int,
         nargs="+",
         default=list(range(10)),
-        help="one run per seed and sampler; the table shows the first run's compile time, "
+        help="one run per seed and sampler (timed --repeats times); the table shows the "
+        "first run's compile time, "
         "means over the seeds and the ratio's bootstrap standard error over seeds "
         "(NumPyro's later runs load their executables from a temporary compilation cache)",
+    )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="rounds per seed, the samplers taking turns; a run's time is its fastest round",
     )
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument(
@@ -244,19 +276,20 @@ def main(argv: list[str] | None = None) -> str:
     for name in args.names:
         posterior = posteriordb.load(name)
         dense = name == "diamonds-diamonds"
-        common = dict(
-            chains=args.chains,
-            warmup=args.warmup,
-            samples=args.samples,
-            seeds=args.seeds,
-        )
-        pk_run = run_probkit(posterior, mass_matrix="dense" if dense else "diag", **common)
-        np_run = run_numpyro(posterior, dense=False, **common)
-        rows.append(_row(name, "dense / diag" if dense else "diag / diag", pk_run, np_run))
-        print(rows[-1], flush=True)
+        common = dict(chains=args.chains, warmup=args.warmup, samples=args.samples)
+        calls = {
+            "probkit": probkit_call(posterior, mass_matrix="dense" if dense else "diag", **common),
+            "numpyro": numpyro_call(posterior, dense=False, **common),
+        }
         if dense:  # the same mass matrix on both sides, for reference
-            np_dense = run_numpyro(posterior, dense=True, **common)
-            rows.append(_row(name, "dense / dense", pk_run, np_dense))
+            calls["numpyro dense"] = numpyro_call(posterior, dense=True, **common)
+        runs = compare(posterior, calls, args.seeds, args.repeats)
+        rows.append(
+            _row(name, "dense / diag" if dense else "diag / diag", runs["probkit"], runs["numpyro"])
+        )
+        print(rows[-1], flush=True)
+        if dense:
+            rows.append(_row(name, "dense / dense", runs["probkit"], runs["numpyro dense"]))
             print(rows[-1], flush=True)
 
     cores = len(os.sched_getaffinity(0))
@@ -270,8 +303,9 @@ def main(argv: list[str] | None = None) -> str:
         "# MCMC: probkit NUTS vs NumPyro NUTS on posteriordb\n\n"
         f"`python benchmarks/mcmc_vs_numpyro.py`: {args.chains} chains (vectorized), "
         f"{args.warmup} warm-up + {args.samples} draws each, seeds "
-        f"{', '.join(map(str, args.seeds))} (one run per seed; table entries are means over "
-        "seeds, compile time is the first run's); "
+        f"{', '.join(map(str, args.seeds))} (one run per seed, timed in {args.repeats} rounds "
+        "with the samplers taking turns, the fastest round kept; table entries are means "
+        "over seeds, compile time is the first run's); "
         f"jax {jax.__version__} on {jax.default_backend()} ({cpu}). "
         "Compile time is JAX's reported tracing + lowering + XLA compile time during the "
         "first call; sampling time is the rest of the wall time, with asynchronous dispatch "
