@@ -274,6 +274,11 @@ def main(argv: list[str] | None = None) -> str:
 
     rows = []
     for name in args.names:
+        # Each NumPyro run leaves its executables in JAX's caches (about 720 memory maps
+        # on eight schools); some 90 runs exhaust the kernel's map limit and LLVM fails
+        # with "Cannot allocate memory". Clear them between posteriors (probkit compiles
+        # every posterior anew anyway); a posterior's own runs stay in one cache.
+        jax.clear_caches()
         posterior = posteriordb.load(name)
         dense = name == "diamonds-diamonds"
         common = dict(chains=args.chains, warmup=args.warmup, samples=args.samples)
