@@ -26,6 +26,7 @@ import jax.numpy as jnp
 from jax.extend.core import Literal
 from jax.sharding import PartitionSpec as P
 
+from probkit._donation import donating_jit
 from probkit.distributed import AXIS
 
 __all__ = [
@@ -533,10 +534,10 @@ def _run_chunk(static, carry, ys, start, stop):
     return (shared_carry, chain_carry), ys
 
 
-# One program per (step, batch, shapes): the chunk's bounds are arguments. The carry
-# and the output buffers are donated (updated in place); the shared values and the
-# chains' constants (the first argument) are not: every chunk reads them.
-_run_chunk_jit = eqx.filter_jit(_run_chunk, donate="all-except-first")
+# One program per (step, batch, shapes): the chunk's bounds are arguments. The carry's
+# and the output's large buffers are donated (updated in place); the shared values and
+# the chains' constants (the first argument) are not: every chunk reads them.
+_run_chunk_jit = donating_jit(_run_chunk)
 
 
 def run_chunk(step, batch, shared, chain, carry, ys, start, stop):
@@ -578,7 +579,7 @@ def _run_while(static, carry, start, stop):
     return strong_types(carry), steps, running
 
 
-_run_while_jit = eqx.filter_jit(_run_while, donate="all-except-first")
+_run_while_jit = donating_jit(_run_while)
 
 
 def run_while_chunk(split: LoopSplit, shared_values, chain_values, carry, start, stop):

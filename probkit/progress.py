@@ -25,10 +25,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from probkit._donation import donating_jit
 
 __all__ = [
     "Interrupted",
@@ -302,9 +303,9 @@ def _run_chunk(static_and_xs, carry, ys, start, stop):
 
 # One compiled program per static structure of (f, xs, carry): f's array leaves
 # (a jax.tree_util.Partial's data, an equinox Module's parameters) are arguments,
-# so new data of the same shapes compiles nothing. The carry and the output
-# buffer are donated: each chunk updates them in place.
-_run_chunk_jit = eqx.filter_jit(_run_chunk, donate="all-except-first")
+# so new data of the same shapes compiles nothing. The large buffers of the carry and
+# the output are donated: each chunk updates them in place.
+_run_chunk_jit = donating_jit(_run_chunk)
 
 
 def _allocate(f, init, xs, length: int):
@@ -340,7 +341,7 @@ def interruptible_scan(
 
     Args:
         f: the scan body ``(carry, x) -> (carry, y)``.
-        init: the initial carry (donated: do not reuse its buffers).
+        init: the initial carry (its large buffers are donated: do not reuse them).
         xs: the scanned inputs, leading axis ``length`` (or ``None`` with ``length``).
         length: number of steps when ``xs`` is ``None``.
         progress_bar: draw a bar on the host.
