@@ -129,6 +129,10 @@ def systematic(key: jax.Array, log_weights: jax.Array, n: int) -> jax.Array:
     # Point k = (k + U) / n lies below cdf_i for k < ceil(n cdf_i - U): the counts
     # follow from the CDF in O(N), with no search.
     below = jnp.ceil(n * _cdf(log_weights) - jax.random.uniform(key, ()))
+    # The last count is n exactly (cdf[-1] = 1, U < 1), but the compiled division may
+    # leave cdf[-1] an ulp below 1, and n - 1 offspring would leave the last slot to
+    # an out-of-range ancestor (a NaN particle, seen at N = 10^5).
+    below = below.at[-1].set(n)
     return _indices_from_cumulative_counts(below, n)
 
 

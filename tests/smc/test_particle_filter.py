@@ -123,6 +123,32 @@ def test_bootstrap_filtering_moments_match_kalman():
     assert np.max(np.abs((var.mean(0) - kalman_var) / var_se)) < 5.0
 
 
+def test_resampling_at_every_step_at_large_n_matches_kalman():
+    # Not vmapped, so the resampling outside a cond is compiled as a user's single run
+    # is (its gather kept apart from the move); at N = 20000 a wrong or out-of-range
+    # ancestor would show in the moments or as a NaN.
+    num_particles, reps = 20000, 24
+    run = jax.jit(
+        lambda key: smc.particle_filter_loop(
+            key,
+            SSM,
+            jnp.asarray(Y, jnp.float32),
+            num_particles=num_particles,
+            resampling_fn=smc.systematic,
+            ess_threshold=1.0,
+        )
+    )
+    outs = [run(key) for key in jax.random.split(jax.random.key(11), reps)]
+    assert all(bool(o.smc.resampled[1:].all()) for o in outs)  # step 0 has no parents
+    log_l = np.array([float(o.log_likelihood) for o in outs])
+    ratio = np.exp(log_l - KALMAN.log_likelihood)
+    assert abs(ratio.mean() - 1.0) < 4 * ratio.std(ddof=1) / np.sqrt(reps)
+    means = np.stack([np.asarray(o.filtering_mean, np.float64) for o in outs])
+    assert np.isfinite(means).all()
+    se = means.std(axis=0, ddof=1) / np.sqrt(reps)
+    assert np.max(np.abs((means.mean(0) - KALMAN.filtered_means) / se)) < 5.0
+
+
 def test_auxiliary_filtering_means_and_likelihood_path():
     reps = 300
     pf = _replicates("auxiliary", 100, reps)
