@@ -133,6 +133,27 @@ CASES = [
         "init",
     ),
     # ---- probkit.mcmc.sample
+    (
+        "mcmc-target-logdensity-function",
+        lambda: mcmc.sample(lambda x: -0.5 * jnp.sum(x**2)),
+        TypeError,
+        "Target.from_logdensity",
+    ),
+    (
+        "mcmc-target-no-sample-site",
+        lambda: mcmc.sample(lambda y: y + 1.0, model_args=(jnp.ones(2),)),
+        TypeError,
+        "no numpyro.sample site",
+    ),
+    (
+        "mcmc-target-every-site-observed",
+        lambda: mcmc.sample(
+            lambda y: numpyro.sample("y", dist.Normal(0.0, 1.0), obs=y),
+            model_args=(jnp.ones(2),),
+        ),
+        ValueError,
+        "no latent sample site",
+    ),
     ("mcmc-kernel-unknown", lambda: mcmc.sample(TARGET, kernel="gibbs"), ValueError, "kernel"),
     ("mcmc-num_chains-0", lambda: mcmc.sample(TARGET, num_chains=0), ValueError, "num_chains"),
     (
