@@ -18,11 +18,12 @@ library (tests and CI stay quiet), on by default in the command-line interface.
 
 from __future__ import annotations
 
+import collections
 import itertools
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Any
 
 import jax
@@ -41,6 +42,10 @@ __all__ = [
 ]
 
 _lock = threading.Lock()
+# Seconds per step of the slowest chunk of the last finished run of each ``pace_key``
+# (see run_in_chunks), most recent last; bounded.
+_PACES: collections.OrderedDict[Hashable, float] = collections.OrderedDict()
+_MAX_PACES = 256
 _bars: dict[int, Any] = {}
 _positions: dict[int, int] = {}
 _ids = itertools.count()
@@ -425,6 +430,7 @@ def run_in_chunks(
     interrupted: Callable[[int, Any, str], KeyboardInterrupt] | None = None,
     unit: str = "steps",
     finished: Callable[[Any], bool] | None = None,
+    pace_key: Hashable | None = None,
 ):
     """The host side of a chunked loop: ``state = run(state, start, stop)`` until done.
 
@@ -447,6 +453,11 @@ def run_in_chunks(
         unit: what a step is called in the message (``"draws per chain"``).
         finished: ``state -> bool``, for loops that can end early (a while loop
             that reached its condition): checked after every chunk.
+        pace_key: names the compiled loop (hashable; ``None``: not remembered). A run
+            with a key seen before sizes its first chunk from the slowest step time
+            of that key's last finished run, instead of timing chunks of 1 and 2
+            steps first: a warm call of a short run is then one chunk, not five
+            (each chunk costs a dispatch and a wait, about a millisecond).
 
     Returns:
         The state after ``length`` steps.
@@ -461,7 +472,11 @@ def run_in_chunks(
     if chunk_seconds <= 0:
         raise ValueError(f"chunk_seconds={chunk_seconds} must be positive.")
     length = int(length)
-    done, size = 0, 1
+    multiprocess = jax.process_count() > 1
+    # Multi-process runs keep their fixed schedule (below): chunk lengths must agree.
+    pace = None if (pace_key is None or multiprocess) else _PACES.get(pace_key)
+    done, size = 0, 1 if pace is None else max(1, int(chunk_seconds / pace))
+    slowest = 0.0  # seconds per step of the slowest timed chunk
     # The handler is in place before anything compiles: a Ctrl-C during compilation
     # stops the loop after its first step instead of inside XLA's compiler.
     stop = _StopFlag()
@@ -471,7 +486,6 @@ def run_in_chunks(
             state = make_state()
             if length == 0:
                 return state
-            multiprocess = jax.process_count() > 1
             if progress_bar:
                 from tqdm.auto import tqdm
 
@@ -484,7 +498,11 @@ def run_in_chunks(
                 )
                 jax.block_until_ready(state)
                 elapsed = time.perf_counter() - started
-                first = done == 0  # the first chunk includes compilation: not timed
+                # The first chunk includes compilation, unless the pace is known (then a
+                # compilation in it only makes the remembered pace slower: safe).
+                first = done == 0 and pace is None
+                if not first:
+                    slowest = max(slowest, elapsed / size)
                 done += size
                 if multiprocess:
                     size = max(1, length // 20)
@@ -506,4 +524,14 @@ def run_in_chunks(
     finally:
         if bar is not None:
             bar.close()
+    if pace_key is not None and slowest > 0:
+        _remember_pace(pace_key, slowest)
     return state
+
+
+def _remember_pace(key: Hashable, seconds_per_step: float) -> None:
+    with _lock:
+        _PACES[key] = seconds_per_step
+        _PACES.move_to_end(key)
+        while len(_PACES) > _MAX_PACES:
+            _PACES.popitem(last=False)

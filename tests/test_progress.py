@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from probkit.progress import Interrupted, interruptible_scan
+from probkit.progress import Interrupted, interruptible_scan, run_in_chunks
 
 
 def _decay(c, x):
@@ -67,7 +67,7 @@ def test_bad_arguments(kwargs, message):
 SCRIPT = r"""
 import json, sys, time
 import jax, jax.numpy as jnp
-from probkit.progress import Interrupted, interruptible_scan
+from probkit.progress import Interrupted, interruptible_scan, run_in_chunks
 M = jax.random.normal(jax.random.key(0), (200, 200)) / 15
 # No per-step output: the compiled chunk does not depend on the loop's length, so a
 # short first call compiles everything the long one runs.
@@ -131,3 +131,54 @@ def test_interrupted_keeps_the_outputs_of_the_steps_done(monkeypatch):
     expected_carry, expected_ys = jax.lax.scan(_decay, jnp.zeros(()), xs[:done])
     np.testing.assert_allclose(info.value.carry, expected_carry, rtol=1e-6)
     np.testing.assert_allclose(info.value.ys, expected_ys, rtol=1e-6)
+
+
+def _counting_add(sizes):
+    add = jax.jit(lambda c, a, b: c + (b - a))
+
+    def run(state, start, stop):
+        sizes.append(int(stop) - int(start))
+        return add(state, start, stop)
+
+    return run
+
+
+def test_a_remembered_pace_sizes_the_first_chunk_and_keeps_the_result():
+    from probkit import progress
+
+    key = ("test", "remembered pace")
+    progress._PACES.pop(key, None)
+    first, second = [], []
+    a = run_in_chunks(_counting_add(first), lambda: jnp.zeros((), jnp.int32), 5000, pace_key=key)
+    assert first[:2] == [1, 2]  # no pace yet: short chunks time the step
+    assert key in progress._PACES
+    b = run_in_chunks(_counting_add(second), lambda: jnp.zeros((), jnp.int32), 5000, pace_key=key)
+    assert int(a) == int(b) == 5000
+    # The pace kept is the slowest chunk's (here the 2-step one, dominated by its
+    # dispatch): the next run starts with a chunk sized from it, not with 1 and 2 steps.
+    assert second[0] > 2 and len(second) < len(first)
+    third = []
+    run_in_chunks(_counting_add(third), lambda: jnp.zeros((), jnp.int32), 5000, pace_key=key)
+    assert third == [5000]  # microsecond steps, 0.5 s chunks: the whole run at once
+
+
+def test_the_remembered_pace_is_the_slowest_chunk_and_bounds_the_first_chunk():
+    from probkit import progress
+
+    key = ("test", "slow pace")
+    progress._PACES.pop(key, None)
+    progress._remember_pace(key, 0.01)  # 10 ms per step: 0.5 s chunks of 50 steps
+    sizes = []
+    run_in_chunks(_counting_add(sizes), lambda: jnp.zeros((), jnp.int32), 60, pace_key=key)
+    assert sizes[0] == 50
+    assert sum(sizes) == 60
+
+
+def test_the_pace_memory_is_bounded():
+    from probkit import progress
+
+    for i in range(progress._MAX_PACES + 10):
+        progress._remember_pace(("test", "bound", i), 1e-3)
+    assert len(progress._PACES) <= progress._MAX_PACES
+    assert ("test", "bound", progress._MAX_PACES + 9) in progress._PACES
+    assert ("test", "bound", 0) not in progress._PACES

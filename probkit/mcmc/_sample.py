@@ -356,6 +356,7 @@ def _warm_up(fn: _Warmup, batch, shared, chain, *, desc: str, bar: bool, interru
         progress_bar=bar,
         desc=desc,
         interrupted=interrupt or _interrupted_warmup(num),
+        pace_key=(fn, batch, "warm-up"),
     )
     return post_program(split, batch, values["shared"], values["chain"], carry, ys)
 
@@ -377,6 +378,7 @@ def _draw(step: _SampleStep, batch, shared, chain, state, *, desc: str, bar: boo
         progress_bar=bar,
         desc=desc,
         interrupted=interrupted,
+        pace_key=(step, batch, "sampling"),
     )
     return positions, stats, last
 
@@ -538,6 +540,7 @@ def _tuned_run(
         progress_bar=bar,
         desc=f"warm-up{suffix}",
         interrupted=warmup_interrupted,
+        pace_key=(step, batch, "warm-up"),
     )
     _, c = run_in_chunks(
         runner(num_warmup, thinning),
@@ -546,6 +549,7 @@ def _tuned_run(
         progress_bar=bar,
         desc=f"sampling{suffix}",
         interrupted=interrupted,
+        pace_key=(step, batch, "sampling"),
     )
     return c.positions, c.stats, c.state, c.params
 

@@ -352,7 +352,13 @@ def run_interruptible(
         return err
 
     state = run_in_chunks(
-        run, make_state, length, interrupted=interrupted, finished=finished, desc=what
+        run,
+        make_state,
+        length,
+        interrupted=interrupted,
+        finished=finished,
+        desc=what,
+        pace_key=split,  # split_at_loop returns one object per loop and shapes
     )
     return output(state)
 

@@ -19,9 +19,17 @@ import numpy as np
 import pytest
 
 import probkit as pk
-from probkit import _chunked
+from probkit import _chunked, progress
 from probkit.mcmc import _sample
 from probkit.progress import Interrupted
+
+
+@pytest.fixture(autouse=True)
+def _no_remembered_paces(monkeypatch):
+    # These tests interrupt a given chunk; a pace remembered from an earlier run of the
+    # same loop would size the first chunk to cover the whole (short) run.
+    monkeypatch.setattr(progress, "_remember_pace", lambda key, seconds_per_step: None)
+
 
 TARGET = pk.Target.from_logdensity(lambda x: -0.5 * jnp.sum((x - 1.0) ** 2), jnp.zeros(2))
 

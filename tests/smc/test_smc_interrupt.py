@@ -20,8 +20,15 @@ import numpyro.distributions as dist
 import pytest
 
 import probkit.smc as smc
-from probkit import _chunked
+from probkit import _chunked, progress
 from probkit.progress import Interrupted
+
+
+@pytest.fixture(autouse=True)
+def _no_remembered_paces(monkeypatch):
+    # These tests interrupt a given chunk; a pace remembered from an earlier run of the
+    # same loop would size the first chunk to cover the whole (short) run.
+    monkeypatch.setattr(progress, "_remember_pace", lambda key, seconds_per_step: None)
 
 
 def _interrupt_on_call(monkeypatch, name: str, call: int):
