@@ -10,7 +10,7 @@ from blackjax.adaptation.metric_recipes import lookup_recipe
 
 import probkit as pk
 from probkit.mcmc import _kernels
-from probkit.mcmc._adaptation import window_adaptation
+from probkit.mcmc._adaptation import _stan_schedule, window_adaptation
 
 COVARIANCE = jnp.array([[1.0, 0.6, 0.0], [0.6, 2.0, 0.3], [0.0, 0.3, 0.5]])
 
@@ -95,3 +95,15 @@ def test_default_nuts_traces_its_kernel_once_and_no_separate_warmup(monkeypatch)
     np.testing.assert_allclose(
         result.stats["step_size"][:, 0], result.adaptation["step_size"], rtol=1e-6
     )
+
+
+@pytest.mark.parametrize("num_steps", [1, 15, 120, 1000])
+def test_stan_schedule_is_blackjaxs_built_once_and_read_only(num_steps):
+    from blackjax.adaptation.staged_adaptation import build_schedule
+
+    schedule = _stan_schedule(num_steps)
+    np.testing.assert_array_equal(schedule, np.asarray(build_schedule(num_steps)))
+    assert schedule.dtype == np.int32 and schedule.shape == (num_steps, 2)
+    assert _stan_schedule(num_steps) is schedule  # every sample() call asks for it
+    with pytest.raises(ValueError):
+        schedule[0, 0] = 1  # shared between calls: nobody may change it
