@@ -67,7 +67,7 @@ def test_bad_arguments(kwargs, message):
 SCRIPT = r"""
 import json, sys, time
 import jax, jax.numpy as jnp
-from probkit.progress import Interrupted, interruptible_scan, run_in_chunks
+from probkit.progress import Interrupted, interruptible_scan
 M = jax.random.normal(jax.random.key(0), (200, 200)) / 15
 # No per-step output: the compiled chunk does not depend on the loop's length, so a
 # short first call compiles everything the long one runs.
@@ -133,6 +133,17 @@ def test_interrupted_keeps_the_outputs_of_the_steps_done(monkeypatch):
     np.testing.assert_allclose(info.value.ys, expected_ys, rtol=1e-6)
 
 
+@pytest.fixture
+def paces(monkeypatch):
+    """An empty pace memory for this test (the module's own is left as it was)."""
+    import collections
+
+    from probkit import progress
+
+    monkeypatch.setattr(progress, "_PACES", collections.OrderedDict())
+    return progress
+
+
 def _counting_add(sizes):
     add = jax.jit(lambda c, a, b: c + (b - a))
 
@@ -143,11 +154,9 @@ def _counting_add(sizes):
     return run
 
 
-def test_a_remembered_pace_sizes_the_first_chunk_and_keeps_the_result():
-    from probkit import progress
-
+def test_a_remembered_pace_sizes_the_first_chunk_and_keeps_the_result(paces):
+    progress = paces
     key = ("test", "remembered pace")
-    progress._PACES.pop(key, None)
     first, second = [], []
     a = run_in_chunks(_counting_add(first), lambda: jnp.zeros((), jnp.int32), 5000, pace_key=key)
     assert first[:2] == [1, 2]  # no pace yet: short chunks time the step
@@ -162,11 +171,9 @@ def test_a_remembered_pace_sizes_the_first_chunk_and_keeps_the_result():
     assert third == [5000]  # microsecond steps, 0.5 s chunks: the whole run at once
 
 
-def test_the_remembered_pace_is_the_slowest_chunk_and_bounds_the_first_chunk():
-    from probkit import progress
-
+def test_a_remembered_pace_bounds_the_first_chunk(paces):
+    progress = paces
     key = ("test", "slow pace")
-    progress._PACES.pop(key, None)
     progress._remember_pace(key, 0.01)  # 10 ms per step: 0.5 s chunks of 50 steps
     sizes = []
     run_in_chunks(_counting_add(sizes), lambda: jnp.zeros((), jnp.int32), 60, pace_key=key)
@@ -174,9 +181,8 @@ def test_the_remembered_pace_is_the_slowest_chunk_and_bounds_the_first_chunk():
     assert sum(sizes) == 60
 
 
-def test_the_pace_memory_is_bounded():
-    from probkit import progress
-
+def test_the_pace_memory_is_bounded(paces):
+    progress = paces
     for i in range(progress._MAX_PACES + 10):
         progress._remember_pace(("test", "bound", i), 1e-3)
     assert len(progress._PACES) <= progress._MAX_PACES
