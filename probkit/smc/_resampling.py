@@ -66,10 +66,31 @@ def _weights_up_to_scale(log_weights: jax.Array) -> jax.Array:
     return scaled_weights(log_weights)[0]
 
 
-def _cumsum(x: jax.Array) -> jax.Array:
+# From this many entries the prefix sums run apart from their neighbours on CPU.
+_APART_FROM = 4096
+
+
+def _prefix_sum(x: jax.Array) -> jax.Array:
     # A parallel-prefix sum: O(N) work, ~log2(N) ulps of error, and on CPU several
     # times faster than jnp.cumsum (which XLA lowers to a reduce-window).
     return jax.lax.associative_scan(jnp.add, x)
+
+
+def _prefix_sum_apart(x: jax.Array) -> jax.Array:
+    # A conditional is a fusion boundary on XLA:CPU (optimization_barrier is removed
+    # before fusion). Left alone, XLA fuses the scan's first level with the exp that
+    # makes the weights, and its last level (a strided interleave) into the particles'
+    # gather: at N = 10^5 that gather took 130 us instead of 60, and the bootstrap
+    # filter 5% longer (9% at 10^6). Both branches are the same, so the predicate only
+    # places the scan; under vmap the cond becomes a select of two equal results.
+    return jax.lax.cond(x[0] >= 0, _prefix_sum, _prefix_sum, x)
+
+
+def _cumsum(x: jax.Array) -> jax.Array:
+    if x.shape[0] < _APART_FROM:
+        return _prefix_sum(x)
+    # Only on CPU: a conditional on GPU waits for its predicate on the host.
+    return jax.lax.platform_dependent(x, cpu=_prefix_sum_apart, default=_prefix_sum)
 
 
 def _cdf(log_weights: jax.Array) -> jax.Array:

@@ -141,3 +141,24 @@ def test_systematic_stays_in_range_when_the_cdf_ends_below_one(monkeypatch):
         idx = np.asarray(smc.systematic(jax.random.key(seed), log_w, n))
         assert idx.min() >= 0 and idx.max() <= n - 1
         assert np.all(np.diff(idx) >= 0)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.int32])
+def test_large_prefix_sums_run_apart_with_the_same_result(dtype):
+    # From 4096 entries the schemes' prefix sums run inside a conditional on CPU (a
+    # fusion boundary); the sums must be those of the plain scan bit for bit, also
+    # under vmap, where the conditional becomes a select of two equal results.
+    from probkit.smc import _resampling
+
+    n = 3 * _resampling._APART_FROM + 5
+    x = jax.random.uniform(jax.random.key(0), (2, n), minval=0.0, maxval=3.0).astype(dtype)
+    plain = jax.jit(jax.vmap(_resampling._prefix_sum))(x)
+    np.testing.assert_array_equal(jax.jit(_resampling._cumsum)(x[0]), plain[0])
+    np.testing.assert_array_equal(jax.jit(jax.vmap(_resampling._cumsum))(x), plain)
+    if dtype == jnp.float32:
+        np.testing.assert_allclose(plain[0], np.cumsum(np.asarray(x[0], np.float64)), rtol=1e-5)
+    else:
+        np.testing.assert_array_equal(plain[0], np.cumsum(np.asarray(x[0])))
+    if jax.default_backend() == "cpu":
+        hlo = jax.jit(_resampling._cumsum).lower(x[0]).as_text()
+        assert "stablehlo.case" in hlo
