@@ -9,7 +9,10 @@ implementation (registered through JAX's public ``jax.extend.random``) whose
 ``random_bits`` evaluates the same 20 rounds unrolled, so XLA fuses them into one
 loop. Seeding, splitting and folding-in are JAX's own, and the bits are identical
 to JAX's for every shape and width (tested), so swapping the key changes speed,
-never results.
+never results. ``cpu_fast_key(key, every_size=True)`` also unrolls small draws and
+the key's splits and fold-ins (computed as JAX computes them, tested the same way):
+NUTS draws a few numbers and splits its key at every leapfrog step, and each rolled
+hash is a five-iteration loop of its own.
 """
 
 from __future__ import annotations
@@ -65,8 +68,18 @@ def threefry_bits(key_data: jax.Array, bit_width: int, shape: tuple[int, ...]) -
         >>> bool(np.all(ours == jax.random.bits(key, (5000,))))
         True
     """
+    return _bits(key_data, bit_width, tuple(shape), _MIN_UNROLLED)
+
+
+def _partitionable(size: int, min_unrolled: int) -> bool:
+    # JAX's other layout (jax_threefry_partitionable off) and counters of 2^32 elements
+    # or more (a nonzero high word) are left to JAX's implementation.
+    return jax.config.jax_threefry_partitionable and min_unrolled <= size < 2**32
+
+
+def _bits(key_data, bit_width: int, shape: tuple[int, ...], min_unrolled: int) -> jax.Array:
     size = math.prod(shape)
-    if not jax.config.jax_threefry_partitionable or not _MIN_UNROLLED <= size < 2**32:
+    if not _partitionable(size, min_unrolled):
         return threefry_prng_impl.random_bits(key_data, bit_width, shape)
     # Counters: the flat index, whose high word is 0 below 2^32 elements.
     lo = jax.lax.iota(jnp.uint32, size).reshape(shape)
@@ -81,7 +94,29 @@ def threefry_bits(key_data: jax.Array, bit_width: int, shape: tuple[int, ...]) -
 
 
 def _random_bits(key_data: jax.Array, bit_width: int, shape: tuple[int, ...]) -> jax.Array:
-    return threefry_bits(key_data, bit_width, tuple(shape))
+    return _bits(key_data, bit_width, tuple(shape), _MIN_UNROLLED)
+
+
+def _random_bits_every_size(key_data, bit_width: int, shape: tuple[int, ...]) -> jax.Array:
+    return _bits(key_data, bit_width, tuple(shape), 1)
+
+
+def _split_every_size(key_data: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+    """JAX's partitionable split: key ``i`` hashes the counter ``(hi, lo)`` of ``i``."""
+    shape = tuple(shape)
+    size = math.prod(shape)
+    if not _partitionable(size, 1):
+        return threefry_prng_impl.split(key_data, shape)
+    lo = jax.lax.iota(jnp.uint32, size).reshape(shape)
+    bits0, bits1 = _threefry2x32(key_data[0], key_data[1], jnp.zeros(shape, jnp.uint32), lo)
+    return jnp.stack([bits0, bits1], axis=-1)
+
+
+def _fold_in_every_size(key_data: jax.Array, data: jax.Array) -> jax.Array:
+    """JAX's fold-in: the key hashes the counter pair ``(0, data)``."""
+    data = jnp.asarray(data, jnp.uint32)
+    bits0, bits1 = _threefry2x32(key_data[0], key_data[1], jnp.zeros((), jnp.uint32), data)
+    return jnp.stack([bits0, bits1])
 
 
 _UNROLLED_THREEFRY = define_prng_impl(
@@ -94,14 +129,31 @@ _UNROLLED_THREEFRY = define_prng_impl(
     tag="pkfry",
 )
 
+# Splits, fold-ins and draws of every size unrolled: what a sampler that draws a few
+# numbers per step and splits its key at every step (NUTS) spends its time on.
+_UNROLLED_THREEFRY_EVERY_SIZE = define_prng_impl(
+    key_shape=threefry_prng_impl.key_shape,
+    seed=threefry_prng_impl.seed,
+    split=_split_every_size,
+    random_bits=_random_bits_every_size,
+    fold_in=_fold_in_every_size,
+    name="threefry2x32_unrolled_every_size",
+    tag="pkfrye",
+)
 
-def cpu_fast_key(key: jax.Array) -> jax.Array:
+
+def cpu_fast_key(key: jax.Array, *, every_size: bool = False) -> jax.Array:
     """``key`` with random bits evaluated unrolled, when that is faster (on CPU).
 
     A typed or raw (``jax.random.PRNGKey``) Threefry key on the CPU backend is
     re-wrapped, bit for bit, in the unrolled implementation; any other key (another
     PRNG implementation, another backend) is returned unchanged. Works under
     ``jit`` and ``vmap``.
+
+    By default only draws of 4096 numbers or more are unrolled (a particle filter's
+    innovations). ``every_size=True`` also unrolls small draws and the key's splits
+    and fold-ins, for samplers that spend their time on those (NUTS draws a few
+    numbers and splits its key at every leapfrog step); it compiles a little longer.
 
     Example:
         >>> import jax, numpy as np
@@ -124,4 +176,5 @@ def cpu_fast_key(key: jax.Array) -> jax.Array:
         data = key
     else:
         return key
-    return jax.random.wrap_key_data(data, impl=_UNROLLED_THREEFRY)
+    impl = _UNROLLED_THREEFRY_EVERY_SIZE if every_size else _UNROLLED_THREEFRY
+    return jax.random.wrap_key_data(data, impl=impl)

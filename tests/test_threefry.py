@@ -80,3 +80,42 @@ def test_other_implementations_pass_through():
     assert cpu_fast_key(fast) is fast
     data = threefry_bits(jax.random.key_data(jax.random.key(0)), 32, (4097,))
     np.testing.assert_array_equal(data, jax.random.bits(jax.random.key(0), (4097,)))
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_every_size_keys_draw_split_and_fold_in_as_jax(shape):
+    # The every-size implementation computes splits and fold-ins itself: the oracle is
+    # again JAX's Threefry, for draws, split keys and folded keys of every shape.
+    key = jax.random.key(20261206)
+    fast = cpu_fast_key(key, every_size=True)
+    assert jax.random.key_impl(fast) not in (
+        jax.random.key_impl(key),
+        jax.random.key_impl(cpu_fast_key(key)),
+    )
+    ours, theirs = _draws(fast, shape), _draws(key, shape)
+    for name in theirs:
+        np.testing.assert_array_equal(np.asarray(ours[name]), np.asarray(theirs[name]), name)
+    split = jax.jit(jax.random.split, static_argnums=1)
+    np.testing.assert_array_equal(
+        jax.random.key_data(split(fast, shape)), jax.random.key_data(split(key, shape))
+    )
+    for data in map(np.uint32, (0, 1, 3, 2**31 + 5, 2**32 - 1)):
+        np.testing.assert_array_equal(
+            jax.random.key_data(jax.jit(jax.random.fold_in)(fast, data)),
+            jax.random.key_data(jax.random.fold_in(key, data)),
+        )
+
+
+def test_every_size_keys_under_vmap_chain_as_jax():
+    # NUTS-like use: per-transition fold-ins, splits and small draws, batched over chains.
+    def run(key):
+        def body(carry, t):
+            k = jax.random.fold_in(key, t)
+            k1, k2 = jax.random.split(k)
+            return carry + jax.random.normal(k1, (3,)).sum() + jax.random.uniform(k2), None
+
+        return jax.lax.scan(body, 0.0, jnp.arange(20))[0]
+
+    keys = jax.random.split(jax.random.key(3), 4)
+    fast = jax.vmap(lambda k: cpu_fast_key(k, every_size=True))(keys)
+    np.testing.assert_array_equal(jax.jit(jax.vmap(run))(fast), jax.jit(jax.vmap(run))(keys))

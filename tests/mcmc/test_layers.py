@@ -1,6 +1,8 @@
 """The layers of probkit.mcmc: the pure loop, user kernels, continuing a run, HMC's
 jittered trajectories against resonant targets, option checks, the result's repr."""
 
+from typing import NamedTuple
+
 import arviz as az
 import blackjax
 import jax
@@ -191,3 +193,47 @@ def test_a_failed_run_says_so_in_its_repr_and_summary():
     with pytest.warns(pk.SamplingWarning, match=r"\[summary\] R-hat"):
         table = stuck.summary()
     assert any("R-hat" in message for message in table.attrs["problems"])
+
+
+# -- keys ------------------------------------------------------------------------------
+def test_named_kernels_draw_with_unrolled_keys_and_the_same_draws(monkeypatch):
+    # NUTS's keys hash unrolled on CPU (probkit._threefry): the same keys and random
+    # numbers as JAX's, so the same draws as with JAX's own keys.
+    from probkit.mcmc import _sample
+
+    wrapped = []
+    real = _sample.cpu_fast_key
+    monkeypatch.setattr(
+        _sample, "cpu_fast_key", lambda k, **kw: wrapped.append(kw) or real(k, **kw)
+    )
+    run = dict(num_warmup=150, num_samples=100, num_chains=2, seed=11, diagnose=False)
+    fast = pk.mcmc.sample(STD_NORMAL, kernel="nuts", **run)
+    assert wrapped and all(kw == {"every_size": True} for kw in wrapped)
+    monkeypatch.setattr(_sample, "_UNROLLED_KEY_KERNELS", frozenset())
+    plain = pk.mcmc.sample(STD_NORMAL, kernel="nuts", **run)
+    np.testing.assert_array_equal(fast.samples["x"], plain.samples["x"])
+    np.testing.assert_array_equal(fast.stats["n_steps"], plain.stats["n_steps"])
+
+
+class _Position(NamedTuple):
+    position: jax.Array
+
+
+def test_a_user_kernel_keeps_jax_keys_for_poisson_and_gamma():
+    # jax.random.poisson refuses keys of other implementations: a user's kernel gets
+    # JAX's own keys, whatever the named kernels use.
+    def step(key, state):
+        k1, k2 = jax.random.split(key)
+        x = jax.random.gamma(k1, 3.0, (2,)) + jax.random.poisson(k2, 2.0, (2,))
+        return _Position(x.astype(state.position.dtype)), ()
+
+    result = pk.mcmc.sample(
+        STD_NORMAL,
+        kernel=(_Position, step),
+        num_warmup=0,
+        num_samples=2000,
+        num_chains=2,
+        diagnose=False,
+    )
+    # Gamma(3) + Poisson(2): mean 5, sd 2.2; the mean of 8000 numbers has sd 0.025.
+    assert abs(float(result.samples["x"].mean()) - 5.0) < 0.2
