@@ -574,11 +574,14 @@ def _has_tuning(spec, settings, num_dims: int, dtype) -> bool:
 # Kernels whose keys hash unrolled on CPU (probkit._threefry). They draw through split,
 # fold_in, normal, uniform and bernoulli only, and each rolled hash is a loop of its
 # own: NUTS splits its key and draws at every leapfrog step, and ran 11-16% faster on
-# posteriordb's posteriors (MALA 21%, RWM 30%, HMC 3% on kidiq) for 0-0.3 s more
-# compilation. ChEES and MEADS gained nothing and compiled up to 1.5 s longer. A
-# user's kernel, and the model's own start, keep JAX's keys: jax.random.poisson refuses
-# other implementations, and gamma then draws one number at a time.
-_UNROLLED_KEY_KERNELS = frozenset({"nuts", "hmc", "mala", "rwm"})
+# posteriordb's posteriors (HMC 3% on kidiq) for 0-0.3 s more compilation, with the
+# same draws. MALA and RWM ran 21% and 30% faster, but their draws changed in the last
+# float bit (the arithmetic around the same random numbers compiled differently), and
+# a run over several processes, which keeps JAX's keys, must draw what one process
+# draws. ChEES and MEADS gained nothing and compiled up to 1.5 s longer. A user's
+# kernel, and the model's own start, keep JAX's keys: jax.random.poisson refuses other
+# implementations, and gamma then draws one number at a time.
+_UNROLLED_KEY_KERNELS = frozenset({"nuts", "hmc"})
 
 
 @eqx.filter_jit
@@ -894,9 +897,10 @@ def sample(
         keys, flat, start_lp = _starts(target, key, num_chains)
     else:
         keys, flat, start_lp = _start(target, key, num_chains, False)
-    if user_kernel is None and kernel in _UNROLLED_KEY_KERNELS:
+    if user_kernel is None and kernel in _UNROLLED_KEY_KERNELS and jax.process_count() == 1:
         # On CPU these kernels' keys hash unrolled: the same keys and random numbers as
-        # JAX's (the arithmetic around them may compile, and so round, differently).
+        # JAX's. (Over several processes the keys stay JAX's: device_put refuses the
+        # wrapped keys for a sharding across processes.)
         keys = {name: cpu_fast_key(k, every_size=True) for name, k in keys.items()}
     chain_keys = keys["chain"]
     dim = target.num_dims
