@@ -77,14 +77,16 @@ def _partitionable(size: int, min_unrolled: int) -> bool:
     return jax.config.jax_threefry_partitionable and min_unrolled <= size < 2**32
 
 
-def _bits(key_data, bit_width: int, shape: tuple[int, ...], min_unrolled: int) -> jax.Array:
-    size = math.prod(shape)
-    if not _partitionable(size, min_unrolled):
-        return threefry_prng_impl.random_bits(key_data, bit_width, shape)
+def _hash_flat_index(key_data: jax.Array, shape: tuple[int, ...]):
     # Counters: the flat index, whose high word is 0 below 2^32 elements.
-    lo = jax.lax.iota(jnp.uint32, size).reshape(shape)
-    hi = jnp.zeros(shape, jnp.uint32)
-    bits0, bits1 = _threefry2x32(key_data[0], key_data[1], hi, lo)
+    lo = jax.lax.iota(jnp.uint32, math.prod(shape)).reshape(shape)
+    return _threefry2x32(key_data[0], key_data[1], jnp.zeros(shape, jnp.uint32), lo)
+
+
+def _bits(key_data, bit_width: int, shape: tuple[int, ...], min_unrolled: int) -> jax.Array:
+    if not _partitionable(math.prod(shape), min_unrolled):
+        return threefry_prng_impl.random_bits(key_data, bit_width, shape)
+    bits0, bits1 = _hash_flat_index(key_data, shape)
     if bit_width == 64:
         return (bits0.astype(jnp.uint64) << np.uint64(32)) | bits1.astype(jnp.uint64)
     bits = bits0 ^ bits1
@@ -104,12 +106,9 @@ def _random_bits_every_size(key_data, bit_width: int, shape: tuple[int, ...]) ->
 def _split_every_size(key_data: jax.Array, shape: tuple[int, ...]) -> jax.Array:
     """JAX's partitionable split: key ``i`` hashes the counter ``(hi, lo)`` of ``i``."""
     shape = tuple(shape)
-    size = math.prod(shape)
-    if not _partitionable(size, 1):
+    if not _partitionable(math.prod(shape), 1):
         return threefry_prng_impl.split(key_data, shape)
-    lo = jax.lax.iota(jnp.uint32, size).reshape(shape)
-    bits0, bits1 = _threefry2x32(key_data[0], key_data[1], jnp.zeros(shape, jnp.uint32), lo)
-    return jnp.stack([bits0, bits1], axis=-1)
+    return jnp.stack(_hash_flat_index(key_data, shape), axis=-1)
 
 
 def _fold_in_every_size(key_data: jax.Array, data: jax.Array) -> jax.Array:
