@@ -81,7 +81,8 @@ class FeynmanKac(NamedTuple):
             counts the steps done (:func:`probkit.smc.run` trims to it).
         num_resampled: optional ``M``: every resampling draws ``M`` ancestors (not
             ``N``) and ``move`` must return ``N`` particles from them (waste-free
-            SMC). The loop then resamples at every step.
+            SMC). The loop then resamples at every step, whatever ``ess_threshold``
+            (``ess_threshold=0``, never resample, is refused).
 
     To pass arrays (data, parameters) to a jitted run as arguments rather than as
     compile-time constants, wrap the functions in :class:`jax.tree_util.Partial`
@@ -175,7 +176,9 @@ class SMCInfo(NamedTuple):
 def _kahan_add(total: jax.Array, error: jax.Array, value: jax.Array):
     y = value - error
     new_total = total + y
-    new_error = (new_total - total) - y
+    # Once the sum is infinite (an overflow of finite increments, or a -inf one) the
+    # compensation would be inf - inf = NaN: keep the infinite sum instead.
+    new_error = jnp.where(jnp.isfinite(new_total), (new_total - total) - y, 0.0)
     return new_total, new_error
 
 
@@ -186,14 +189,25 @@ def _num_particles(particles: PyTree) -> int:
     return int(jnp.shape(leaves[0])[0])
 
 
-def _check_log_potential(log_g: jax.Array, n: int, t: int | str) -> jax.Array:
+def _check_log_potential(log_g: jax.Array, n: int, where: str) -> jax.Array:
     if jnp.shape(log_g) != (n,):
         raise ValueError(
-            f"log_potential must return one value per particle, shape ({n},), but at "
-            f"t={t} it returned shape {jnp.shape(log_g)}. Sum over event dimensions "
+            f"log_potential must return one value per particle, shape ({n},), but {where} "
+            f"it returned shape {jnp.shape(log_g)}. Sum over event dimensions "
             "(e.g. jnp.sum(..., axis=-1)) and keep the particle axis first."
         )
     return log_g
+
+
+def _check_moved(particles: PyTree, n: int) -> None:
+    """The move must return the N particles it is given (or M -> N for waste-free)."""
+    for leaf in jax.tree_util.tree_leaves(particles):
+        if jnp.ndim(leaf) == 0 or jnp.shape(leaf)[0] != n:
+            raise ValueError(
+                f"fk.move must return {n} particles (a pytree whose leaves have leading "
+                f"size {n}), but it returned a leaf of shape {jnp.shape(leaf)}. Keep the "
+                "particle axis first and map the move over it (e.g. with jax.vmap)."
+            )
 
 
 def has_parameters(fk: FeynmanKac) -> bool:
@@ -247,9 +261,13 @@ def _reweight(
     unnormalised = log_weights + log_potential
     w, top = scaled_weights(unnormalised)
     total = jnp.sum(w)
-    increment = jnp.log(total) + top
+    log_total = jnp.log(total)
     ess = total**2 / jnp.sum(w**2)
-    return unnormalised - increment, increment, ess, jnp.sum(nan, dtype=jnp.int32)
+    # Shift by the largest weight before the log-sum: with potentials of a large common
+    # offset (1e6 + x in float32), unnormalised - (log_total + top) would round the
+    # offset away from the weights and leave them summing to 0.98 or 1.5.
+    log_weights = (unnormalised - top) - log_total
+    return log_weights, log_total + top, ess, jnp.sum(nan, dtype=jnp.int32)
 
 
 def init(key: jax.Array, fk: FeynmanKac, num_particles: int) -> tuple[SMCState, SMCInfo]:
@@ -275,7 +293,7 @@ def init(key: jax.Array, fk: FeynmanKac, num_particles: int) -> tuple[SMCState, 
     uniform = jnp.full((n,), -jnp.log(n), dtype=jnp.result_type(float))
     parameters = _update_parameters(fk, t0, particles, uniform, fk.parameters)
     log_g = _log_potential(fk, t0, particles, particles, parameters)
-    log_g = _check_log_potential(log_g, n, 0)
+    log_g = _check_log_potential(log_g, n, "at step t=0")
     log_weights, increment, ess, num_nan = _reweight(uniform, log_g)
     state = SMCState(
         particles, log_weights, increment, jnp.zeros_like(increment), t0, ess, parameters
@@ -307,6 +325,18 @@ def _gather_apart(particles: PyTree, indices: jax.Array) -> PyTree:
     return jax.lax.cond(indices[0] >= 0, _gather, _gather, particles, indices)
 
 
+def _ancestors(resampling_fn: ResamplingFn, key, log_weights, num: int) -> jax.Array:
+    ancestors = resampling_fn(key, log_weights, num)
+    integer = jnp.issubdtype(jnp.result_type(ancestors), jnp.integer)
+    if jnp.shape(ancestors) != (num,) or not integer:
+        raise ValueError(
+            f"the resampling function must return {num} integer ancestor indices, shape "
+            f"({num},), but it returned {jnp.result_type(ancestors)} of shape "
+            f"{jnp.shape(ancestors)}. Call it as resampling(key, log_weights, num)."
+        )
+    return ancestors.astype(jnp.int32)
+
+
 def resample_if_needed(
     key: jax.Array,
     particles: PyTree,
@@ -328,19 +358,19 @@ def resample_if_needed(
     identity = jnp.arange(n, dtype=jnp.int32)
     uniform = jnp.full_like(log_weights, -jnp.log(n))
     if num_resampled is not None:
-        ancestors = resampling_fn(key, log_weights, num_resampled).astype(jnp.int32)
+        ancestors = _ancestors(resampling_fn, key, log_weights, num_resampled)
         return _gather_apart(particles, ancestors), uniform, jnp.asarray(True), ancestors
     if ess_threshold <= 0.0:
         return particles, log_weights, jnp.asarray(False), identity
     if ess_threshold >= 1.0:
-        ancestors = resampling_fn(key, log_weights, n)
+        ancestors = _ancestors(resampling_fn, key, log_weights, n)
         return _gather_apart(particles, ancestors), uniform, jnp.asarray(True), ancestors
     if ess is None:
         ess = effective_sample_size(log_weights)
     do_resample = ess < ess_threshold * n
 
     def resample():
-        ancestors = resampling_fn(key, log_weights, n).astype(jnp.int32)
+        ancestors = _ancestors(resampling_fn, key, log_weights, n)
         return _gather(particles, ancestors), ancestors
 
     # Under vmap the cond becomes a select and both branches run.
@@ -393,10 +423,12 @@ def step(
         fk.num_resampled,
     )
     previous = constrain(previous)
-    particles = constrain(_move(fk, key_move, t, previous, state.parameters))
+    particles = _move(fk, key_move, t, previous, state.parameters)
+    _check_moved(particles, n)
+    particles = constrain(particles)
     parameters = _update_parameters(fk, t, particles, log_weights, state.parameters)
     log_g = _log_potential(fk, t, previous, particles, parameters)
-    log_g = _check_log_potential(log_g, n, "t")
+    log_g = _check_log_potential(log_g, n, "after a move (a step t >= 1)")
     log_weights, increment, ess, num_nan = _reweight(log_weights, log_g)
     log_evidence, error = _kahan_add(state.log_evidence, state.log_evidence_error, increment)
     new_state = SMCState(particles, log_weights, log_evidence, error, t, ess, parameters)

@@ -27,6 +27,7 @@ import jax
 import jax.numpy as jnp
 
 from probkit._lazy import blackjax
+from probkit._weights import normalised_weights
 
 __all__ = [
     "MOVE_KERNELS",
@@ -75,7 +76,7 @@ def whitening(
     if log_weights is None:
         weights = jnp.full(particles.shape[:1], 1.0 / particles.shape[0], particles.dtype)
     else:
-        weights = jnp.exp(log_weights - jax.scipy.special.logsumexp(log_weights))
+        weights = normalised_weights(log_weights)
     mean = weights @ particles
     centred = particles - mean
     cov = (centred * weights[:, None]).T @ centred

@@ -58,10 +58,11 @@ def _stack_first(first: PyTree, rest: PyTree) -> PyTree:
 
 def _check_loop_arguments(fk: FeynmanKac, ess_threshold: float, store_history: bool) -> None:
     if fk.num_resampled is not None:
-        if ess_threshold < 1.0:
+        if ess_threshold <= 0.0:
             raise ValueError(
-                f"fk.num_resampled={fk.num_resampled} draws fewer ancestors than particles, "
-                "so the loop must resample at every step: pass ess_threshold=1.0."
+                f"fk.num_resampled={fk.num_resampled} resamples at every step, but "
+                "ess_threshold=0 asks never to: leave ess_threshold out (any value in "
+                "(0, 1] resamples at every step with num_resampled)."
             )
         if store_history:
             raise ValueError(
@@ -400,10 +401,11 @@ def _check_run_arguments(fk, num_particles, ess_threshold, mesh) -> None:
             raise ValueError(
                 f"fk.num_resampled must be an int in [1, num_particles={num_particles}], got {m!r}."
             )
-        if float(ess_threshold) < 1.0:
+        if float(ess_threshold) <= 0.0:
             raise ValueError(
-                f"fk.num_resampled={m} needs resampling at every step: pass "
-                f"ess_threshold=1.0 (got {ess_threshold!r})."
+                f"fk.num_resampled={m} resamples at every step, but ess_threshold=0 asks "
+                "never to: leave ess_threshold out (any value in (0, 1] resamples at every "
+                "step with num_resampled)."
             )
     if mesh is not None:
         check_divisible(int(num_particles), mesh, what="num_particles")
@@ -464,16 +466,39 @@ def warn_nan_potentials(result: SMCResult, *, what: str = "log_potential", hint:
 
 
 def check_finite_log_evidence(result: SMCResult) -> None:
-    """Raise a clear error when the log-evidence of a run is not finite."""
+    """Raise a clear error when a step's log-evidence increment is not finite.
+
+    Warns (:class:`probkit.results.SamplingWarning`) when only the sum of finite
+    increments overflowed the float range.
+    """
     increments = np.asarray(result.log_evidence_increments)
     bad = np.flatnonzero(~np.isfinite(increments))
     if bad.size:
         t = int(bad[0])
+        if increments[t] == np.inf:
+            cause = (
+                "some particle got an infinite weight. log_potential returned +inf there; "
+                "return a finite value (or -inf for a zero density)"
+            )
+        else:
+            cause = (
+                "every particle got zero or NaN weight. Check log_potential for NaN / -inf "
+                "at the particles' values, or use more particles or a gentler sequence of "
+                "potentials"
+            )
         raise FloatingPointError(
             f"the SMC run broke down at step t={t}: the log-evidence increment is "
-            f"{increments[t]} (every particle got zero or NaN weight). Check log_potential "
-            "for NaN / -inf at the particles' values, or use more particles or a gentler "
-            "sequence of potentials."
+            f"{increments[t]} ({cause})."
+        )
+    if not np.all(np.isfinite(np.asarray(result.log_evidence))):
+        # The particles and weights are fine; only the sum is out of range.
+        warnings.warn(
+            f"the log-evidence overflowed to {np.asarray(result.log_evidence)} although every "
+            f"increment is finite (the largest is {np.max(np.abs(increments)):.3g}): their "
+            f"{increments.dtype} sum exceeds the float range. Run in float64 "
+            "(jax.config.update('jax_enable_x64', True)) or scale log_potential.",
+            SamplingWarning,
+            stacklevel=3,
         )
 
 

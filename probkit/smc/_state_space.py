@@ -378,6 +378,10 @@ def particle_filter(
     if not isinstance(ssm, StateSpaceModel):
         raise TypeError(f"ssm must be a probkit.smc.StateSpaceModel, got {type(ssm).__name__}.")
     leaves = jax.tree_util.tree_leaves(observations)
+    if isinstance(observations, list | tuple) and leaves and all(jnp.ndim(v) == 0 for v in leaves):
+        # A plain list of numbers is one series, not a pytree of T scalar series.
+        observations = jnp.asarray(observations)
+        leaves = [observations]
     if not leaves or jnp.ndim(leaves[0]) == 0 or jnp.shape(leaves[0])[0] < 1:
         raise ValueError(
             "observations must have a leading time axis with at least one step, e.g. "

@@ -382,8 +382,9 @@ def _check_schedule(schedule) -> np.ndarray | None:
     values = np.asarray(schedule, dtype=np.float64).ravel()
     if values.size == 0 or values[-1] != 1.0 or np.any(np.diff(values) <= 0) or values[0] < 0:
         raise ValueError(
-            "schedule must be an increasing array of temperatures in (0, 1] ending at 1.0 "
-            f"(e.g. np.linspace(0, 1, 20) ** 4), got {values}."
+            "schedule must be an increasing array of temperatures in [0, 1] ending at 1.0 "
+            f"(a leading 0, the reference, may be left out; e.g. np.linspace(0, 1, 20) ** 4), "
+            f"got {values}."
         )
     return values[values > 0]
 
@@ -475,11 +476,17 @@ def tempered(
         raise ValueError(f"target_ess must lie in (0, 1), got {target_ess!r}.")
     if not isinstance(num_mcmc_steps, int | np.integer) or num_mcmc_steps < 1:
         raise ValueError(f"num_mcmc_steps must be a positive int, got {num_mcmc_steps!r}.")
-    if waste_free and (num_mcmc_steps < 2 or num_particles % num_mcmc_steps):
+    if waste_free and num_mcmc_steps < 2:
+        raise ValueError(
+            "waste-free SMC runs num_particles / num_mcmc_steps chains of length "
+            f"num_mcmc_steps, so it needs num_mcmc_steps >= 2, got {num_mcmc_steps} "
+            "(e.g. num_mcmc_steps=10 with num_particles=1000)."
+        )
+    if waste_free and num_particles % num_mcmc_steps:
         raise ValueError(
             "waste-free SMC runs num_particles / num_mcmc_steps chains of length "
             f"num_mcmc_steps: num_particles={num_particles} must be a multiple of "
-            f"num_mcmc_steps={num_mcmc_steps} (>= 2)."
+            f"num_mcmc_steps={num_mcmc_steps}."
         )
     if num_integration_steps is not None and (
         not isinstance(num_integration_steps, int | np.integer) or num_integration_steps < 1

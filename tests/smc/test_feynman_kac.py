@@ -7,6 +7,7 @@ import pytest
 
 import probkit.results as pk_results
 import probkit.smc as smc
+from probkit.results import SamplingWarning
 
 
 def _iid_gaussian_fk(num_steps):
@@ -212,8 +213,12 @@ def test_num_resampled_draws_fewer_ancestors_and_the_move_makes_n():
     assert (m,) in seen and result.particles.shape == (n,)
     assert result.resampled.tolist() == [False, True, True]
     assert abs(float(result.log_evidence) + 0.5 * np.log(2.0)) < 0.1  # 5 sd of N = 400
-    with pytest.raises(ValueError, match="ess_threshold=1.0"):
-        smc.run(fk, num_particles=n)
+    # At the default ess_threshold the loop resamples at every step all the same.
+    default = smc.run(fk, num_particles=n)
+    assert default.resampled.tolist() == [False, True, True]
+    assert float(default.log_evidence) == float(result.log_evidence)
+    with pytest.raises(ValueError, match="ess_threshold=0 asks never to"):
+        smc.run(fk, num_particles=n, ess_threshold=0.0)
     with pytest.raises(ValueError, match="num_resampled"):
         smc.run(fk._replace(num_resampled=2 * n), num_particles=n, ess_threshold=1.0)
 
@@ -225,3 +230,77 @@ def test_nan_potentials_warn_with_what_to_do():
     with pytest.warns(pk_results.SamplingWarning, match="NaN for .* particles at step t=0"):
         result = smc.run(fk, num_particles=1000)
     assert int(result.num_nan[0]) > 0
+
+
+def _offset_model(offset: float, num_steps: int = 1) -> smc.FeynmanKac:
+    return smc.FeynmanKac(
+        init=lambda key, n: jax.random.normal(key, (n,)),
+        move=lambda key, t, x: x,
+        log_potential=lambda t, prev, x: offset + x,
+        num_steps=num_steps,
+    )
+
+
+@pytest.mark.parametrize("offset", [1e4, 1e6, -1e6, 1e7])
+def test_weights_keep_their_precision_under_a_large_common_offset(offset):
+    # float32 potentials offset + x: the normalised weights must be the softmax of
+    # those potentials (computed here in float64), not rounded through the log-sum's
+    # ulp (1 at 1e7), which left them summing to 0.98 or 1.5.
+    result = smc.run(_offset_model(offset), num_particles=1000)
+    weights = np.exp(np.asarray(result.log_weights, np.float64))
+    assert abs(weights.sum() - 1.0) < 1e-5
+    lw = np.float32(offset) + np.asarray(result.particles, np.float32)
+    exact = np.exp(lw.astype(np.float64) - lw.max())
+    exact /= exact.sum()
+    assert np.max(np.abs(weights / exact - 1.0)) < 1e-5
+    normalised = np.exp(np.asarray(smc.normalise_log_weights(jnp.asarray(lw)), np.float64))
+    assert np.max(np.abs(normalised / exact - 1.0)) < 1e-5
+
+
+def test_an_overflowing_log_evidence_warns_and_is_not_nan():
+    # Finite increments of -2e38 each: their float32 sum is -inf. The compensated sum
+    # used to turn that into NaN (inf - inf).
+    fk = smc.FeynmanKac(
+        init=lambda key, n: jax.random.normal(key, (n,)),
+        move=lambda key, t, x: x,
+        log_potential=lambda t, prev, x: -2e38 + 0.0 * x,
+        num_steps=3,
+    )
+    with pytest.warns(SamplingWarning, match="overflowed"):
+        result = smc.run(fk, num_particles=10)
+    assert float(result.log_evidence) == -np.inf
+
+
+def test_an_infinite_potential_is_named_as_the_cause():
+    fk = smc.FeynmanKac(
+        init=lambda key, n: jax.random.normal(key, (n,)),
+        move=lambda key, t, x: x,
+        log_potential=lambda t, prev, x: jnp.where(x > 1.0, jnp.inf, 0.0),
+        num_steps=2,
+    )
+    with pytest.raises(FloatingPointError, match=r"infinite weight.*\+inf"):
+        smc.run(fk, num_particles=100)
+
+
+def test_ess_of_all_zero_weights_is_zero():
+    assert float(smc.effective_sample_size(jnp.full(3, -jnp.inf))) == 0.0
+    ess = smc.effective_sample_size(jnp.array([[0.0, -jnp.inf], [0.0, -jnp.inf]]), axis=0)
+    assert ess.tolist() == [2.0, 0.0]
+
+
+def test_a_move_or_resampler_of_the_wrong_size_is_named():
+    base = dict(
+        init=lambda key, n: jax.random.normal(key, (n,)),
+        log_potential=lambda t, prev, x: -0.5 * x**2,
+        num_steps=3,
+    )
+    fk = smc.FeynmanKac(move=lambda key, t, x: x[:-1], **base)
+    with pytest.raises(ValueError, match=r"fk.move must return 10 particles.*\(9,\)"):
+        smc.run(fk, num_particles=10)
+    good = smc.FeynmanKac(move=lambda key, t, x: x, **base)
+    wrong = lambda key, log_w, n: jnp.zeros((n + 1,), jnp.int32)  # noqa: E731
+    with pytest.raises(ValueError, match=r"resampling function must return 50 integer"):
+        smc.run(good, num_particles=50, resampling=wrong, ess_threshold=1.0)
+    floats = lambda key, log_w, n: jnp.zeros((n,))  # noqa: E731
+    with pytest.raises(ValueError, match=r"resampling function must return 50 integer"):
+        smc.run(good, num_particles=50, resampling=floats, ess_threshold=1.0)

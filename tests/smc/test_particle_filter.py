@@ -11,6 +11,7 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
+import numpyro.distributions as dist
 import pytest
 from scipy import stats
 
@@ -196,3 +197,16 @@ def test_particle_filter_driver_and_errors():
         smc.particle_filter(SSM, jnp.asarray(1.0), num_particles=10)
     with pytest.raises(ValueError, match="store_history"):
         smc.ffbs(jax.random.key(0), SSM, pf, 10)
+
+
+def test_a_plain_list_of_observations_is_one_series():
+    ssm = smc.StateSpaceModel(
+        initial=dist.Normal(0.0, 1.0),
+        transition=lambda t, x: dist.Normal(0.9 * x, 1.0),
+        observation=lambda t, x: dist.Normal(x, 1.0),
+    )
+    ys = [0.1, 0.2, -0.3]
+    from_list = smc.particle_filter(ssm, ys, num_particles=200)
+    from_array = smc.particle_filter(ssm, jnp.asarray(ys), num_particles=200)
+    assert from_list.filtering_mean.shape == (3,)
+    assert float(from_list.log_likelihood) == float(from_array.log_likelihood)
