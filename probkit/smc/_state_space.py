@@ -323,6 +323,21 @@ def _partial_filter(result: ParticleFilterResult, done: int) -> ParticleFilterRe
     )
 
 
+def _check_observation_shape(fk: FeynmanKac, observations) -> None:
+    """Shapes only (no compilation): one log-density per particle at ``y_0``."""
+    particles = jax.eval_shape(lambda key: fk.init(key, 2), jax.random.key(0))
+    log_g = jax.eval_shape(lambda x: fk.log_potential(0, x, x), particles)
+    if log_g.shape != (2,):
+        y0 = jax.tree_util.tree_map(lambda y: y.shape[1:], observations)
+        raise ValueError(
+            f"ssm.observation(t, x).log_prob(y_t) must give one value per particle, but "
+            f"with observations[t] of shape {y0} it gave shape {log_g.shape[1:]} per "
+            "particle. Give observations of shape (T, *event_shape), where event_shape "
+            "is the observation distribution's (e.g. (T,) for a scalar Normal, (T, d) "
+            "for a d-dimensional MultivariateNormal)."
+        )
+
+
 def particle_filter(
     ssm: StateSpaceModel,
     observations: jax.Array,
@@ -390,6 +405,7 @@ def particle_filter(
     observations = jax.tree_util.tree_map(jnp.asarray, observations)
     fk, _ = state_space_feynman_kac(ssm, observations, proposal)
     _check_run_arguments(fk, num_particles, ess_threshold, mesh)
+    _check_observation_shape(fk, observations)
     result = run_interruptible(
         particle_filter_loop,
         jax.random.key(check_seed(seed)),

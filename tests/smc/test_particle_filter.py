@@ -210,3 +210,15 @@ def test_a_plain_list_of_observations_is_one_series():
     from_array = smc.particle_filter(ssm, jnp.asarray(ys), num_particles=200)
     assert from_list.filtering_mean.shape == (3,)
     assert float(from_list.log_likelihood) == float(from_array.log_likelihood)
+
+
+def test_observations_of_the_wrong_width_are_named():
+    ssm = smc.StateSpaceModel(
+        initial=dist.Normal(0.0, 1.0),
+        transition=lambda t, x: dist.Normal(0.9 * x, 1.0),
+        observation=lambda t, x: dist.Normal(x, 1.0),
+    )
+    with pytest.raises(
+        ValueError, match=r"observations\[t\] of shape \(2,\).*\(T, \*event_shape\)"
+    ):
+        smc.particle_filter(ssm, jnp.zeros((5, 2)), num_particles=100)
