@@ -117,7 +117,9 @@ class MCMCResult:
     def __repr__(self) -> str:
         """A short summary: sites and shapes, chains, kernel, divergences, and how many
         diagnostics raised a concern (the first thing a result says about itself)."""
-        sites = ", ".join(f"{k}: {tuple(v.shape[2:])}" for k, v in self.samples.items())
+        shown = [f"{k}: {tuple(v.shape[2:])}" for k, v in list(self.samples.items())[:8]]
+        more = len(self.samples) - len(shown)
+        sites = ", ".join(shown) + (f", ... ({more} more sites)" if more else "")
         diverging = self.stats.get("diverging")
         divergences = "" if diverging is None else f", divergences={int(np.sum(diverging))}"
         problems = len(self.diagnose(emit=False))
@@ -241,7 +243,8 @@ class MCMCResult:
 
         R-hat and bulk ESS are ArviZ's (see :meth:`diagnostics`), computed without
         importing ArviZ, for the latent sites unless ``sites`` or
-        ``include_deterministic`` say otherwise.
+        ``include_deterministic`` say otherwise; NaN draws are looked for in every site
+        (deterministic ones included) unless ``sites`` names some.
 
         Args:
             sites: the sites whose R-hat and ESS are checked (default: the latent sites).
@@ -281,9 +284,11 @@ class MCMCResult:
                 "numpyro.enable_x64() (or jax.config.update('jax_enable_x64', True)) before "
                 "building the model."
             )
+        # NaN is looked for in every site (deterministic ones too, unless ``sites``
+        # names some): it is cheap, unlike R-hat and ESS.
         with_nan = [
             name
-            for name in names
+            for name in (names if sites is not None else self.samples)
             if np.issubdtype(np.asarray(self.samples[name]).dtype, np.floating)
             and np.isnan(np.asarray(self.samples[name])).any()
         ]

@@ -7,8 +7,10 @@ outer loop). :func:`probkit.mcmc.sample` is built on it.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -19,8 +21,18 @@ from probkit.progress import progress_scan
 __all__ = ["AdaptedState", "loop", "transition_key"]
 
 
-class AdaptedState(NamedTuple):
+@functools.partial(
+    jax.tree_util.register_dataclass,
+    data_fields=["state", "params", "num_transitions"],
+    meta_fields=["kernel", "layout", "mass_matrix"],
+)
+@dataclasses.dataclass(frozen=True, eq=False)
+class AdaptedState:
     """Where a run ended: what :func:`probkit.mcmc.sample` needs to continue it.
+
+    A pytree of its three arrays fields; it unpacks as ``state, params,
+    num_transitions``. The other fields are static: what :func:`probkit.mcmc.sample`
+    checks before continuing a run from it.
 
     Attributes:
         state: the kernel's state (for the names: blackjax's state; MALA and RWM run
@@ -29,11 +41,34 @@ class AdaptedState(NamedTuple):
             a leading chain axis for per-chain kernels.
         num_transitions: transitions done after warm-up, per chain; the next
             transition's key is ``transition_key(key, num_transitions)``.
+        kernel: the kernel's name (``"nuts"``, ...; a kernel of your own: its
+            function's name).
+        layout: the target's sites, ``((name, shape), ...)`` on the unconstrained
+            space.
+        mass_matrix: the metric's structure (``"diag"``, ``"dense"``, ``"low_rank"``,
+            ``"blocks"``).
     """
 
     state: Any
     params: dict
     num_transitions: jax.Array
+    kernel: str | None = None
+    layout: tuple | None = None
+    mass_matrix: str | None = None
+
+    def __iter__(self):
+        return iter((self.state, self.params, self.num_transitions))
+
+    def _replace(self, **changes) -> AdaptedState:
+        return dataclasses.replace(self, **changes)
+
+    def __repr__(self) -> str:
+        chains = jnp.shape(self.num_transitions)
+        return (
+            f"AdaptedState(kernel={self.kernel!r}, chains={chains[0] if chains else 1}, "
+            f"num_transitions={jnp.max(self.num_transitions)!s}, "
+            f"params={sorted(self.params) if isinstance(self.params, dict) else '...'})"
+        )
 
 
 def transition_key(key: jax.Array, index) -> jax.Array:

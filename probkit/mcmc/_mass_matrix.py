@@ -22,6 +22,8 @@ __all__ = ["MassMatrix", "resolve_mass_matrix"]
 _NAMED = ("diag", "dense", "low_rank")
 # Kernels whose warm-up takes a metric structure and a starting metric from the user.
 _STRUCTURED_KERNELS = ("nuts", "hmc", "mala", "rwm")
+# Cross-chain kernels whose metric is a diagonal estimated from all chains.
+_DIAGONAL_KERNELS = ("chees", "meads")
 
 
 class MassMatrix(NamedTuple):
@@ -178,6 +180,13 @@ def resolve_mass_matrix(
     else:
         mode, blocks = "blocks", _dense_blocks(mass_matrix, target)
     structured = mode == "blocks" or inverse_mass_matrix is not None or not adapt_mass_matrix
+    if mode in ("dense", "low_rank") and kernel in _DIAGONAL_KERNELS:
+        raise ValueError(
+            f"kernel={kernel!r} adapts a diagonal metric across chains; "
+            f"mass_matrix={mode!r} is available for "
+            f"{_STRUCTURED_KERNELS if mode == 'dense' else ('nuts', 'hmc')}. Leave "
+            f"mass_matrix out (or pass 'diag'), or use kernel='nuts' for a {mode} metric."
+        )
     if mode == "low_rank" and kernel not in ("nuts", "hmc"):
         raise ValueError(
             f"mass_matrix='low_rank' is available for kernel='nuts' or 'hmc', not {kernel!r}; "

@@ -185,7 +185,51 @@ def _user_kernel(kernel: Any) -> _UserKernel | None:
             "kernel's init and step must be functions: init(position) -> state, "
             "step(key, state) -> (state, info)."
         )
-    return _UserKernel(init, step, getattr(step, "__qualname__", "custom"))
+    return _UserKernel(init, step, _kernel_name(step))
+
+
+def _kernel_name(step: Callable) -> str:
+    """A readable name: ``blackjax.mcmc.mala`` for blackjax's algorithms (whose ``step``
+    is one generic closure), the function's qualified name otherwise."""
+    if getattr(step, "__module__", "") == "blackjax.base":
+        for cell in step.__closure__ or ():
+            module = getattr(cell.cell_contents, "__module__", "") or ""
+            if module.startswith("blackjax.") and module != "blackjax.base":
+                return module
+    return getattr(step, "__qualname__", None) or type(step).__name__
+
+
+def _check_user_kernel(kernel: _UserKernel, target: Target, init_state) -> None:
+    """Shapes only, before compiling: ``init`` and ``step`` keep to the pair's contract."""
+    if init_state is None:
+        try:
+            state = jax.eval_shape(kernel.init, target.example_position)
+        except TypeError as error:
+            raise TypeError(
+                "kernel's init must be init(position) -> state, with position a pytree like "
+                f"the target's unconstrained position; calling it failed: {error}"
+            ) from error
+    else:
+        state = jax.tree_util.tree_map(lambda x: x[0], init_state.state)
+    if not hasattr(state, "position"):
+        raise TypeError(
+            "kernel's state must have a .position field (the chain's position), as "
+            "blackjax's states do (e.g. a NamedTuple with position and logdensity); "
+            f"init returned {type(state).__name__}."
+        )
+    try:
+        out = jax.eval_shape(kernel.step, jax.random.PRNGKey(0), state)
+    except TypeError as error:
+        raise TypeError(
+            f"kernel's step must be step(key, state) -> (state, info); calling it failed: {error}"
+        ) from error
+    if not (isinstance(out, tuple) and len(out) == 2) or (
+        jax.tree_util.tree_structure(out[0]) != jax.tree_util.tree_structure(state)
+    ):
+        raise TypeError(
+            "kernel's step must return a pair (new_state, info), new_state of the same "
+            f"structure as its input state; it returned {jax.tree_util.tree_structure(out)}."
+        )
 
 
 # -- one chain, per-chain kernels ---------------------------------------------------------
@@ -704,6 +748,62 @@ def _check_init_state(init_state, num_chains: int, init) -> AdaptedState:
     return init_state
 
 
+# Options only the warm-up reads: a continued run (init_state) has none to apply.
+_WARMUP_OPTIONS = ("step_size", "learning_rate", "pathfinder_init", "num_folds")
+
+
+def _layout(target: Target) -> tuple:
+    """The target's sites and their shapes on the unconstrained space."""
+    leaves = jax.tree_util.tree_flatten_with_path(target.example_position)[0]
+
+    def name(path) -> str:
+        keys = (getattr(k, "key", getattr(k, "idx", getattr(k, "name", k))) for k in path)
+        return "/".join(str(k) for k in keys) or "x"  # a bare array is named x
+
+    return tuple((name(path), tuple(np.shape(leaf))) for path, leaf in leaves)
+
+
+def _check_continuation(
+    init_state: AdaptedState, kernel: str, layout: tuple, mass_matrix: str, step_size
+) -> None:
+    """A continued run must be the run ``init_state`` came from: refuse what would not be."""
+    if init_state.kernel is not None and init_state.kernel != kernel:
+        raise ValueError(
+            f"init_state comes from a run of kernel={init_state.kernel!r}, and holds that "
+            f"kernel's state and tuned parameters; this call asks for kernel={kernel!r}. "
+            f"Continue with kernel={init_state.kernel!r}, or leave init_state out to warm "
+            f"up kernel={kernel!r} anew."
+        )
+    if init_state.layout is not None and init_state.layout != layout:
+        describe = lambda sites: ", ".join(f"{n} {s}" for n, s in sites)  # noqa: E731
+        raise ValueError(
+            f"init_state comes from a target with sites [{describe(init_state.layout)}] "
+            f"(unconstrained shapes), not this target's [{describe(layout)}]. Continue a run "
+            "with the model (and data shapes) it was made with, or leave init_state out."
+        )
+    if (
+        init_state.mass_matrix is not None
+        and mass_matrix != "diag"
+        and mass_matrix != init_state.mass_matrix
+    ):
+        raise ValueError(
+            f"init_state was tuned with mass_matrix={init_state.mass_matrix!r}; a continued "
+            f"run keeps that metric, so mass_matrix={mass_matrix!r} would not apply. Leave "
+            "mass_matrix out, or leave init_state out to warm up anew."
+        )
+    tuned = init_state.params.get("step_size") if isinstance(init_state.params, dict) else None
+    if step_size is not None and tuned is not None:
+        tuned = np.unique(np.asarray(tuned, dtype=np.float64))
+        if not np.allclose(tuned, step_size, rtol=1e-6):
+            raise ValueError(
+                f"step_size={step_size} differs from the step size init_state runs with "
+                f"({', '.join(f'{v:.4g}' for v in tuned[:4])}"
+                f"{', ...' if tuned.size > 4 else ''}): a continued run keeps its tuned "
+                "parameters. Leave step_size out, or leave init_state out to warm up (or "
+                "run with num_warmup=0 at a step size of your choice) anew."
+            )
+
+
 def sample(
     target: Target | Callable,
     *,
@@ -846,6 +946,7 @@ def sample(
             f"mass_matrix must be one of {_MASS_MATRICES} or a list of site groups for dense "
             f'blocks (e.g. [("a", "b")]), got {mass_matrix!r}.'
         )
+    explicit_accept = target_accept is not None
     default_accept = 0.8 if spec is None else spec.default_target_accept
     target_accept = default_accept if target_accept is None else target_accept
     if not 0.0 < float(target_accept) < 1.0:
@@ -886,6 +987,28 @@ def sample(
         target,
         num_warmup,
     )
+    kernel_name = kernel if user_kernel is None else user_kernel.name
+    layout = _layout(target)
+    if init_state is not None:
+        warmup_settings = [name for name in _WARMUP_OPTIONS if kernel_options.get(name) is not None]
+        warmup_settings += ["target_accept"] if explicit_accept else []
+        warmup_settings += ["inverse_mass_matrix"] if inverse_mass_matrix is not None else []
+        warmup_settings += ["adapt_mass_matrix"] if adapt_mass_matrix is False else []
+        _check_continuation(
+            init_state, kernel_name, layout, metric.mode, kernel_options.get("step_size")
+        )
+        if warmup_settings:
+            # The same settings as the run continued are common (one dict of options
+            # for both calls): a warning, not an error.
+            warnings.warn(
+                f"{', '.join(warmup_settings)} set(s) up the warm-up, which a run continued "
+                "from init_state does not do: the tuned step size and metric of init_state "
+                "are used. Leave init_state out to warm up anew with them.",
+                SamplingWarning,
+                stacklevel=2,
+            )
+    if user_kernel is not None:
+        _check_user_kernel(user_kernel, target, init_state)
     mesh = None
     if chain_method == "sharded":
         mesh = chain_mesh()
@@ -939,7 +1062,6 @@ def sample(
         num_dims=dim,
     )
     kernel_ref = user_kernel if user_kernel is not None else kernel
-    kernel_name = kernel if user_kernel is None else user_kernel.name
     target_arrays, target_static = eqx.partition(target, eqx.is_array)
     warmup = _Warmup(kernel_ref, settings, target_static)
     # Kernels whose warm-up comes as pieces run warm-up and sampling as one loop.
@@ -977,7 +1099,9 @@ def sample(
             adaptation=_adaptation_summary(params, cross_chain),
             unconstrained=np.asarray(draws, dtype=dtype),
             seconds=time.perf_counter() - started,
-            last_state=last_state,
+            last_state=last_state._replace(
+                kernel=kernel_name, layout=layout, mass_matrix=metric.mode
+            ),
         )
         if diagnose and not partial:
             out.diagnose()

@@ -95,6 +95,60 @@ def test_continuing_checks_its_input():
         pk.mcmc.sample(STD_NORMAL, num_chains=2, init_state={"x": 1})
 
 
+def test_continuing_refuses_another_kernel_target_or_warmup_settings():
+    # Each of these would have run something else than the run init_state came from
+    # (HMC with NUTS's state) or failed deep inside blackjax (MALA's missing "scale").
+    first = pk.mcmc.sample(STD_NORMAL, num_warmup=50, num_samples=10, num_chains=2, diagnose=False)
+    state = first.last_state
+    assert (state.kernel, state.layout, state.mass_matrix) == ("nuts", (("x", (2,)),), "diag")
+    assert "kernel='nuts'" in repr(state) and len(repr(state)) < 200
+    for kernel in ["hmc", "mala", "rwm"]:
+        with pytest.raises(ValueError, match=rf"run of kernel='nuts'.*asks for kernel='{kernel}'"):
+            pk.mcmc.sample(STD_NORMAL, kernel=kernel, num_chains=2, init_state=state)
+    wider = pk.Target.from_logdensity(lambda x: -0.5 * jnp.sum(x**2), jnp.zeros(3))
+    with pytest.raises(ValueError, match=r"sites \[x \(2,\)\].*not this target's \[x \(3,\)\]"):
+        pk.mcmc.sample(wider, num_chains=2, init_state=state)
+    with pytest.raises(ValueError, match="step_size=0.01 differs from the step size"):
+        pk.mcmc.sample(STD_NORMAL, num_chains=2, init_state=state, step_size=0.01)
+    # Warm-up settings have nothing to set up: a warning (the options of the run
+    # continued, passed again from one dict, are common). The step size passed again
+    # is accepted: test_continuing_equals_one_longer_run.
+    with pytest.warns(pk.SamplingWarning, match="target_accept set.* up the warm-up"):
+        again = pk.mcmc.sample(
+            STD_NORMAL, num_chains=2, num_samples=5, init_state=state, target_accept=0.95
+        )
+    assert again.last_state.num_transitions.tolist() == [15, 15]
+    with pytest.raises(ValueError, match="tuned with mass_matrix='diag'"):
+        pk.mcmc.sample(STD_NORMAL, num_chains=2, init_state=state, mass_matrix="dense")
+    # What the step reads is still honoured.
+    more = pk.mcmc.sample(
+        STD_NORMAL, num_chains=2, num_samples=5, init_state=state, max_num_doublings=3
+    )
+    assert int(np.max(more.stats["tree_depth"])) <= 3
+
+
+def test_a_kernel_of_your_own_that_breaks_the_pair_contract_is_named():
+    logdensity = STD_NORMAL.logdensity
+    mala = blackjax.mala(logdensity, 0.5)
+    run = dict(num_chains=2, num_warmup=10, num_samples=10)
+    broken = {
+        "must have a .position field": (lambda x: (x, logdensity(x)), mala.step),
+        "must be step\\(key, state\\)": (mala.init, lambda state: (state, None)),
+        "must return a pair": (mala.init, lambda key, state: state),
+    }
+    for message, kernel in broken.items():
+        with pytest.raises(TypeError, match=message):
+            pk.mcmc.sample(STD_NORMAL, kernel=kernel, **run)
+    result = pk.mcmc.sample(STD_NORMAL, kernel=mala, diagnose=False, **run)
+    assert result.kernel == "blackjax.mcmc.mala"
+
+
+@pytest.mark.parametrize("mass_matrix", ["dense", "low_rank"])
+def test_cross_chain_kernels_refuse_a_metric_they_do_not_adapt(mass_matrix):
+    with pytest.raises(ValueError, match=f"kernel='chees' adapts a diagonal.*'{mass_matrix}'"):
+        pk.mcmc.sample(STD_NORMAL, kernel="chees", num_chains=4, mass_matrix=mass_matrix)
+
+
 # -- HMC against resonant targets -----------------------------------------------------
 @pytest.mark.parametrize(
     "sd",
@@ -175,6 +229,20 @@ def test_repr_is_a_short_summary():
     assert len(text) < 300, text
     assert "num_chains=2" in text and "num_samples=500" in text and "nuts" in text
     assert "divergences=" in text and "x: (2,)" in text
+
+
+def test_repr_stays_short_with_many_sites_and_nan_in_a_deterministic_site_is_reported():
+    def model():
+        for i in range(30):
+            numpyro.sample(f"site_{i}", dist.Normal(0.0, 1.0))
+        numpyro.deterministic("bad", jnp.log(-jnp.abs(numpyro.sample("z", dist.Normal()))))
+
+    run = dict(num_warmup=50, num_samples=50, num_chains=2, diagnose=False)
+    result = pk.mcmc.sample(model, **run)
+    text = repr(result)
+    assert len(text) < 400 and "(24 more sites)" in text, text
+    problems = result.diagnose(emit=False)
+    assert any("Draws of bad contain NaN" in p for p in problems), problems
 
 
 def test_a_failed_run_says_so_in_its_repr_and_summary():
