@@ -157,14 +157,15 @@ def _bucket(n: int) -> int:
 
 @eqx.filter_jit
 def _run_nuts(widths, settings, keys, x0, X, Y, mask, prior_scales, noise_scales):
-    """NUTS on every chain's own posterior (its own scales), with probkit.mcmc's pieces:
-    the NUTS specification's window adaptation and the pure loop, vmapped over chains.
+    """NUTS on every chain's own posterior (its own scales), with probkit.mcmc's pure
+    layers (:func:`probkit.mcmc.warmup` and :func:`probkit.mcmc.loop`), vmapped over
+    chains.
 
     Compiled once per (network, data-size bucket, settings): the data are arguments.
     """
-    from probkit.mcmc import KERNELS, loop
+    from probkit.mcmc import loop, warmup
 
-    spec = KERNELS["nuts"]
+    num_warmup, num_samples, max_num_doublings = settings
     _, unravel = ravel_pytree(init_bnn_params(jax.random.PRNGKey(0), widths))
 
     def run_chain(key, x0, prior_scale, noise_scale):
@@ -174,14 +175,9 @@ def _run_nuts(widths, settings, keys, x0, X, Y, mask, prior_scales, noise_scales
             return bnn_log_posterior(data, unravel(x))
 
         warm_key, sample_key = jax.random.split(key)
-        state, params = spec.warmup(warm_key, logdensity, x0, settings)
-        algorithm = spec.algorithm(logdensity, params, settings.option)
+        tuned = warmup(warm_key, logdensity, x0, num_warmup, max_num_doublings=max_num_doublings)
         _, (draws, stats) = loop(
-            sample_key,
-            algorithm,
-            state,
-            settings.num_samples,
-            statistics=lambda s, i: spec.statistics(s, i, params),
+            sample_key, tuned.algorithm, tuned.state, num_samples, statistics=tuned.statistics
         )
         return draws, stats["acceptance_rate"].mean(), stats["diverging"].sum()
 
@@ -259,17 +255,7 @@ def sample_bnn_posterior(
     # Chains start at prior-scaled random weights, shrunk: a quieter start speeds up
     # the first adaptation window.
     x0 = jax.vmap(lambda k: ravel_pytree(init_bnn_params(k, widths, scale=0.5))[0])(init_keys)
-    from probkit.mcmc._kernels import Settings
-
-    settings = Settings(
-        num_warmup=int(num_warmup),
-        mass_matrix="diag",
-        target_accept=0.8,
-        options=(("max_num_doublings", int(max_num_doublings)), ("step_size", None)),
-        num_chains=num_chains,
-        num_samples=int(num_samples),
-        thinning=1,
-    )
+    settings = (int(num_warmup), int(num_samples), int(max_num_doublings))
     draws, acceptance, divergent = _run_nuts(
         widths, settings, chain_keys, x0, X_pad, Y_pad, mask, prior_scales, noise_scales
     )

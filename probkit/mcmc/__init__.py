@@ -3,7 +3,9 @@
 1. Kernel specifications (:data:`KERNELS`, :class:`KernelSpec`): for each name, its
    warm-up, its blackjax algorithm and the statistics it reports.
 2. :func:`loop`: a pure, jittable run of any kernel (``(key, kernel, state) ->
-   (last_state, (positions, stats))``) to call inside your own ``jit`` / ``vmap``.
+   (last_state, (positions, stats))``) to call inside your own ``jit`` / ``vmap``,
+   and :func:`warmup`: a named kernel's warm-up for one chain, as pure (chains with
+   data of their own, each warmed up on its own posterior).
 3. :func:`sample`: validation before compilation, warm-up, multi-chain runs
    (vectorised, sequential, sharded), progress bars, ArviZ output; it takes a name,
    a blackjax ``SamplingAlgorithm`` or an ``(init, step)`` pair, and continues a run
@@ -21,6 +23,7 @@ Example:
 from probkit.mcmc._kernels import KERNELS, KernelSpec, jittered_hmc
 from probkit.mcmc._loop import AdaptedState, loop, transition_key
 from probkit.mcmc._sample import sample
+from probkit.mcmc._warmup import Tuned, warmup
 from probkit.results import MCMCResult, SamplingWarning
 
 __all__ = [
@@ -33,4 +36,6 @@ __all__ = [
     "loop",
     "sample",
     "transition_key",
+    "Tuned",
+    "warmup",
 ]

@@ -46,6 +46,52 @@ def test_loop_under_jit_and_vmap_with_data_per_chain():
     assert np.all(acceptance.mean(axis=1) > 0.5)
 
 
+@pytest.mark.parametrize("kernel", ["nuts", "hmc"])
+def test_warmup_per_chain_with_data_of_its_own_under_jit_and_vmap(kernel):
+    # Each chain's posterior N(mean_c, sd_c^2) has its own scale, 100x apart: one step
+    # size for all would fail; each chain's own warm-up tunes its own.
+    means, sds = jnp.array([-3.0, 0.0, 5.0]), jnp.array([0.1, 1.0, 10.0])
+
+    def run(key, mean, sd):
+        warm_key, sample_key = jax.random.split(key)
+        logdensity = lambda x: -0.5 * jnp.sum(((x - mean) / sd) ** 2)  # noqa: E731
+        tuned = pk.mcmc.warmup(warm_key, logdensity, jnp.zeros(2), 400, kernel=kernel)
+        _, (draws, stats) = pk.mcmc.loop(
+            sample_key, tuned.algorithm, tuned.state, 2000, statistics=tuned.statistics
+        )
+        return draws, stats["acceptance_rate"], tuned.params["inverse_mass_matrix"]
+
+    keys = jax.random.split(jax.random.key(1), 3)
+    draws, accept, inverse_mass = jax.jit(jax.vmap(run))(keys, means, sds)
+    assert draws.shape == (3, 2000, 2)
+    # Each chain's metric follows its own scale (the window estimate of sd_c^2).
+    ratio = np.asarray(inverse_mass) / np.asarray(sds)[:, None] ** 2
+    assert np.all((ratio > 0.5) & (ratio < 2.0)), ratio
+    for c in range(3):
+        z = (np.asarray(draws[c]) - float(means[c])) / float(sds[c])
+        for j in range(2):
+            mcse = float(np.asarray(az.mcse(z[None, :, j])).squeeze())
+            assert abs(z[:, j].mean()) < 5 * mcse, (c, j, z[:, j].mean(), mcse)
+            error, mcse2 = _second_moment_error(z[None, :, j], 1.0)
+            assert abs(error) < 5 * mcse2, (c, j, error, mcse2)
+    assert np.all(np.asarray(accept).mean(axis=1) > 0.6)
+
+
+def test_warmup_checks_its_input():
+    logdensity = STD_NORMAL.logdensity
+    key = jax.random.key(0)
+    with pytest.raises(ValueError, match="'nuts' or 'hmc', not 'mala'"):
+        pk.mcmc.warmup(key, logdensity, jnp.zeros(2), kernel="mala")
+    with pytest.raises(ValueError, match="flat 1-D array"):
+        pk.mcmc.warmup(key, logdensity, jnp.zeros((2, 2)))
+    with pytest.raises(ValueError, match="num_warmup must be an int >= 1"):
+        pk.mcmc.warmup(key, logdensity, jnp.zeros(2), 0)
+    with pytest.raises(TypeError, match="Unknown option"):
+        pk.mcmc.warmup(key, logdensity, jnp.zeros(2), max_doublings=3)
+    with pytest.raises(TypeError, match="key must be a jax.random key"):
+        pk.mcmc.warmup(0, logdensity, jnp.zeros(2))
+
+
 # -- a kernel of the user's own --------------------------------------------------------
 def test_blackjax_algorithm_as_kernel_equals_the_named_kernel_without_warmup():
     nuts = blackjax.nuts(STD_NORMAL.logdensity, step_size=0.5, inverse_mass_matrix=jnp.ones(2))
