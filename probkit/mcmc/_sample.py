@@ -844,8 +844,11 @@ def sample(
         num_warmup: warm-up (adaptation) iterations per chain, discarded.
         num_samples: draws kept per chain (after thinning).
         seed: the only source of randomness; chain ``c`` uses
-            ``fold_in(PRNGKey(seed), c)`` whatever ``chain_method`` and the number of
-            devices, and its transition ``t`` after warm-up ``fold_in(.., t)``.
+            ``k_c = fold_in(PRNGKey(seed), c)`` whatever ``chain_method`` and the number
+            of devices: ``split(k_c)[0]`` for its warm-up and, after warm-up,
+            ``fold_in(split(k_c)[1], t)`` for its transition ``t``. (ChEES and MEADS
+            warm up all chains together from ``fold_in(PRNGKey(seed), 2**31 - 2)`` and
+            use ``fold_in(k_c, t)`` for transition ``t``.)
             Without adaptation the draws are then identical; after warm-up they can
             differ by floating-point rounding (XLA on CPU rounds some functions
             differently for different batch sizes, and chaotic kernels such as NUTS
