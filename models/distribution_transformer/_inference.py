@@ -89,7 +89,8 @@ def check_prior_range(prior: GaussianMixture, ranges: TaskRanges, task_name: str
     Example:
         >>> import jax.numpy as jnp
         >>> import probkit.models.distribution_transformer as dt
-        >>> dt.check_prior_range(dt.gaussian(jnp.zeros(1), jnp.eye(1)), dt.TaskRanges(), "1-D")
+        >>> from probkit.models.distribution_transformer._inference import check_prior_range
+        >>> check_prior_range(dt.gaussian(jnp.zeros(1), jnp.eye(1)), dt.TaskRanges(), "1-D")
     """
     _check_prior_arrays(
         np.asarray(prior.weights),

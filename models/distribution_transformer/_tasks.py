@@ -256,7 +256,7 @@ def linear_gaussian_features(
         ...                                             jnp.ones(3, bool))
         >>> chol = jnp.broadcast_to(jnp.eye(2), (4, 2, 2))
         >>> linear_gaussian_features(values, rows, 1.0, mask, jnp.zeros((4, 2)), chol).shape
-        (4, 6, 18)
+        (4, 6, 20)
     """
     d = rows.shape[1]
     num = values.shape[0]

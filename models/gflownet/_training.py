@@ -138,7 +138,7 @@ class GFlowNet(eqx.Module):
 
     Example:
         >>> import jax
-        >>> from probkit.models.gflownet import HyperGrid, train
+        >>> from probkit.models.gflownet import HyperGrid, fit
         >>> gfn = fit(HyperGrid(ndim=2, height=4), num_trajectories=64, batch_size=32,
         ...             width=16)
         >>> states, log_probs = gfn.sample(jax.random.key(0), 10)
@@ -409,7 +409,7 @@ def fit(
 
     Example:
         >>> import jax
-        >>> from probkit.models.gflownet import HyperGrid, train
+        >>> from probkit.models.gflownet import HyperGrid, fit
         >>> gfn = fit(HyperGrid(ndim=2, height=4), loss="db", num_trajectories=64,
         ...             batch_size=32, width=16)
         >>> gfn.history.loss.shape
