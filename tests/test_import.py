@@ -83,3 +83,21 @@ def test_subpackages_are_attributes(name):
     import probkit as pk
 
     assert getattr(pk, name).__name__ == f"probkit.{name}"
+
+
+def test_model_families_are_lazy_attributes_of_probkit_models():
+    code = (
+        "import json, sys, probkit as pk; m = pk.models; "
+        "loaded = sorted(n for n in sys.modules if n.startswith('probkit.models.')); "
+        "listed = set(dir(m)); "
+        "print('RESULT' + json.dumps({'loaded': loaded, 'listed': sorted(listed), "
+        "'names': [getattr(m, n).__name__ for n in sorted(m.__all__)]}))"
+    )
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.split("RESULT", 1)[1])
+    assert out["loaded"] == []  # nothing imported before first access
+    for family in ["gflownet", "mjp", "distribution_transformer", "masked_diffusion"]:
+        assert family in out["listed"]
+        assert f"probkit.models.{family}" in out["names"]
