@@ -16,7 +16,8 @@ Example:
     '?'
 """
 
-from probkit.models.arithmetic_lm._io import PRETRAINED_PATH, load, load_pretrained, save
+from probkit.models.arithmetic_lm._io import PRETRAINED_PATH as PRETRAINED_PATH
+from probkit.models.arithmetic_lm._io import load, load_pretrained, save
 from probkit.models.arithmetic_lm._network import (
     ArithmeticLM,
     GenerationState,
@@ -33,6 +34,7 @@ from probkit.models.arithmetic_lm._task import (
     prefix_correct,
 )
 
+# Importable, but not in __all__ (constants and internals): PRETRAINED_PATH.
 __all__ = [
     "ArithmeticLM",
     "GenerationState",
@@ -47,6 +49,5 @@ __all__ = [
     "save",
     "load",
     "load_pretrained",
-    "PRETRAINED_PATH",
     "step_model",
 ]

@@ -34,7 +34,9 @@ from ._models import (
     split_gaussian_blobs,
 )
 from ._propagate import (
-    PROPAGATORS,
+    PROPAGATORS as PROPAGATORS,
+)
+from ._propagate import (
     FlowDistribution,
     fit_diagonal_gaussian,
     fit_flow,
@@ -45,9 +47,9 @@ from ._propagate import (
 from ._prototype import PrototypeResult, prototype_baseline, prototype_log_proba_classes
 from ._sequential import SequentialResult, accuracy, sequential_posterior
 
+# Importable, but not in __all__ (constants and internals): PROPAGATORS.
 __all__ = [
     "propagate",
-    "PROPAGATORS",
     "fit_gaussian",
     "fit_diagonal_gaussian",
     "fit_gaussian_mixture",

@@ -29,11 +29,14 @@ from ._evaluation import (
     jensen_shannon,
     l1_distance,
     modes,
-    propagate_forward_policy,
     reweighted_expectation,
     terminal_distribution,
 )
-from ._hypergrid import MAX_ENUMERATED_STATES, HyperGrid
+from ._evaluation import (
+    propagate_forward_policy as propagate_forward_policy,
+)
+from ._hypergrid import MAX_ENUMERATED_STATES as MAX_ENUMERATED_STATES
+from ._hypergrid import HyperGrid
 from ._losses import (
     detailed_balance_loss,
     flow_matching_loss,
@@ -45,7 +48,9 @@ from ._policy import (
     Policy,
     backward_log_probs,
     forward_log_probs,
-    masked_log_softmax,
+)
+from ._policy import (
+    masked_log_softmax as masked_log_softmax,
 )
 from ._set_building import SetBuilding
 from ._training import (
@@ -67,16 +72,16 @@ from ._trajectories import (
     trajectory_log_probs,
 )
 
+# Importable, but not in __all__ (constants and internals): MAX_ENUMERATED_STATES,
+# masked_log_softmax, propagate_forward_policy.
 __all__ = [
     # environments
     "Environment",
     "check_environment",
     "HyperGrid",
-    "MAX_ENUMERATED_STATES",
     "SetBuilding",
     # networks and trajectories
     "Policy",
-    "masked_log_softmax",
     "forward_log_probs",
     "backward_log_probs",
     "Trajectories",
@@ -97,7 +102,6 @@ __all__ = [
     # evaluation
     "exact_target",
     "terminal_distribution",
-    "propagate_forward_policy",
     "modes",
     "l1_distance",
     "jensen_shannon",

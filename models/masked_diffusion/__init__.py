@@ -21,7 +21,8 @@ Example:
     ((4, 5), 5)
 """
 
-from probkit.models.masked_diffusion._categorical import PRECISIONS, categorical
+from probkit.models.masked_diffusion._categorical import PRECISIONS as PRECISIONS
+from probkit.models.masked_diffusion._categorical import categorical
 from probkit.models.masked_diffusion._drivers import (
     energy_corrected_sample,
     initial_sequences,
@@ -73,6 +74,7 @@ from probkit.models.masked_diffusion._toy import (
 )
 from probkit.models.masked_diffusion._training import FitResult, fit, train_step
 
+# Importable, but not in __all__ (constants and internals): PRECISIONS.
 __all__ = [
     "MaskingSchedule",
     "linear",
@@ -91,7 +93,6 @@ __all__ = [
     "load_pretrained",
     "pretrained_distribution",
     "categorical",
-    "PRECISIONS",
     "SampleResult",
     "first_hitting_loop",
     "stepwise_loop",

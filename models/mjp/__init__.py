@@ -24,7 +24,9 @@ Example:
 """
 
 from ._amortized import (
-    PRETRAINED_PATH,
+    PRETRAINED_PATH as PRETRAINED_PATH,
+)
+from ._amortized import (
     AmortizedEstimate,
     amortized_posterior,
     load_network,
@@ -43,9 +45,13 @@ from ._likelihood import (
 )
 from ._mle import JumpStatistics, jump_statistics, maximum_likelihood
 from ._moments import moment_generators, pair_counts
-from ._network import MOMENT_LAGS, NOISE_BANK, AmortizedMJPNetwork, NetworkOutput, snapshot_features
+from ._network import MOMENT_LAGS as MOMENT_LAGS
+from ._network import NOISE_BANK as NOISE_BANK
+from ._network import AmortizedMJPNetwork, NetworkOutput, snapshot_features
 from ._posterior import (
-    SMC_DEFAULTS,
+    SMC_DEFAULTS as SMC_DEFAULTS,
+)
+from ._posterior import (
     MJPPosterior,
     NoisySnapshots,
     check_observations,
@@ -80,14 +86,20 @@ from ._simulate import (
 from ._training import (
     FitResult,
     SyntheticBatch,
-    dirichlet_nll,
     fit,
-    gaussian_nll,
     sample_synthetic,
     train_step,
     training_loss,
 )
+from ._training import (
+    dirichlet_nll as dirichlet_nll,
+)
+from ._training import (
+    gaussian_nll as gaussian_nll,
+)
 
+# Importable, but not in __all__ (constants and internals): NOISE_BANK, MOMENT_LAGS,
+# SMC_DEFAULTS, PRETRAINED_PATH, gaussian_nll, dirichlet_nll.
 __all__ = [
     "MJP",
     "check_rate_matrix",
@@ -118,7 +130,6 @@ __all__ = [
     "transition_counts",
     "counts_log_likelihood",
     "MJPPosterior",
-    "SMC_DEFAULTS",
     "NoisySnapshots",
     "snapshot_statistics",
     "posterior",
@@ -129,13 +140,9 @@ __all__ = [
     "moment_generators",
     "AmortizedMJPNetwork",
     "NetworkOutput",
-    "NOISE_BANK",
-    "MOMENT_LAGS",
     "snapshot_features",
     "SyntheticBatch",
     "sample_synthetic",
-    "gaussian_nll",
-    "dirichlet_nll",
     "training_loss",
     "train_step",
     "fit",
@@ -145,5 +152,4 @@ __all__ = [
     "save_network",
     "load_network",
     "pretrained_network",
-    "PRETRAINED_PATH",
 ]

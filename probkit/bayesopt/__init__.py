@@ -20,7 +20,9 @@ Example:
 """
 
 from probkit.bayesopt._acquisition import (
-    ACQUISITION_DEFAULTS,
+    ACQUISITION_DEFAULTS as ACQUISITION_DEFAULTS,
+)
+from probkit.bayesopt._acquisition import (
     ACQUISITIONS,
     build_acquisition,
     optimize_acquisition,
@@ -45,9 +47,9 @@ from probkit.bayesopt._result import BOResult
 from probkit.bayesopt._space import SearchSpace, make_search_space
 from probkit.bayesopt._surrogates import SURROGATES, fit_surrogate
 
+# Importable, but not in __all__ (constants and internals): ACQUISITION_DEFAULTS.
 __all__ = [
     "ACQUISITIONS",
-    "ACQUISITION_DEFAULTS",
     "BNNHyperparameters",
     "BNNPosterior",
     "BOResult",

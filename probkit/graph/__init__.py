@@ -27,7 +27,9 @@ from probkit.graph._srrw import (
     self_repellent_walk,
 )
 from probkit.graph._token import (
-    SA_SRRW_VARIANTS,
+    SA_SRRW_VARIANTS as SA_SRRW_VARIANTS,
+)
+from probkit.graph._token import (
     OptimisationResult,
     TokenOptimisation,
     TokenState,
@@ -46,8 +48,8 @@ from probkit.graph._walks import (
     simple_random_walk,
 )
 
+# Importable, but not in __all__ (constants and internals): SA_SRRW_VARIANTS.
 __all__ = [
-    "SA_SRRW_VARIANTS",
     "Graph",
     "MetropolisHastingsWalk",
     "NonBacktrackingWalk",
