@@ -28,8 +28,8 @@ reference columns ``beta[1]`` and ``beta[2]`` (:func:`to_posteriordb_names` does
 renaming).
 
 Files. ``models/data/posteriordb/<name>/`` holds, for each posterior, the files of
-posteriordb's release as they were copied to this project's shared folder
-(``shared/posteriordb/<name>/``): ``data.json`` and ``reference_draws.json``
+posteriordb's release (its ``posterior_database/`` folders, gathered per posterior
+into ``<name>/``): ``data.json`` and ``reference_draws.json``
 xz-compressed byte for byte (``data.json.xz``, ``reference_draws.json.xz``), and
 ``posterior.json`` and ``reference_info.json`` as they are. The README next to them
 lists the SHA-256 of the uncompressed originals. They ship inside the package, so a

@@ -93,8 +93,8 @@ def _as_target(target, model_args, model_kwargs) -> Target:
         try:
             return from_numpyro(target, *model_args, **dict(model_kwargs or {}))
         except Exception as err:  # noqa: BLE001 - diagnosed below, else re-raised
-            # Only now run the callable eagerly to name the mistake: an eager trace first,
-            # on every call, cost 1 ms of kidiq's 9 ms call of 10 + 10 transitions.
+            # Only now run the callable eagerly to name the mistake: an eager trace on
+            # every call would cost a tenth of a small model's warm call.
             _diagnose_callable(target, model_args, model_kwargs, err)
             raise
     raise TypeError(
@@ -615,16 +615,12 @@ def _has_tuning(spec, settings, num_dims: int, dtype) -> bool:
 
 
 # -- starting points ---------------------------------------------------------------------
-# Kernels whose keys hash unrolled on CPU (probkit._threefry). They draw through split,
-# fold_in, normal, uniform and bernoulli only, and each rolled hash is a loop of its
-# own: NUTS splits its key and draws at every leapfrog step, and ran 11-16% faster on
-# posteriordb's posteriors (HMC 3% on kidiq) for 0-0.3 s more compilation, with the
-# same draws. MALA and RWM ran 21% and 30% faster, but their draws changed in the last
-# float bit (the arithmetic around the same random numbers compiled differently), and
-# a run over several processes, which keeps JAX's keys, must draw what one process
-# draws. ChEES and MEADS gained nothing and compiled up to 1.5 s longer. A user's
-# kernel, and the model's own start, keep JAX's keys: jax.random.poisson refuses other
-# implementations, and gamma then draws one number at a time.
+# Kernels whose keys hash unrolled on CPU (probkit._threefry): NUTS and HMC split their
+# key and draw at every leapfrog step, and each rolled hash is a loop of its own. They
+# make the same draws with either key. MALA's and RWM's draws would change in the last
+# bit (the arithmetic around the same numbers compiles differently); ChEES and MEADS
+# gain nothing. A user's kernel and the model's start keep JAX's keys:
+# jax.random.poisson refuses other implementations. (Measurements: the MCMC guide.)
 _UNROLLED_KEY_KERNELS = frozenset({"nuts", "hmc"})
 
 

@@ -6,10 +6,9 @@ samplers (:mod:`probkit.sde`), the stochastic interpolants, the Feynman-Kac corr
 caller draws ``noise`` (how keys are split differs between callers: per particle,
 per batch, all steps at once) and scales it, so that each keeps its own random stream.
 
-Not diffrax: its Euler solver with the cheapest Brownian path (``UnsafeBrownianPath``)
-ran 3.5x slower (and compiled 2x slower) than this scan on 2,000 particles x 200 steps
-on a CPU, and its increments are not the ``jax.random.normal`` draws that the samplers'
-results are pinned to.
+Not diffrax: its Euler solver, even with ``UnsafeBrownianPath``, ran several times
+slower than this scan on CPU, and its increments are not the ``jax.random.normal``
+draws that the samplers' results are pinned to.
 """
 
 from __future__ import annotations

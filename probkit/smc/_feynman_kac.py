@@ -317,10 +317,10 @@ def _gather_apart(particles: PyTree, indices: jax.Array) -> PyTree:
 
     Left alone, XLA:CPU fuses the gather (with the resampler's last index arithmetic)
     into the move's elementwise loop, and the gather then keeps the whole loop from
-    being vectorised: a bootstrap filter that resampled at every step took 3.3 ms per
-    step at N = 10^5 instead of 0.95 ms. A conditional is a fusion boundary (and
-    ``optimization_barrier`` is not: XLA:CPU removes it before fusing); both branches
-    compute the same gather, so the predicate only places it.
+    being vectorised (a filter that resampled at every step ran 3x slower). A
+    conditional is a fusion boundary (and ``optimization_barrier`` is not: XLA:CPU
+    removes it before fusing); both branches compute the same gather, so the predicate
+    only places it.
     """
     return jax.lax.cond(indices[0] >= 0, _gather, _gather, particles, indices)
 

@@ -78,11 +78,10 @@ def _prefix_sum(x: jax.Array) -> jax.Array:
 
 def _prefix_sum_apart(x: jax.Array) -> jax.Array:
     # A conditional is a fusion boundary on XLA:CPU (optimization_barrier is removed
-    # before fusion). Left alone, XLA fuses the scan's first level with the exp that
-    # makes the weights, and its last level (a strided interleave) into the particles'
-    # gather: at N = 10^5 that gather took 130 us instead of 60, and the bootstrap
-    # filter 5% longer (9% at 10^6). Both branches are the same, so the predicate only
-    # places the scan; under vmap the cond becomes a select of two equal results.
+    # before fusion). Left alone, XLA fuses the scan's last level (a strided interleave)
+    # into the particles' gather, which then runs twice as long. Both branches are the
+    # same, so the predicate only places the scan; under vmap the cond becomes a select
+    # of two equal results.
     return jax.lax.cond(x[0] >= 0, _prefix_sum, _prefix_sum, x)
 
 
