@@ -48,6 +48,24 @@ def check_key(key, name: str = "key"):
     )
 
 
+def key_hint(value, name: str) -> str:
+    """``value`` shown in an integer argument's error, with what to do when it is a
+    ``jax.random`` key (the integer it was made from is wanted).
+
+    Example:
+        >>> import jax
+        >>> from probkit._checks import key_hint
+        >>> key_hint(jax.random.key(0), "seed")
+        'a jax.random key: pass the integer the key was made from, e.g. seed=0'
+        >>> key_hint(-1, "seed")
+        '-1'
+    """
+    dtype = getattr(value, "dtype", None)
+    if dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
+        return f"a jax.random key: pass the integer the key was made from, e.g. {name}=0"
+    return repr(value)
+
+
 def check_int(value, name: str, minimum: int = 1) -> int:
     """``value`` as a Python ``int`` (NumPy integers accepted); ``ValueError`` naming ``name``
     when it is not a whole number ``>= minimum`` (bools are refused).
@@ -63,7 +81,7 @@ def check_int(value, name: str, minimum: int = 1) -> int:
         ValueError: num_samples must be an int >= 1, got 0.
     """
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}.")
+        raise ValueError(f"{name} must be an int >= {minimum}, got {key_hint(value, name)}.")
     return int(value)
 
 

@@ -202,3 +202,25 @@ KEYED = {
 def test_keyed_functions_refuse_non_keys(name, key):
     with pytest.raises(TypeError, match=r"key must be a jax.random key.*jax.random.key\(0\)"):
         KEYED[name](key)
+
+
+# ---- a key where the integer seed is wanted -------------------------------------------
+
+
+def _mcmc_sample(seed):
+    target = pk.Target.from_logdensity(lambda x: -jnp.sum(x**2), jnp.zeros(1))
+    pk.mcmc.sample(target, seed=seed)
+
+
+def _gflownet_fit(seed):
+    from probkit.models.gflownet import HyperGrid, fit
+
+    fit(HyperGrid(ndim=2, height=4), num_trajectories=4, batch_size=4, width=8, seed=seed)
+
+
+@pytest.mark.parametrize(
+    "driver", [_mcmc_sample, _gflownet_fit], ids=["mcmc.sample", "gflownet.fit"]
+)
+def test_a_key_passed_as_seed_says_which_integer_to_pass(driver):
+    with pytest.raises(ValueError, match=r"got a jax.random key: pass the integer.*seed=0"):
+        driver(jax.random.key(0))

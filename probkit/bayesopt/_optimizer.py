@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from scipy.stats import qmc
 
+from probkit._checks import key_hint
 from probkit.bayesopt._acquisition import (
     ACQUISITION_DEFAULTS,
     build_acquisition,
@@ -44,7 +45,7 @@ MIN_POINTS_TO_FIT = 2
 
 def _check_int(name: str, value: Any, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {key_hint(value, name)}.")
     return int(value)
 
 

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import PartitionSpec as P
 
+from probkit._checks import key_hint
 from probkit.distributed import AXIS, chain_mesh, check_divisible, leading_axis_sharding
 from probkit.progress import progress_scan
 
@@ -47,7 +48,7 @@ class WalkResult(NamedTuple):
 
 def _check_int(name: str, value: Any, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}.")
+        raise ValueError(f"{name} must be an integer >= {minimum}; got {key_hint(value, name)}.")
     return int(value)
 
 

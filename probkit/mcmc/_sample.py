@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
+from probkit._checks import key_hint
 from probkit._chunked import (
     batched,
     post_program,
@@ -146,7 +147,7 @@ def _check_gibbs(target: Target, kernel: str | None, mass_matrix) -> None:
 
 def _check_positive_int(name: str, value: Any, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {key_hint(value, name)}.")
     return int(value)
 
 
