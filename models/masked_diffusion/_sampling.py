@@ -41,7 +41,7 @@ from jax.tree_util import Partial
 from probkit.models.masked_diffusion._categorical import Precision, categorical, check_precision
 from probkit.models.masked_diffusion._schedules import MaskingSchedule, get_schedule
 
-from probkit._checks import check_key
+from probkit._checks import _as_integer, check_key
 from probkit._threefry import cpu_fast_key
 
 __all__ = [
@@ -292,6 +292,13 @@ def check_sampler_arguments(
     check_precision(precision)
     if x_init.ndim != 2:
         raise ValueError(f"x_init must have shape (num_samples, length), got {x_init.shape}.")
+    if _as_integer(mask_token) is None:
+        raise ValueError(f"mask_token must be an int (the vocabulary size), got {mask_token!r}.")
+    if int(mask_token) < 1:
+        raise ValueError(
+            f"mask_token must be >= 1: it is the vocabulary size V (tokens are 0 .. V-1 and "
+            f"the mask is V), got {mask_token}."
+        )
     if int(jnp.min(x_init)) < 0 or int(jnp.max(x_init)) > mask_token:
         raise ValueError(
             f"x_init must hold tokens in [0, {mask_token}) and the mask token {mask_token}."

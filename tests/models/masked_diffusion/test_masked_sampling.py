@@ -138,3 +138,7 @@ def test_bad_input_errors(denoiser):
         md.sample(denoiser, md.initial_sequences(2, L, V), mask_token=V, tokens_per_call=0)
     with pytest.raises(ValueError, match="prompt_positions"):
         md.initial_sequences(2, L, V, prompt=[1], prompt_positions=[9])
+    with pytest.raises(ValueError, match="mask_token must be >= 1: it is the vocabulary size"):
+        md.sample(denoiser, np.zeros((2, L), np.int32), mask_token=0)
+    with pytest.raises(ValueError, match="mask_token must be an int"):
+        md.sample(denoiser, md.initial_sequences(2, L, V), mask_token=float(V))
