@@ -32,3 +32,18 @@ def test_old_result_types_are_the_new_ones():
     assert dt.TrainResult is dt.FitResult
     assert gflownet.TrainingHistory is gflownet.FitHistory
     assert "train" not in pvrnn.__all__ and "fit" in pvrnn.__all__
+
+
+def test_the_old_spelling_of_self_normalised_expectation_warns():
+    import numpyro.distributions as dist
+
+    from probkit import importance
+
+    samples = importance.importance_sample(
+        jax.random.key(0), lambda x: -0.5 * x**2, dist.Normal(0.0, 2.0), 1000
+    )
+    assert "self_normalized_expectation" not in importance.__all__
+    with pytest.warns(DeprecationWarning, match="renamed self_normalised_expectation"):
+        old = importance.self_normalized_expectation(samples, lambda x: x)
+    new = importance.self_normalised_expectation(samples, lambda x: x)
+    assert float(old.value) == float(new.value)

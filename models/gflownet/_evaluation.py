@@ -33,7 +33,7 @@ from probkit.importance import (
     Estimate,
     ImportanceSamples,
     effective_sample_size,
-    self_normalized_expectation,
+    self_normalised_expectation,
 )
 
 __all__ = [
@@ -288,7 +288,7 @@ def importance_samples(
     """Terminal states of the sampler with log weights ``log R(x) + log P_B(tau|x) - log P_F(tau)``.
 
     ``mean_i w_i`` is unbiased for ``Z``; use the samples with :mod:`probkit.importance`
-    (``log_evidence``, ``self_normalized_expectation``, ``effective_sample_size``).
+    (``log_evidence``, ``self_normalised_expectation``, ``effective_sample_size``).
 
     Args:
         key: a ``jax.random`` key.
@@ -349,4 +349,4 @@ def reweighted_expectation(
     if not callable(fn):
         raise TypeError(f"fn must be a callable of one terminal state, got {type(fn).__name__}.")
     samples = importance_samples(key, policy, env, num_samples)
-    return self_normalized_expectation(samples, fn), effective_sample_size(samples.log_weights)
+    return self_normalised_expectation(samples, fn), effective_sample_size(samples.log_weights)
