@@ -72,7 +72,7 @@ def main() -> None:
         exact = dt.linear_gaussian_posterior(
             prior, jnp.concatenate(batches[: t + 1]), obs_matrix, noise_std
         )
-        kl, se = dt.kl_divergence_mc(exact, approx[t], jax.random.key(t), 4000)
+        kl, se = dt.kl_divergence_mc(jax.random.key(t), exact, approx[t], 4000)
         panels.append((exact, approx[t], f"after {2 * (t + 1)} obs: KL {float(kl):.3f}"))
         print(f"step {t + 1}: KL(exact || DT) = {float(kl):.4f} +- {float(se):.4f}")
     for ax, (exact, approximation, title) in zip(axes.ravel()[: len(panels)], panels, strict=True):

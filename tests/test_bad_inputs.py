@@ -976,7 +976,7 @@ CASES = [
     ),
     (
         "dt.kl_divergence_mc-key-int",
-        lambda: dt.kl_divergence_mc(PRIOR2, PRIOR2, 0, 10),
+        lambda: dt.kl_divergence_mc(0, PRIOR2, PRIOR2, 10),
         TypeError,
         "key",
     ),

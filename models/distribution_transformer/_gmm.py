@@ -9,6 +9,8 @@ divergence between two mixtures.
 
 from __future__ import annotations
 
+import warnings
+
 import jax
 import jax.numpy as jnp
 
@@ -42,15 +44,18 @@ def gaussian(mean: jax.Array, covariance: jax.Array) -> GaussianMixture:
 
 
 def kl_divergence_mc(
-    p: GaussianMixture, q: GaussianMixture, key: jax.Array, num_samples: int
+    key: jax.Array, p: GaussianMixture, q: GaussianMixture, num_samples: int
 ) -> tuple[jax.Array, jax.Array]:
     """Monte Carlo estimate of ``KL(p || q)`` and its standard error.
 
     Args:
+        key: a ``jax.random`` key.
         p: the distribution the expectation is taken under.
         q: the approximation.
-        key: a ``jax.random`` key.
         num_samples: number of draws from ``p``.
+
+    The key came third before (``kl_divergence_mc(p, q, key, n)``); that order still
+    works, with a ``DeprecationWarning``.
 
     Returns:
         ``(estimate, standard_error)``.
@@ -59,10 +64,19 @@ def kl_divergence_mc(
         >>> import jax, jax.numpy as jnp
         >>> from probkit.models.distribution_transformer import gaussian, kl_divergence_mc
         >>> p = gaussian(jnp.zeros(1), jnp.eye(1))
-        >>> kl, se = kl_divergence_mc(p, p, jax.random.key(0), 100)
+        >>> kl, se = kl_divergence_mc(jax.random.key(0), p, p, 100)
         >>> float(kl)
         0.0
     """
+    if isinstance(key, GaussianMixture) and not isinstance(q, GaussianMixture):
+        # The old order (p, q, key, num_samples).
+        warnings.warn(
+            "kl_divergence_mc takes the key first now: kl_divergence_mc(key, p, q, "
+            "num_samples); the order (p, q, key, num_samples) will be removed.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        key, p, q = q, key, p
     check_key(key)
     num_samples = check_int(num_samples, "num_samples", minimum=2)
     x = p.sample(key, num_samples)

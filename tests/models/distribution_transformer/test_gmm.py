@@ -19,7 +19,7 @@ def test_kl_mc_against_closed_form_gaussians():
         - 2
         + np.log(np.linalg.det(sq) / np.linalg.det(sp))
     )
-    kl, se = kl_divergence_mc(p, q, jax.random.key(1), 20_000)
+    kl, se = kl_divergence_mc(jax.random.key(1), p, q, 20_000)
     assert abs(float(kl) - exact) < 4 * float(se)
 
 
@@ -28,3 +28,14 @@ def test_gaussian_checks_its_arguments():
         gaussian(jnp.zeros((1, 2)), jnp.eye(2))
     with pytest.raises(ValueError, match="positive definite"):
         gaussian(jnp.zeros(2), jnp.array([[1.0, 2.0], [2.0, 1.0]]))
+
+
+def test_kl_divergence_mc_takes_the_key_first_and_the_old_order_warns():
+    p = gaussian(jnp.zeros(1), jnp.eye(1))
+    q = gaussian(jnp.ones(1), jnp.eye(1))
+    new = kl_divergence_mc(jax.random.key(3), p, q, 5000)
+    with pytest.warns(DeprecationWarning, match="takes the key first"):
+        old = kl_divergence_mc(p, q, jax.random.key(3), 5000)
+    assert float(new[0]) == float(old[0])
+    # KL(N(0,1) || N(1,1)) = 1/2.
+    assert abs(float(new[0]) - 0.5) < 5 * float(new[1])
