@@ -47,3 +47,13 @@ def test_the_old_spelling_of_self_normalised_expectation_warns():
         old = importance.self_normalized_expectation(samples, lambda x: x)
     new = importance.self_normalised_expectation(samples, lambda x: x)
     assert float(old.value) == float(new.value)
+
+
+def test_scaling_gather_is_gather_particles_and_the_old_name_warns():
+    from probkit import scaling
+
+    states = {"x": np.arange(3), "text": ["a", "b", "c"]}
+    assert "gather" not in scaling.__all__ and "gather_particles" in scaling.__all__
+    with pytest.warns(DeprecationWarning, match="renamed gather_particles"):
+        old = scaling.gather(states, np.array([2, 0]))
+    assert old["text"] == ["c", "a"] and old["x"].tolist() == [2, 0]

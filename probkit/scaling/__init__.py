@@ -33,6 +33,7 @@ Example:
     6
 """
 
+from probkit._renamed import renamed
 from probkit.scaling._feynman_kac import StepModel, StepParticles, step_feynman_kac
 from probkit.scaling._flow import (
     convert_velocity,
@@ -53,7 +54,7 @@ from probkit.scaling._flow_search import (
     flow_smc,
     rollover_budget_forcing,
 )
-from probkit.scaling._host import gather, host_particle_filter
+from probkit.scaling._host import gather_particles, host_particle_filter
 from probkit.scaling._methods import (
     ScalingResult,
     beam_search,
@@ -101,7 +102,7 @@ __all__ = [
     "beam_search",
     "top_k_resampling",
     "host_particle_filter",
-    "gather",
+    "gather_particles",
     "TextParticles",
     "transformers_step_model",
     "gather_text_particles",
@@ -121,3 +122,6 @@ __all__ = [
     "flow_best_of_n",
     "rollover_budget_forcing",
 ]
+
+# The old name (it read as probkit.distributed.gather, which collects across processes).
+gather = renamed(gather_particles, "probkit.scaling.gather")

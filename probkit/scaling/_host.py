@@ -25,32 +25,33 @@ from probkit.scaling._methods import ScalingResult
 from probkit.scaling._potentials import PotentialFn, get_potential
 from probkit.scaling._selection import SELECTIONS, select
 
-__all__ = ["host_particle_filter", "gather"]
+__all__ = ["host_particle_filter", "gather_particles"]
 
 PyTree = Any
 
 
-def gather(states: PyTree, indices: np.ndarray) -> PyTree:
+def gather_particles(states: PyTree, indices: np.ndarray) -> PyTree:
     """Rows ``indices`` of every array leaf (NumPy, JAX or anything indexable by an array).
 
     Lists and tuples of per-particle objects are indexed element by element; give
-    :func:`host_particle_filter` its own ``gather`` for other containers.
+    :func:`host_particle_filter` its own ``gather_fn`` for other containers. (Not
+    :func:`probkit.distributed.gather`, which collects arrays across processes.)
 
     Example:
         >>> import numpy as np
-        >>> from probkit.scaling import gather
-        >>> gather({"x": np.arange(3), "text": ["a", "b", "c"]}, np.array([2, 2, 0]))
+        >>> from probkit.scaling import gather_particles
+        >>> gather_particles({"x": np.arange(3), "text": ["a", "b", "c"]}, np.array([2, 2, 0]))
         {'text': ['c', 'c', 'a'], 'x': array([2, 2, 0])}
     """
     indices = np.asarray(indices)
     if isinstance(states, dict):
-        return {k: gather(v, indices) for k, v in sorted(states.items())}
+        return {k: gather_particles(v, indices) for k, v in sorted(states.items())}
     if isinstance(states, list):
         return [states[i] for i in indices]
     if isinstance(states, tuple) and not hasattr(states, "_fields"):
         return tuple(states[i] for i in indices)
     if hasattr(states, "_fields"):  # NamedTuple: gather each field
-        return type(states)(*(gather(v, indices) for v in states))
+        return type(states)(*(gather_particles(v, indices) for v in states))
     if hasattr(states, "index_select"):  # a torch tensor, without importing torch
         import torch  # noqa: PLC0415 (only reached with torch already in use)
 
@@ -74,7 +75,7 @@ def host_particle_filter(
     resampling_fn: smc.ResamplingFn = smc.systematic,
     ess_threshold: float = 1.0,
     selection: str = "weighted_vote",
-    gather_fn: Callable[[PyTree, np.ndarray], PyTree] = gather,
+    gather_fn: Callable[[PyTree, np.ndarray], PyTree] = gather_particles,
 ) -> ScalingResult:
     """:func:`probkit.scaling.particle_filter` as a Python loop around any proposer.
 
@@ -82,8 +83,9 @@ def host_particle_filter(
     return per-particle rewards, ``done`` flags and answers as arrays of length ``n``.
     ``model.propose`` must return finished particles unchanged (the jitted loop restores
     them itself). Same arguments and result as the jitted :func:`particle_filter`, plus
-    ``gather_fn`` to copy states at resampling (default :func:`gather`). The loop stops early when
-    every particle has finished; ``ess`` then has one entry per step run.
+    ``gather_fn`` to copy states at resampling (default :func:`gather_particles`). The
+    loop stops early when every particle has finished; ``ess`` then has one entry per
+    step run.
 
     Example:
         >>> import jax, numpy as np
