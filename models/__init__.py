@@ -12,8 +12,9 @@ Example:
     'probkit.models.posteriordb'
 """
 
-import importlib
 from typing import TYPE_CHECKING
+
+from probkit._lazy import attach
 
 #: Model families reachable as ``probkit.models.<name>``, imported on first access.
 _SUBPACKAGES = (
@@ -32,16 +33,8 @@ _SUBPACKAGES = (
 __all__ = list(_SUBPACKAGES)
 
 
-def __getattr__(name: str):
-    if name not in _SUBPACKAGES:
-        raise AttributeError(f"module 'probkit.models' has no attribute {name!r}")
-    value = importlib.import_module(f"probkit.models.{name}")
-    globals()[name] = value  # later look-ups skip __getattr__
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = attach("probkit.models", globals(), _SUBPACKAGES)
+del attach
 
 
 if TYPE_CHECKING:  # static analysers and IDEs see the eager imports

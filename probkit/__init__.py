@@ -12,7 +12,6 @@ Example:
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
 
 from probkit import _cpu_threads
@@ -22,6 +21,7 @@ from probkit._compilation_cache import (
     set_compilation_cache,
 )
 from probkit._cpu_threads import cpu_threads
+from probkit._lazy import attach
 
 __version__ = "0.1.0"
 
@@ -75,19 +75,8 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
-    if name in _NAMES:
-        value = getattr(importlib.import_module(_NAMES[name]), name)
-    elif name in _SUBPACKAGES:
-        value = importlib.import_module(f"probkit.{name}")
-    else:
-        raise AttributeError(f"module 'probkit' has no attribute {name!r}")
-    globals()[name] = value  # later look-ups skip __getattr__
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = attach("probkit", globals(), _SUBPACKAGES, _NAMES)
+del attach
 
 
 if TYPE_CHECKING:  # static analysers and IDEs see the eager imports
