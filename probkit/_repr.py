@@ -27,7 +27,8 @@ import numpy as np
 __all__ = ["summary_repr"]
 
 _WIDTH = 400  # a top-level repr stays near this many characters
-_NESTED = 120  # and a nested structure (dict, list, sub-result) near this many
+_TOP_NESTED = 200  # a field of the top-level object near this many
+_NESTED = 120  # and a structure nested deeper (dict, list, sub-result) near this many
 _MAX_ITEMS = 8  # entries of a dict shown
 _MAX_SEQUENCE = 4  # lists / tuples longer than this print as [len=N]
 _MAX_DEPTH = 3  # structures nested deeper print as Name(...)
@@ -63,9 +64,9 @@ def _structure(obj: Any, budget: int, depth: int) -> str:
     parts: list[str] = []
     used = len(name) + 2
     for field, get in fields:
-        room = budget - used - len(field) - 1
+        room = budget - used - len(field) - 1 - len(", ...")  # room left for the "..."
         try:
-            text = _describe(get(), min(_NESTED, room) if depth else room, depth + 1)
+            text = _describe(get(), min(_NESTED if depth else _TOP_NESTED, room), depth + 1)
         except Exception:
             text = "?"
         part = f"{field}={text}"
@@ -206,11 +207,15 @@ def _network_params(value: Any) -> int | None:
     return total
 
 
+def _is_structure(value: Any) -> bool:
+    return _named_fields(value) is not None or _network_params(value) is not None
+
+
 def _mapping(value: Mapping, budget: int, depth: int) -> str:
     if not value:
         return "{}"
     if depth >= _MAX_DEPTH:
-        return f"{{{len(value)} entries}}"
+        return f"{{{len(value)} {'entry' if len(value) == 1 else 'entries'}}}"
     parts: list[str] = []
     used = 2
     count = 0
@@ -234,6 +239,9 @@ def _sequence(value: list | tuple, budget: int, depth: int) -> str:
     opening, closing = ("[", "]") if isinstance(value, list) else ("(", ")")
     if not value:
         return opening + closing
+    kind = type(value[0])
+    if len(value) > 1 and all(type(item) is kind for item in value) and _is_structure(value[0]):
+        return f"{opening}{len(value)} x {kind.__name__}{closing}"  # e.g. a result per task
     if len(value) <= _MAX_SEQUENCE and depth < _MAX_DEPTH:
         items = [_describe(item, budget // len(value), depth + 1) for item in value]
         trailing = "," if len(value) == 1 and closing == ")" else ""

@@ -16,6 +16,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from probkit._repr import summary_repr
+
 from ..fewshot._niw import NIW, check_niw, niw_posterior, niw_predictive_log_prob
 from ._metrics import continual_metrics
 from ._models import Task
@@ -30,6 +32,9 @@ class PrototypeResult(NamedTuple):
     metrics: dict
     posteriors: NIW
     counts: jax.Array
+
+    def __repr__(self) -> str:
+        return summary_repr(self)
 
 
 def prototype_log_proba_classes(

@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from probkit._checks import check_seed
+from probkit._repr import summary_repr
 
 from ._metrics import continual_metrics
 from ._models import Task
@@ -46,6 +47,9 @@ class SequentialResult(NamedTuple):
     joint_accuracy: np.ndarray | None
     results: list
     joint_result: Any
+
+    def __repr__(self) -> str:
+        return summary_repr(self)
 
 
 def accuracy(predict: Callable, draws: jax.Array, x: jax.Array, y: jax.Array) -> float:

@@ -23,6 +23,7 @@ import optax
 from probkit.models.diffusion._network import ScoreNetwork
 
 from probkit._checks import check_int, check_key, check_seed
+from probkit._repr import summary_repr
 from probkit.progress import interruptible_scan
 from probkit.sde import LinearSDE
 
@@ -129,6 +130,9 @@ class FitResult(NamedTuple):
 
     model: ScoreNetwork
     losses: jax.Array
+
+    def __repr__(self) -> str:
+        return summary_repr(self)
 
 
 def _default_optimizer(learning_rate, num_steps: int) -> optax.GradientTransformation:

@@ -21,6 +21,7 @@ from probkit.models.distribution_transformer._tasks import TASKS, Query, Task
 from probkit._checks import check_int, check_key
 from probkit._gaussian_mixture import log_prob_from_cholesky
 from probkit._renamed import renamed
+from probkit._repr import summary_repr
 from probkit.progress import Interrupted, interruptible_scan
 
 __all__ = ["forward_kl_loss", "train_step", "fit", "FitResult", "init_model"]
@@ -127,6 +128,9 @@ class FitResult(NamedTuple):
 
     model: DistributionTransformer
     losses: jax.Array
+
+    def __repr__(self) -> str:
+        return summary_repr(self)
 
 
 def init_model(

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from probkit._checks import check_int, check_key
+from probkit._repr import summary_repr
 from probkit.progress import Interrupted, interruptible_scan
 
 from ._episodes import Episodes, check_episodes
@@ -42,6 +43,9 @@ class GlobalFit(NamedTuple):
     prior: NIW
     params: dict
     losses: jax.Array
+
+    def __repr__(self) -> str:
+        return summary_repr(self)
 
 
 def niw_to_unconstrained(prior: NIW) -> dict:

@@ -39,6 +39,7 @@ from probkit.models.gflownet._trajectories import Trajectories, sample_trajector
 
 from probkit._checks import check_int, check_key
 from probkit._renamed import renamed
+from probkit._repr import summary_repr
 from probkit.progress import Interrupted, interruptible_scan
 
 __all__ = ["GFlowNet", "FitHistory", "fit", "loss_fn", "log_partition_estimate"]
@@ -126,6 +127,9 @@ class FitHistory(NamedTuple):
     l1: Array
     modes_found: Array
 
+    def __repr__(self) -> str:
+        return summary_repr(self)
+
 
 @eqx.filter_jit
 def _sample(key, policy, env, num_samples):
@@ -150,6 +154,9 @@ class GFlowNet(eqx.Module):
     policy: Policy
     loss: str = eqx.field(static=True)
     history: FitHistory | None = None
+
+    def __repr__(self) -> str:
+        return summary_repr(self)
 
     def sample(self, key: Array, num_samples: int) -> tuple[Array, Array]:
         """Draws terminal states with the learned forward policy.

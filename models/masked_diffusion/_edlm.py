@@ -32,6 +32,7 @@ from probkit.models.masked_diffusion._sampling import _log_probs
 from probkit.models.masked_diffusion._schedules import MaskingSchedule, get_schedule
 
 from probkit._checks import check_key
+from probkit._repr import summary_repr
 from probkit._threefry import cpu_fast_key
 
 __all__ = ["EnergyCorrectedResult", "energy_corrected_loop", "step_feynman_kac"]
@@ -57,6 +58,9 @@ class EnergyCorrectedResult(NamedTuple):
     ess: jax.Array
     log_normaliser: jax.Array
     num_network_calls: jax.Array
+
+    def __repr__(self) -> str:
+        return summary_repr(self)
 
 
 def _candidates(log_p, x, mask_token, precision, key, num):

@@ -14,6 +14,7 @@ from probkit.models.masked_diffusion._network import Denoiser
 from probkit.models.masked_diffusion._schedules import MaskingSchedule, get_schedule
 
 from probkit._checks import check_int, check_key, check_seed
+from probkit._repr import summary_repr
 from probkit.progress import interruptible_scan
 
 __all__ = ["FitResult", "fit", "train_step"]
@@ -29,6 +30,9 @@ class FitResult(NamedTuple):
 
     model: Denoiser
     losses: jax.Array
+
+    def __repr__(self) -> str:
+        return summary_repr(self)
 
 
 def _loss(model, key, x0, loss, schedule):

@@ -16,6 +16,7 @@ from probkit.models.mjp._posterior import check_observations
 from probkit.models.mjp._simulate import check_times
 
 from probkit._checks import check_key
+from probkit._repr import summary_repr
 
 __all__ = [
     "AmortizedEstimate",
@@ -118,6 +119,9 @@ class AmortizedEstimate(NamedTuple):
     log_rate_sd: np.ndarray
     initial: np.ndarray
     initial_concentration: np.ndarray
+
+    def __repr__(self) -> str:
+        return summary_repr(self)
 
     @property
     def initial_sd(self) -> np.ndarray:

@@ -30,6 +30,7 @@ from probkit.models.mjp._process import rate_matrix_from_rates
 from probkit.models.mjp._simulate import check_times
 
 from probkit._checks import check_seed
+from probkit._repr import summary_repr
 
 __all__ = [
     "SMC_DEFAULTS",
@@ -73,6 +74,9 @@ class MJPPosterior(NamedTuple):
     initial: np.ndarray
     method: str
     result: Any
+
+    def __repr__(self) -> str:
+        return summary_repr(self)
 
     @property
     def draws(self) -> np.ndarray:

@@ -27,6 +27,7 @@ from probkit.models.mjp._process import MJP, rate_matrix_from_rates
 from probkit.models.mjp._simulate import sample_snapshots
 
 from probkit._checks import check_int, check_key, check_seed
+from probkit._repr import summary_repr
 from probkit.progress import interruptible_scan
 
 __all__ = [
@@ -307,6 +308,9 @@ class FitResult(NamedTuple):
 
     network: AmortizedMJPNetwork
     losses: np.ndarray
+
+    def __repr__(self) -> str:
+        return summary_repr(self)
 
 
 def fit(

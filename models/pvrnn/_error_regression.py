@@ -27,6 +27,8 @@ from probkit.models.pvrnn._model import (
     sequence_loss,
 )
 
+from probkit._repr import summary_repr
+
 __all__ = ["RecognitionResult", "error_regression"]
 
 
@@ -48,6 +50,9 @@ class RecognitionResult(NamedTuple):
     prior_std: jax.Array
     posterior_mean: jax.Array
     window_loss: jax.Array
+
+    def __repr__(self) -> str:
+        return summary_repr(self)
 
 
 def error_regression(

@@ -13,6 +13,7 @@ from probkit.models.pvrnn._model import PVRNN, AdaptiveVariables, init_adaptive,
 
 from probkit._checks import check_int, check_key
 from probkit._renamed import renamed
+from probkit._repr import summary_repr
 from probkit.progress import interruptible_scan
 
 __all__ = ["FitResult", "fit"]
@@ -28,6 +29,9 @@ class FitResult(NamedTuple):
     adaptive: AdaptiveVariables
     reconstruction: np.ndarray
     kl: np.ndarray
+
+    def __repr__(self) -> str:
+        return summary_repr(self)
 
 
 def _loss(params, static, observations, meta_prior, key):

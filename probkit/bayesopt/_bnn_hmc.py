@@ -37,6 +37,7 @@ import torch
 from jax.flatten_util import ravel_pytree
 
 from probkit._checks import check_key, check_seed
+from probkit._repr import summary_repr
 from probkit.bayesopt._data import TrainingData, fitted_transforms
 from probkit.bayesopt._mlp_ensemble import MLPEnsembleModel
 
@@ -74,6 +75,9 @@ class BNNPosterior(NamedTuple):
     params: dict[str, np.ndarray]
     acceptance_rate: np.ndarray
     num_divergent: np.ndarray
+
+    def __repr__(self) -> str:
+        return summary_repr(self)
 
 
 def _num_layers(params: Params) -> int:

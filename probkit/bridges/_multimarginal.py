@@ -33,6 +33,7 @@ import numpy as np
 import optax
 
 from probkit._checks import check_key, check_seed
+from probkit._repr import summary_repr
 from probkit.bridges._paths import reference_flow, residual_bridge
 from probkit.bridges._references import DriftReference, ParametricDrift, as_reference
 from probkit.bridges._sinkhorn import sinkhorn, squared_distances
@@ -64,6 +65,9 @@ class MultimarginalHistory(NamedTuple):
     fit_loss: np.ndarray
     seconds: np.ndarray
 
+    def __repr__(self) -> str:
+        return summary_repr(self)
+
 
 class MultimarginalResult(NamedTuple):
     """Output of :func:`multimarginal`.
@@ -81,6 +85,9 @@ class MultimarginalResult(NamedTuple):
     times: jax.Array
     history: MultimarginalHistory
     parameter_names: tuple[str, ...]
+
+    def __repr__(self) -> str:
+        return summary_repr(self)
 
     def at(self, t: float) -> jax.Array:
         """Positions of all trajectories at time ``t`` (linear interpolation on the grid).

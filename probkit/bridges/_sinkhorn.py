@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from probkit._repr import summary_repr
 from probkit.results import SamplingWarning
 
 __all__ = ["SinkhornResult", "sinkhorn", "squared_distances"]
@@ -52,6 +53,9 @@ class SinkhornResult(NamedTuple):
     num_iterations: jax.Array
     marginal_errors: jax.Array
     converged: jax.Array
+
+    def __repr__(self) -> str:
+        return summary_repr(self)
 
 
 def squared_distances(x: jax.Array, y: jax.Array) -> jax.Array:

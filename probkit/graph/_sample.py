@@ -11,6 +11,7 @@ import numpy as np
 from jax.sharding import PartitionSpec as P
 
 from probkit._checks import key_hint
+from probkit._repr import summary_repr
 from probkit.distributed import AXIS, chain_mesh, check_divisible, leading_axis_sharding
 from probkit.progress import progress_scan
 
@@ -44,6 +45,9 @@ class WalkResult(NamedTuple):
     trace: Any  #: (num_walkers, num_steps) visited nodes, or None
     final_state: Any  #: the walkers' states after the last step (leading walker axis)
     num_steps: int  #: steps per walker after burn-in (a multiple of the number of batches)
+
+    def __repr__(self) -> str:
+        return summary_repr(self)
 
 
 def _check_int(name: str, value: Any, minimum: int) -> int:

@@ -36,6 +36,7 @@ import numpy as np
 from jax.sharding import PartitionSpec as P
 
 from probkit._checks import check_key
+from probkit._repr import summary_repr
 from probkit.distributed import AXIS, chain_mesh, check_divisible, leading_axis_sharding
 from probkit.graph._srrw import PolynomialStepSize, self_repellent_walk
 from probkit.graph._walks import MetropolisHastingsWalk, SimpleRandomWalk
@@ -212,6 +213,9 @@ class OptimisationResult(NamedTuple):
     trace: Any  #: parameters every ``record_every`` steps, (num_tokens, num_records, ...)
     steps: Any  #: the step numbers of the records, (num_records,)
     final_state: Any  #: the tokens' final states
+
+    def __repr__(self) -> str:
+        return summary_repr(self)
 
 
 def _optimise_run(token, keys, starts, params, *, num_records, record_every):

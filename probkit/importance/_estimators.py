@@ -29,6 +29,8 @@ import numpyro.distributions as dist
 from jax import Array
 
 from probkit._checks import check_int, check_key
+from probkit._renamed import renamed
+from probkit._repr import summary_repr
 
 # Weights are normalised, summed and counted in one place for SMC and importance sampling.
 from probkit._weights import effective_sample_size, log_mean_exp, normalised_weights
@@ -59,12 +61,18 @@ class ImportanceSamples(NamedTuple):
     positions: PyTree
     log_weights: Array
 
+    def __repr__(self) -> str:
+        return summary_repr(self)
+
 
 class Estimate(NamedTuple):
     """A Monte Carlo estimate and its standard error (pytrees of the same structure)."""
 
     value: PyTree
     std_error: PyTree
+
+    def __repr__(self) -> str:
+        return summary_repr(self)
 
 
 def _is_distribution(x) -> bool:
@@ -266,4 +274,6 @@ def self_normalised_expectation(
 
 
 # The American spelling, kept for existing callers; new code uses the British one.
-self_normalized_expectation = self_normalised_expectation
+self_normalized_expectation = renamed(
+    self_normalised_expectation, "probkit.importance.self_normalized_expectation"
+)

@@ -29,6 +29,7 @@ import numpyro.distributions as dist
 from jax import Array
 
 from probkit._checks import check_key
+from probkit._repr import summary_repr
 from probkit.importance._cross_entropy import GaussianMixture, sample_mixture
 from probkit.importance._iscv import iscv_init, iscv_propose, iscv_terms, iscv_update
 from probkit.importance._laws import FlatLaw
@@ -67,6 +68,9 @@ class AdaptationHistory(NamedTuple):
     batch_sizes: tuple[int, ...]
     stopped_early: bool
 
+    def __repr__(self) -> str:
+        return summary_repr(self)
+
 
 class MultipleExpectationsResult(NamedTuple):
     """Unbiased estimates of ``I_j = E_{f_j}[phi_j(X)]`` from the final fresh sample.
@@ -94,6 +98,9 @@ class MultipleExpectationsResult(NamedTuple):
     final_sample_size: int
     transform: str
     history: AdaptationHistory
+
+    def __repr__(self) -> str:
+        return summary_repr(self)
 
 
 # The driver's compiled steps (module level, so they are compiled once per shape).

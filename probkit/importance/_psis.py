@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
+from probkit._repr import summary_repr
 from probkit.importance._estimators import (
     ImportanceSamples,
     effective_sample_size,
@@ -57,6 +58,9 @@ class PSISResult(NamedTuple):
     pareto_k: Array
     ess: Array
 
+    def __repr__(self) -> str:
+        return summary_repr(self)
+
 
 class PSISEstimate(NamedTuple):
     """A PSIS (self-normalised) estimate, its delta-method standard error, and ``k-hat``."""
@@ -64,6 +68,9 @@ class PSISEstimate(NamedTuple):
     value: Any
     std_error: Any
     pareto_k: Array
+
+    def __repr__(self) -> str:
+        return summary_repr(self)
 
 
 def warn_pareto_khat(pareto_k, threshold: float = KHAT_THRESHOLD) -> None:

@@ -53,6 +53,7 @@ from jax import Array
 from scipy.stats import qmc
 
 from probkit._checks import check_key
+from probkit._repr import summary_repr
 from probkit.importance._laws import ProductLaw, as_flat_law
 from probkit.importance._multiple_expectations import (
     MultipleExpectationsResult,
@@ -97,6 +98,9 @@ class SobolResult(NamedTuple):
     num_evaluations: int
     method: str
     iscv: MultipleExpectationsResult | None
+
+    def __repr__(self) -> str:
+        return summary_repr(self)
 
 
 def _pairs(d: int) -> tuple[np.ndarray, np.ndarray]:

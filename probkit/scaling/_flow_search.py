@@ -37,6 +37,7 @@ import numpy as np
 
 import probkit.smc as smc
 from probkit._checks import check_key
+from probkit._repr import summary_repr
 from probkit.scaling._flow import (
     FieldFn,
     diffusion_schedule,
@@ -91,6 +92,9 @@ class FlowSearchResult(NamedTuple):
     log_weights: jax.Array
     rewards: jax.Array
     num_proposals: jax.Array
+
+    def __repr__(self) -> str:
+        return summary_repr(self)
 
 
 def _check(num_steps, dim):

@@ -29,6 +29,7 @@ import numpy as np
 
 import probkit.smc as smc
 from probkit._checks import check_key
+from probkit._repr import summary_repr
 from probkit.scaling._feynman_kac import StepModel, check_step_model, step_feynman_kac
 from probkit.scaling._potentials import PotentialFn
 from probkit.scaling._selection import SELECTIONS, select
@@ -68,6 +69,9 @@ class ScalingResult(NamedTuple):
     num_proposals: jax.Array
     ess: jax.Array
     num_steps: jax.Array
+
+    def __repr__(self) -> str:
+        return summary_repr(self)
 
 
 def _check(model, num_particles, selection):

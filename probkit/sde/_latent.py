@@ -36,6 +36,7 @@ import numpy as np
 import optax
 
 from probkit._checks import check_int, check_key
+from probkit._repr import summary_repr
 from probkit.progress import interruptible_scan
 from probkit.sde._fractional import optimal_weights, ou_rates, stationary_ou_covariance
 
@@ -585,6 +586,9 @@ class LatentFit(NamedTuple):
     model: LatentSDE
     elbo: np.ndarray
     hurst: np.ndarray
+
+    def __repr__(self) -> str:
+        return summary_repr(self)
 
 
 def fit_latent_sde(

@@ -20,6 +20,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from probkit._repr import summary_repr
+
 __all__ = ["LinearGaussian", "KalmanResult", "kalman_filter", "rts_smoother"]
 
 
@@ -169,6 +171,9 @@ class KalmanResult(NamedTuple):
     predicted_covs: np.ndarray
     log_likelihood: float
     log_likelihood_increments: np.ndarray
+
+    def __repr__(self) -> str:
+        return summary_repr(self)
 
 
 def kalman_filter(model: LinearGaussian, observations) -> KalmanResult:

@@ -25,6 +25,7 @@ from jax.scipy.special import logsumexp
 from jax.sharding import Mesh
 
 from probkit._checks import check_key, check_seed
+from probkit._repr import summary_repr
 from probkit.distributed import gather_across_processes
 from probkit.smc._feynman_kac import FeynmanKac
 from probkit.smc._resampling import ResamplingFn, get_resampling
@@ -108,6 +109,9 @@ class ParticleFilterResult(NamedTuple):
     log_likelihood_path: jax.Array
     filtering_log_weights: jax.Array | None
     smc: SMCResult
+
+    def __repr__(self) -> str:
+        return summary_repr(self)
 
 
 def _initial(ssm: StateSpaceModel) -> Distribution:
