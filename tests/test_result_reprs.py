@@ -236,6 +236,19 @@ def test_gflownet():
     text = check(gfn, "loss=f32[2]")
     assert "policy=Policy(" in text and " params)" in text
     check(gfn.history, "log_z=f32[2]")
+    from probkit.models.gflownet import evaluate_policy
+
+    metrics = evaluate_policy(gfn.policy, gfn.env, gfn.history.log_z[-1])
+    assert "Array(" not in repr(metrics) and repr(metrics).startswith("Metrics(")
+
+
+def test_masked_diffusion_sample_result():
+    from probkit.models.masked_diffusion import sample
+
+    result = sample(
+        lambda x: jnp.zeros((*x.shape, 3)), jnp.full((1000, 6), 3), mask_token=3, seed=0
+    )
+    check(result, "sequences=i32[1000,6]")
 
 
 def test_fewshot_global_fit():

@@ -29,6 +29,7 @@ from probkit.models.gflownet._policy import Policy, forward_log_probs
 from probkit.models.gflownet._trajectories import sample_trajectories, trajectory_log_probs
 
 from probkit._checks import check_int, check_key
+from probkit._repr import summary_repr
 from probkit.importance import (
     Estimate,
     ImportanceSamples,
@@ -247,6 +248,9 @@ class Metrics(NamedTuple):
     l1_mean: Array
     jsd: Array
     log_z_error: Array
+
+    def __repr__(self) -> str:
+        return summary_repr(self)
 
 
 def evaluate_policy(policy: Policy, env: Environment, log_z_estimate: Array) -> Metrics:

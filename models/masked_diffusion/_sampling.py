@@ -42,6 +42,7 @@ from probkit.models.masked_diffusion._categorical import Precision, categorical,
 from probkit.models.masked_diffusion._schedules import MaskingSchedule, get_schedule
 
 from probkit._checks import _as_integer, check_key
+from probkit._repr import summary_repr
 from probkit._threefry import cpu_fast_key
 
 __all__ = [
@@ -68,6 +69,9 @@ class SampleResult(NamedTuple):
     sequences: jax.Array
     num_network_calls: jax.Array
     calls_per_chain: jax.Array
+
+    def __repr__(self) -> str:
+        return summary_repr(self)
 
 
 def _log_probs(denoiser: Denoiser, x: jax.Array) -> jax.Array:
