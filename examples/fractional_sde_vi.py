@@ -68,7 +68,7 @@ def main() -> None:
         times,
         y[..., None],
         num_steps=args.steps,
-        optimiser=optax.adam(0.02),
+        optimizer=optax.adam(0.02),
         trainable=lambda m: (m.control.offsets, m.control.gains),
         **common,
     )
@@ -78,7 +78,7 @@ def main() -> None:
         times,
         y[..., None],
         num_steps=args.steps,
-        optimiser=optax.adam(optax.cosine_decay_schedule(0.02, args.steps, 0.1)),
+        optimizer=optax.adam(optax.cosine_decay_schedule(0.02, args.steps, 0.1)),
         trainable=lambda m: (m.control.offsets, m.control.gains, m.hurst_logit, m.log_diffusion),
         **common,
     )

@@ -41,7 +41,7 @@ def main() -> None:
         data.observations,
         meta_prior=1.0,
         num_steps=args.steps,
-        optimiser=optax.adam(1e-2),
+        optimizer=optax.adam(1e-2),
     )
     print(
         f"trained in {time.perf_counter() - start:.1f} s: reconstruction "

@@ -8,7 +8,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["renamed"]
+__all__ = ["renamed", "renamed_argument"]
 
 
 def renamed(function: Callable[..., Any], old_name: str) -> Callable[..., Any]:
@@ -37,3 +37,27 @@ def renamed(function: Callable[..., Any], old_name: str) -> Callable[..., Any]:
 
     wrapper.__doc__ = f"Deprecated: {message}"
     return wrapper
+
+
+def renamed_argument(new: Any, old: Any, old_name: str, new_name: str, function: str) -> Any:
+    """The value of a renamed keyword argument: ``new``, or ``old`` with a warning.
+
+    Example:
+        >>> import warnings
+        >>> from probkit._renamed import renamed_argument
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     renamed_argument(None, 3, "optimiser", "optimizer", "fit"), len(caught)
+        (3, 1)
+    """
+    if old is None:
+        return new
+    if new is not None:
+        raise TypeError(f"{function}: pass {new_name}= only ({old_name}= is its old name).")
+    warnings.warn(
+        f"{function}'s {old_name}= was renamed {new_name}= (same value); the old name will "
+        "be removed.",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return old

@@ -57,3 +57,20 @@ def test_scaling_gather_is_gather_particles_and_the_old_name_warns():
     with pytest.warns(DeprecationWarning, match="renamed gather_particles"):
         old = scaling.gather(states, np.array([2, 0]))
     assert old["text"] == ["c", "a"] and old["x"].tolist() == [2, 0]
+
+
+def test_optimiser_keyword_is_optimizer_and_the_old_name_warns():
+    import networkx as nx
+    import optax
+
+    import probkit.graph as pg
+
+    graph = pg.from_networkx(nx.cycle_graph(5))
+    walk = pg.metropolis_hastings_walk(graph)
+    loss = lambda theta, node, t: 0.5 * (theta - t[node]) ** 2  # noqa: E731
+    sgd = optax.sgd(0.1)
+    with pytest.warns(DeprecationWarning, match="optimiser= was renamed optimizer="):
+        old = pg.token_optimisation(walk, loss, np.arange(5.0), optimiser=sgd)
+    assert old.optimizer is sgd
+    with pytest.raises(TypeError, match="pass optimizer= only"):
+        pg.token_optimisation(walk, loss, np.arange(5.0), optimizer=sgd, optimiser=sgd)

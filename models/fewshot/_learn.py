@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from probkit._checks import check_int, check_key
+from probkit._renamed import renamed_argument
 from probkit._repr import summary_repr
 from probkit.progress import Interrupted, interruptible_scan
 
@@ -190,9 +191,10 @@ def fit_global(
     learning_rate: float = 0.03,
     batch_size: int | None = None,
     init: NIW | None = None,
-    optimiser: Any = None,
+    optimizer: Any = None,
     include_queries: bool = True,
     progress_bar: bool = False,
+    optimiser: Any = None,
 ) -> GlobalFit:
     """Learn the global NIW by maximising the closed-form evidence of many episodes.
 
@@ -205,10 +207,11 @@ def fit_global(
         episodes: :class:`Episodes` (labelled queries included when
             ``include_queries``) or a ``(E, N, K, d)`` support array.
         num_steps: optimiser steps.
-        learning_rate: Adam's step size (ignored when ``optimiser`` is given).
+        learning_rate: Adam's step size (ignored when ``optimizer`` is given).
         batch_size: episodes per step; None uses every episode each step.
         init: starting NIW (default: moment matching).
-        optimiser: an ``optax.GradientTransformation``.
+        optimizer: an ``optax.GradientTransformation``.
+        optimiser: the old name of ``optimizer`` (deprecated).
         include_queries: use the labelled queries of meta-training episodes as data too.
         progress_bar: draw a progress bar.
 
@@ -227,6 +230,9 @@ def fit_global(
         >>> fit.prior.loc.shape, bool(fit.losses[-1] < fit.losses[0])
         ((2,), True)
     """
+    optimizer = renamed_argument(
+        optimizer, optimiser, "optimiser", "optimizer", "fewshot.fit_global"
+    )
     check_key(key)
     num_steps = check_int(num_steps, "num_steps")
     stats = group_statistics(episodes, include_queries)
@@ -244,7 +250,7 @@ def fit_global(
             key,
             params,
             stats,
-            optimiser,
+            optimizer,
             learning_rate,
             num_steps,
             batch_size,

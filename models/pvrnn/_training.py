@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import equinox as eqx
 import jax
@@ -12,7 +12,7 @@ import optax
 from probkit.models.pvrnn._model import PVRNN, AdaptiveVariables, init_adaptive, sequence_loss
 
 from probkit._checks import check_int, check_key
-from probkit._renamed import renamed
+from probkit._renamed import renamed, renamed_argument
 from probkit._repr import summary_repr
 from probkit.progress import interruptible_scan
 
@@ -63,19 +63,22 @@ def fit(
     *,
     meta_prior=1.0,
     num_steps: int = 1000,
-    optimiser: optax.GradientTransformation | None = None,
+    optimizer: optax.GradientTransformation | None = None,
     adaptive: AdaptiveVariables | None = None,
     progress_bar: bool = False,
+    optimiser: Any = None,
 ) -> FitResult:
     """Minimise ``sum_sequences (reconstruction + w KL)`` over weights and adaptive variables.
 
     ``observations`` has shape ``(num_sequences, T, obs_dim)``; ``meta_prior`` is ``w``
     (a scalar or one value per layer). Posterior latents are sampled (reparameterised)
-    at every step. ``optimiser`` defaults to ``optax.adam(1e-2)`` (the paper uses Adam).
+    at every step. ``optimizer`` defaults to ``optax.adam(1e-2)`` (the paper uses Adam).
     ``progress_bar`` draws a bar. The loop runs in chunks of about half a second:
     Ctrl-C stops it within about a second and raises
     :class:`~probkit.progress.Interrupted`, whose ``partial_result`` is the
     :class:`FitResult` of the steps done.
+
+    ``optimiser=`` is the old name of ``optimizer=`` (deprecated).
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -85,6 +88,7 @@ def fit(
         >>> bool(result.reconstruction[-10:].mean() < result.reconstruction[:10].mean())
         True
     """
+    optimizer = renamed_argument(optimizer, optimiser, "optimiser", "optimizer", "pvrnn.fit")
     check_key(key)
     num_steps = check_int(num_steps, "num_steps")
     observations = jnp.asarray(observations, jnp.float32)
@@ -103,11 +107,11 @@ def fit(
         adaptive = init_adaptive(model, num_time, num_sequences)
     params = (eqx.filter(model, eqx.is_inexact_array), adaptive)
     static = eqx.filter(model, eqx.is_inexact_array, inverse=True)
-    opt_state = (optax.adam(1e-2) if optimiser is None else optimiser).init(params)
+    opt_state = (optax.adam(1e-2) if optimizer is None else optimizer).init(params)
     # The observations and meta-prior weights are array leaves of the body (not
     # constants folded into the program): new data of the same shapes compiles nothing.
     body = jax.tree_util.Partial(
-        _train_body, optimiser, static, observations, jnp.asarray(meta_prior, jnp.float32)
+        _train_body, optimizer, static, observations, jnp.asarray(meta_prior, jnp.float32)
     )
 
     def result(carry, history) -> FitResult:

@@ -36,6 +36,7 @@ import numpy as np
 from jax.sharding import PartitionSpec as P
 
 from probkit._checks import check_key
+from probkit._renamed import renamed_argument
 from probkit._repr import summary_repr
 from probkit.distributed import AXIS, chain_mesh, check_divisible, leading_axis_sharding
 from probkit.graph._srrw import PolynomialStepSize, self_repellent_walk
@@ -79,11 +80,11 @@ class TokenOptimisation(eqx.Module):
     data: Any
     loss: Callable = eqx.field(static=True)
     param_step_size: Callable = eqx.field(static=True)
-    optimiser: Any = eqx.field(static=True)
+    optimizer: Any = eqx.field(static=True)
 
     def init(self, params: Any, node: Any) -> TokenState:
         """The token at ``node`` with parameters ``params``."""
-        opt_state = () if self.optimiser is None else self.optimiser.init(params)
+        opt_state = () if self.optimizer is None else self.optimizer.init(params)
         return TokenState(self.walk.init(node), params, opt_state, jnp.zeros((), jnp.int32))
 
     def step(self, key: Any, state: TokenState) -> tuple[TokenState, Any]:
@@ -92,14 +93,14 @@ class TokenOptimisation(eqx.Module):
         walk_state, info = self.walk.step(key, state.walk)
         node = walk_state.node
         grads = jax.grad(self.loss)(state.params, node, self.data)
-        if self.optimiser is None:
+        if self.optimizer is None:
             beta = self.param_step_size(state.count + 1)
             params = jax.tree_util.tree_map(lambda p, g: p - beta * g, state.params, grads)
             opt_state = state.opt_state
         else:
             import optax
 
-            updates, opt_state = self.optimiser.update(grads, state.opt_state, state.params)
+            updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
             params = optax.apply_updates(state.params, updates)
         return TokenState(walk_state, params, opt_state, state.count + 1), info
 
@@ -110,6 +111,7 @@ def token_optimisation(
     data: Any = None,
     *,
     param_step_size: Callable | None = None,
+    optimizer: Any = None,
     optimiser: Any = None,
 ) -> TokenOptimisation:
     """Stochastic approximation driven by any token ``walk``.
@@ -121,11 +123,12 @@ def token_optimisation(
         data: a pytree of arrays passed to ``loss`` (e.g. per-node data indexed by
             ``node``); it travels to compiled code as data, not as constants.
         param_step_size: ``n -> beta_n``; default ``PolynomialStepSize(0.9)``.
-        optimiser: an optax ``GradientTransformation`` used instead of plain
+        optimizer: an optax ``GradientTransformation`` used instead of plain
             ``theta - beta_n grad``. The papers' convergence and covariance results
             hold for the plain update, which ``optax.sgd(schedule)`` without momentum
             reproduces; momentum, Adam and other adaptive optimisers run but are
             outside the theory (no guarantee on the covariance ordering in alpha).
+        optimiser: the old name of ``optimizer`` (deprecated).
 
     Example:
         >>> import jax.numpy as jnp, networkx as nx
@@ -139,6 +142,9 @@ def token_optimisation(
         >>> state.params.shape
         ()
     """
+    optimizer = renamed_argument(
+        optimizer, optimiser, "optimiser", "optimizer", "graph.token_optimisation"
+    )
     if not callable(loss):
         raise TypeError(f"loss must be a callable (params, node, data) -> scalar; got {loss!r}.")
     if param_step_size is None:
@@ -148,12 +154,12 @@ def token_optimisation(
             "param_step_size must be a callable n -> beta_n, e.g. PolynomialStepSize(0.9); "
             f"got {type(param_step_size).__name__}."
         )
-    if optimiser is not None and not hasattr(optimiser, "update"):
+    if optimizer is not None and not hasattr(optimizer, "update"):
         raise TypeError(
-            f"optimiser must be an optax GradientTransformation; got {type(optimiser).__name__}."
+            f"optimizer must be an optax GradientTransformation; got {type(optimizer).__name__}."
         )
     return TokenOptimisation(
-        walk=walk, data=data, loss=loss, param_step_size=param_step_size, optimiser=optimiser
+        walk=walk, data=data, loss=loss, param_step_size=param_step_size, optimizer=optimizer
     )
 
 

@@ -36,6 +36,7 @@ import numpy as np
 import optax
 
 from probkit._checks import check_int, check_key
+from probkit._renamed import renamed_argument
 from probkit._repr import summary_repr
 from probkit.progress import interruptible_scan
 from probkit.sde._fractional import optimal_weights, ou_rates, stationary_ou_covariance
@@ -598,7 +599,7 @@ def fit_latent_sde(
     observations,
     *,
     num_steps: int = 500,
-    optimiser: optax.GradientTransformation | None = None,
+    optimizer: optax.GradientTransformation | None = None,
     num_samples: int = 8,
     dt: float | None = None,
     trainable: Callable[[LatentSDE], Any] | None = None,
@@ -606,6 +607,7 @@ def fit_latent_sde(
     adjoint: diffrax.AbstractAdjoint | None = None,
     brownian: Literal["grid", "tree"] = "grid",
     progress_bar: bool = False,
+    optimiser: Any = None,
 ) -> LatentFit:
     """Maximise the ELBO with optax: drift, diffusion, Hurst index, observation model, control.
 
@@ -613,11 +615,13 @@ def fit_latent_sde(
     obs_dim)`` sharing ``times``; with several, ``model.control`` must hold one control
     per series on a leading axis (e.g. ``eqx.filter_vmap`` over its constructor; see the
     guide) and the ELBO is their sum. ``trainable(model)`` returns the leaves to train
-    (default: every floating-point array); ``optimiser`` defaults to ``optax.adam(1e-2)``.
+    (default: every floating-point array); ``optimizer`` defaults to ``optax.adam(1e-2)``.
     The loop runs in chunks of about half a second (``progress_bar`` draws a bar):
     Ctrl-C stops it within about a second and raises
     :class:`~probkit.progress.Interrupted`, whose ``partial_result`` is the
     :class:`LatentFit` of the steps done.
+
+    ``optimiser=`` is the old name of ``optimizer=`` (deprecated).
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -628,6 +632,9 @@ def fit_latent_sde(
         >>> bool(fit.elbo[-1] > fit.elbo[0])
         True
     """
+    optimizer = renamed_argument(
+        optimizer, optimiser, "optimiser", "optimizer", "sde.fit_latent_sde"
+    )
     check_key(key)
     num_steps = check_int(num_steps, "num_steps")
     _check_times(times, model.time_horizon)
@@ -643,7 +650,7 @@ def fit_latent_sde(
         )
     if not np.all(np.isfinite(np.asarray(observations))):
         raise ValueError("observations contain NaN or inf; drop those times instead.")
-    optimiser = optax.adam(1e-2) if optimiser is None else optimiser
+    optimizer = optax.adam(1e-2) if optimizer is None else optimizer
     kwargs = dict(num_samples=num_samples, dt=dt, solver=solver, adjoint=adjoint, brownian=brownian)
 
     if trainable is None:
@@ -652,7 +659,7 @@ def fit_latent_sde(
         mask = jax.tree.map(lambda _: False, model)
         mask = eqx.tree_at(trainable, mask, replace_fn=lambda _: True)
     params, static = eqx.partition(model, mask)
-    settings = (optimiser, batched, tuple(sorted(kwargs.items())))
+    settings = (optimizer, batched, tuple(sorted(kwargs.items())))
     # times and observations are array leaves of the body (not constants of the
     # program): new data of the same shapes compiles nothing.
     body = jax.tree_util.Partial(_fit_step, settings, static, times, observations)
@@ -664,7 +671,7 @@ def fit_latent_sde(
         )
 
     # The loop donates its carry: copies, so that the caller's model stays valid.
-    init = jax.tree_util.tree_map(jnp.copy, (params, optimiser.init(params)))
+    init = jax.tree_util.tree_map(jnp.copy, (params, optimizer.init(params)))
     (params, _), history = interruptible_scan(
         body,
         init,
@@ -676,7 +683,7 @@ def fit_latent_sde(
     fit = result(params, history)
     if not np.isfinite(fit.elbo[-1]):
         raise FloatingPointError(
-            "the ELBO became non-finite: lower the optimiser's learning rate or dt."
+            "the ELBO became non-finite: lower the optimizer's learning rate or dt."
         )
     return fit
 

@@ -83,7 +83,7 @@ def test_optax_sgd_with_the_same_schedule_is_the_plain_update():
     beta = pg.PolynomialStepSize(0.9)
     plain = pg.token_optimisation(walk, loss, data, param_step_size=beta)
     # optax counts from 0; the plain update uses beta_{n+1} at step n.
-    sgd = pg.token_optimisation(walk, loss, data, optimiser=optax.sgd(lambda c: beta(c + 1)))
+    sgd = pg.token_optimisation(walk, loss, data, optimizer=optax.sgd(lambda c: beta(c + 1)))
     kw = dict(seed=3, num_steps=500, num_tokens=4, record_every=100)
     a = pg.optimise(plain, jnp.zeros(DIM), **kw)
     b = pg.optimise(sgd, jnp.zeros(DIM), **kw)

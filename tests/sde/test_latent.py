@@ -142,7 +142,7 @@ def test_brownian_ou_posterior_matches_kalman_smoother():
         num_steps=1000,
         num_samples=32,
         dt=dt,
-        optimiser=optax.adam(optax.cosine_decay_schedule(0.02, 1000, 0.02)),
+        optimizer=optax.adam(optax.cosine_decay_schedule(0.02, 1000, 0.02)),
         trainable=lambda m: (
             m.control.offsets,
             m.control.gains,
@@ -216,7 +216,7 @@ def test_hurst_index_recovered_from_fbm_driven_data():
         y[..., None],
         num_steps=300,
         num_samples=4,
-        optimiser=optax.adam(0.02),
+        optimizer=optax.adam(0.02),
         trainable=lambda m: (m.control.offsets, m.control.gains),
     )
     stage2 = fit_latent_sde(
@@ -226,7 +226,7 @@ def test_hurst_index_recovered_from_fbm_driven_data():
         y[..., None],
         num_steps=300,
         num_samples=4,
-        optimiser=optax.adam(optax.cosine_decay_schedule(0.02, 300, 0.1)),
+        optimizer=optax.adam(optax.cosine_decay_schedule(0.02, 300, 0.1)),
         trainable=lambda m: (m.control.offsets, m.control.gains, m.hurst_logit, m.log_diffusion),
     )
     learned = float(stage2.model.hurst)

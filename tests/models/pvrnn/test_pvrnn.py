@@ -19,7 +19,7 @@ def trained():
         data.observations,
         meta_prior=1.0,
         num_steps=1000,
-        optimiser=optax.adam(1e-2),
+        optimizer=optax.adam(1e-2),
     )
     return data, fit
 
