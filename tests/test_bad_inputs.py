@@ -425,7 +425,19 @@ CASES = [
         "sinkhorn-b-sum",
         lambda: br.sinkhorn(COST, None, jnp.ones(4), epsilon=0.1),
         ValueError,
-        "b must be",
+        "b must sum to 1",
+    ),
+    (
+        "sinkhorn-a-negative",
+        lambda: br.sinkhorn(COST, jnp.array([1.5, -0.5, 0.0]), epsilon=0.1),
+        ValueError,
+        r"a must be non-negative; entries \[1\] are negative",
+    ),
+    (
+        "sinkhorn-a-nan",
+        lambda: br.sinkhorn(COST, jnp.array([0.5, jnp.nan, 0.5]), epsilon=0.1),
+        ValueError,
+        r"a must be finite; entries \[1\]",
     ),
     (
         "sinkhorn-max_iterations-5",

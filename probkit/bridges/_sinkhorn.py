@@ -97,10 +97,23 @@ def _check_weights(name: str, weights, size: int, dim_name: str) -> jax.Array:
         )
     if not isinstance(weights, jax.core.Tracer):
         w = np.asarray(weights)
-        if not np.all(np.isfinite(w)) or np.any(w < 0) or abs(w.sum() - 1.0) > 1e-4:
+        if not np.all(np.isfinite(w)):
+            bad = np.flatnonzero(~np.isfinite(w))
             raise ValueError(
-                f"{name} must be finite, non-negative and sum to 1 (got sum {w.sum():.6g}); "
-                f"normalise it with {name} / {name}.sum()."
+                f"{name} must be finite; entries {bad[:5].tolist()} are {w[bad[0]]}. Give "
+                f"every point a finite, non-negative weight."
+            )
+        if np.any(w < 0):
+            bad = np.flatnonzero(w < 0)
+            raise ValueError(
+                f"{name} must be non-negative; entries {bad[:5].tolist()} are negative (the "
+                f"first {w[bad[0]]:.6g}). Weights are probabilities: drop those points or "
+                "give them weight 0."
+            )
+        if abs(w.sum() - 1.0) > 1e-4:
+            raise ValueError(
+                f"{name} must sum to 1 (got sum {w.sum():.6g}); normalise it with "
+                f"{name} / {name}.sum()."
             )
     return weights
 
