@@ -789,7 +789,8 @@ def _check_continuation(
             "mass_matrix out, or leave init_state out to warm up anew."
         )
     tuned = init_state.params.get("step_size") if isinstance(init_state.params, dict) else None
-    if step_size is not None and tuned is not None:
+    # (Over several processes the step sizes live partly elsewhere: not compared.)
+    if step_size is not None and tuned is not None and getattr(tuned, "is_fully_addressable", True):
         tuned = np.unique(np.asarray(tuned, dtype=np.float64))
         if not np.allclose(tuned, step_size, rtol=1e-6):
             raise ValueError(
