@@ -32,6 +32,7 @@ XLA's tree reduction) changes no probability by more than ~1e-6.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import jax
@@ -76,20 +77,61 @@ def _prefix_sum(x: jax.Array) -> jax.Array:
     return jax.lax.associative_scan(jnp.add, x)
 
 
-def _prefix_sum_apart(x: jax.Array) -> jax.Array:
-    # A conditional is a fusion boundary on XLA:CPU (optimization_barrier is removed
-    # before fusion). Left alone, XLA fuses the scan's last level (a strided interleave)
-    # into the particles' gather, which then runs twice as long. Both branches are the
-    # same, so the predicate only places the scan; under vmap the cond becomes a select
-    # of two equal results.
-    return jax.lax.cond(x[0] >= 0, _prefix_sum, _prefix_sum, x)
+def _apart(scan: Callable[[jax.Array], jax.Array], x: jax.Array) -> jax.Array:
+    """``scan(x)``, kept out of its neighbours' fusions on CPU.
+
+    A conditional is a fusion boundary on XLA:CPU (optimization_barrier is removed
+    before fusion). Left alone, XLA fuses a scan's last level (a strided interleave)
+    into its consumer, such as the particles' gather, which then runs twice as long.
+    Both branches are the same, so the predicate only places the scan; under vmap the
+    cond becomes a select of two equal results. Only on CPU: a conditional on GPU
+    waits for its predicate on the host.
+    """
+    return jax.lax.platform_dependent(
+        x, cpu=lambda x: jax.lax.cond(x[0] >= 0, scan, scan, x), default=scan
+    )
 
 
 def _cumsum(x: jax.Array) -> jax.Array:
     if x.shape[0] < _APART_FROM:
         return _prefix_sum(x)
-    # Only on CPU: a conditional on GPU waits for its predicate on the host.
-    return jax.lax.platform_dependent(x, cpu=_prefix_sum_apart, default=_prefix_sum)
+    return _apart(_prefix_sum, x)
+
+
+# From this many particles (or offspring) systematic resampling runs in blocked order.
+_BLOCKED_FROM = 4096
+# Rows of the blocked layout; a power of two, so that ranks map to slots by shifts.
+_BLOCK = 8
+
+
+def _blocked_scan_here(x: jax.Array, op, identity) -> jax.Array:
+    rows = x.reshape(_BLOCK, -1)
+    # Column totals by row operations (one fused pass; a reduction over the rows is a
+    # slower library call), their scan, then the running scan down each column.
+    column = functools.reduce(op, [rows[r] for r in range(_BLOCK)])
+    if op is jnp.add:
+        scanned = _cumsum(column)
+    else:
+        scanned = _apart(functools.partial(jax.lax.associative_scan, op), column)
+    running = jnp.concatenate([jnp.full((1,), identity, x.dtype), scanned[:-1]])
+    out = []
+    for r in range(_BLOCK):
+        running = op(running, rows[r])
+        out.append(running)
+    return jnp.stack(out)
+
+
+def _blocked_scan(x: jax.Array, op=jnp.add, identity=0) -> jax.Array:
+    """Inclusive scan of ``x`` taken down the columns of ``x.reshape(B, -1)``.
+
+    Entry ``(r, c)`` combines columns ``0..c-1`` and rows ``0..r`` of column ``c``: the
+    scan in the order ``x[0], x[m], ..., x[(B-1) m], x[1], x[m+1], ...`` (``m``
+    columns). Every pass reads whole rows and the one scan is over ``len(x) / B``
+    entries: on CPU about a third of the time of a natural-order prefix sum over
+    ``len(x)``, whose strided levels XLA does not vectorise.
+    """
+
+    return _apart(functools.partial(_blocked_scan_here, op=op, identity=identity), x)
 
 
 def _cdf(log_weights: jax.Array) -> jax.Array:
@@ -139,6 +181,18 @@ def stratified(key: jax.Array, log_weights: jax.Array, n: int) -> jax.Array:
 def systematic(key: jax.Array, log_weights: jax.Array, n: int) -> jax.Array:
     """Systematic resampling: one uniform shared by all strata.
 
+    Each particle gets ``floor(n W_i)`` or ``floor(n W_i) + 1`` offspring, and a
+    particle of weight zero gets none.
+
+    Below 4096 particles the strata run through the particles in their order
+    ``0, 1, 2, ...`` and the indices come out sorted. From 4096 particles they run
+    through a fixed interleaved order (particle ``i`` of ``N`` sits at rank
+    ``(i % m) * 8 + i // m``, ``m = ceil(N / 8)``), and from 4096 offspring the indices
+    come out in a fixed interleaved order too (offspring ``k`` in slot
+    ``(k % 8) * ceil(n / 8) + k // 8``). Any fixed order keeps the scheme unbiased with
+    counts ``floor`` or ``floor + 1``; this one lets every pass read whole rows, which
+    makes resampling at ``N = 10^5`` about 1.4 times faster on CPU.
+
     Example:
         >>> import jax, jax.numpy as jnp
         >>> from probkit.smc import systematic
@@ -146,14 +200,82 @@ def systematic(key: jax.Array, log_weights: jax.Array, n: int) -> jax.Array:
         [0, 1, 1, 1]
     """
     check_key(key)
-    # Point k = (k + U) / n lies below cdf_i for k < ceil(n cdf_i - U): the counts
-    # follow from the CDF in O(N), with no search.
-    below = jnp.ceil(n * _cdf(log_weights) - jax.random.uniform(key, ()))
-    # The last count is n exactly (cdf[-1] = 1, U < 1), but the compiled division may
-    # leave cdf[-1] an ulp below 1, and n - 1 offspring would leave the last slot to
-    # an out-of-range ancestor (a NaN particle, seen at N = 10^5).
-    below = below.at[-1].set(n)
-    return _indices_from_cumulative_counts(below, n)
+    num = log_weights.shape[0]
+    uniform = jax.random.uniform(key, ())
+    weights = _weights_up_to_scale(log_weights)
+    if num < _BLOCKED_FROM:
+        cdf = _cumsum(weights)
+        rank = jnp.arange(num, dtype=jnp.int32)
+    else:
+        columns = -(-num // _BLOCK)
+        # Padding (zero weight, never drawn) completes the last row.
+        weights = jnp.pad(weights, (0, _BLOCK * columns - num)).reshape(_BLOCK, columns)
+        cdf = _blocked_scan(weights.reshape(-1))
+        rank = (
+            jnp.arange(columns, dtype=jnp.int32)[None, :] * _BLOCK
+            + jnp.arange(_BLOCK, dtype=jnp.int32)[:, None]
+        )
+    positive = weights > 0
+    total = cdf.reshape(-1)[-1]
+    # Point k = (k + U) / n lies below cdf_p for k < ceil(n cdf_p - U): the counts
+    # follow from the CDF in O(N), with no search. A rank whose CDF reaches the end
+    # takes the last offspring: round-off (of the sums, of n - U) could otherwise
+    # leave offspring n - 1 with no ancestor. Ranks of weight zero get no offspring,
+    # even where round-off leaves their CDF above their predecessor's.
+    below = jnp.clip(jnp.ceil(n * (cdf / total) - uniform), 0, n)
+    below = jnp.where(positive, jnp.where(cdf >= total, n, below), 0).astype(jnp.int32)
+    ranks = _first_rank_above(below.reshape(-1), rank.reshape(-1), n)
+    if num < _BLOCKED_FROM:
+        return jnp.minimum(ranks, num - 1)
+    shift = _BLOCK.bit_length() - 1
+    return jnp.minimum((ranks & (_BLOCK - 1)) * columns + (ranks >> shift), num - 1)
+
+
+def _first_rank_above(below: jax.Array, rank: jax.Array, n: int) -> jax.Array:
+    """For each offspring ``k < n``, the smallest ``rank`` whose ``below`` exceeds ``k``.
+
+    ``below`` is the number of offspring of the ranks up to and including this one.
+    In exact arithmetic it never decreases along the ranks, and the answer is
+    ``#{p : below[p] <= k}``; the float32 sums it comes from may, by an ulp, leave a
+    rank of weight zero a count above its predecessor. Taking the smallest rank with
+    ``below > k`` (a scatter-min and a suffix minimum, O(N)) is exact in every case,
+    and ranks of weight zero have ``below = 0``, so they are never drawn. From 4096
+    offspring the suffix minimum runs blocked (:func:`_blocked_scan`), and offspring
+    ``k`` comes out in slot ``(j % B) * ceil(n / B) + j // B`` with
+    ``j = B ceil(n / B) - 1 - k`` (less one slot per row that ``j`` skips).
+    """
+    none = jnp.iinfo(jnp.int32).max
+    if n < _BLOCKED_FROM:
+        # below = 0 (no offspring) goes to index n and is dropped.
+        first = jnp.full((n,), none, jnp.int32)
+        first = first.at[jnp.where(below > 0, below - 1, n)].min(rank, mode="drop")
+        first = jax.lax.associative_scan(jnp.minimum, first, reverse=True)
+        return _fill_top(first, first)
+    # The suffix minimum over k is a forward scan over j = size - 1 - k, laid out
+    # blocked: slot (j % B) * columns + j // B holds offspring k.
+    columns = -(-n // _BLOCK)
+    size = _BLOCK * columns
+    j = size - below  # = size - 1 - (below - 1)
+    shift = _BLOCK.bit_length() - 1
+    slot = jnp.where(below > 0, (j & (_BLOCK - 1)) * columns + (j >> shift), size)
+    first = jnp.full((size,), none, jnp.int32).at[slot].min(rank, mode="drop")
+    first = _blocked_scan(first, jnp.minimum, none)
+    # The last offspring (j < B: the first column) are the ones round-off may leave
+    # without an ancestor.
+    first = _fill_top(first, first[:, 0])
+    if size == n:
+        return first.reshape(-1)
+    # j < size - n (k >= n) are the first slot of rows 0, ..., size - n - 1.
+    return jnp.concatenate([first[r, (r < size - n) :] for r in range(_BLOCK)])
+
+
+def _fill_top(ranks: jax.Array, top: jax.Array) -> jax.Array:
+    """``ranks`` with no-ancestor entries (the last offspring) given the largest rank
+    drawn among ``top``: the rank of positive weight that ends the CDF, or its
+    predecessor when round-off left it no offspring."""
+    none = jnp.iinfo(jnp.int32).max
+    largest = jnp.max(jnp.where(top == none, -1, top))
+    return jnp.where(ranks == none, largest, ranks)
 
 
 def _indices_from_cumulative_counts(below: jax.Array, n: int) -> jax.Array:
