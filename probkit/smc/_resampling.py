@@ -114,8 +114,9 @@ _BLOCK = 8
 
 def _blocked_scan_here(x: jax.Array, op, identity) -> jax.Array:
     rows = x.reshape(_BLOCK, -1)
-    # Column totals by row operations (one fused pass; a reduction over the rows is a
-    # slower library call), their scan, then the running scan down each column.
+    # Column totals by row operations (one fused pass; a reduction over the rows went
+    # to a library call, measured 3% slower in the filter), their scan, then the
+    # running scan down each column.
     column = functools.reduce(op, [rows[r] for r in range(_BLOCK)])
     if op is jnp.add:
         scanned = _cumsum(column)
@@ -135,7 +136,7 @@ def _blocked_scan(x: jax.Array, op=jnp.add, identity=0) -> jax.Array:
     Entry ``(r, c)`` combines columns ``0..c-1`` and rows ``0..r`` of column ``c``: the
     scan in the order ``x[0], x[m], ..., x[(B-1) m], x[1], x[m+1], ...`` (``m``
     columns). Every pass reads whole rows and the one scan is over ``len(x) / B``
-    entries: on CPU about a third of the time of a natural-order prefix sum over
+    entries: on CPU less than half the time of a natural-order prefix sum over
     ``len(x)``, whose strided levels XLA does not vectorise.
     """
 
@@ -199,13 +200,16 @@ def systematic(key: jax.Array, log_weights: jax.Array, n: int) -> jax.Array:
     particle of weight zero gets none.
 
     Below 4096 particles the strata run through the particles in their order
-    ``0, 1, 2, ...`` and the indices come out sorted. From 4096 particles they run
-    through a fixed interleaved order (particle ``i`` of ``N`` sits at rank
-    ``(i % m) * 8 + i // m``, ``m = ceil(N / 8)``), and from 4096 offspring the indices
-    come out in a fixed interleaved order too (offspring ``k`` in slot
-    ``(k % 8) * ceil(n / 8) + k // 8``). Any fixed order keeps the scheme unbiased with
-    counts ``floor`` or ``floor + 1``; this one lets every pass read whole rows, which
-    makes resampling at ``N = 10^5`` about 1.4 times faster on CPU.
+    ``0, 1, 2, ...``, and below 4096 offspring the indices come out in the order of
+    the strata (sorted, when both are below 4096). From 4096 particles the strata run
+    through a fixed interleaved order: particle ``i`` of ``N`` at rank
+    ``(i % m) * 8 + i // m``, ``m = ceil(N / 8)``. From 4096 offspring the indices come
+    out in a fixed interleaved order: with ``c = ceil(n / 8)`` and
+    ``j = 8 c - 1 - k``, offspring ``k`` (of stratum ``k``) in slot
+    ``(j % 8) * c + j // 8``, less the first slot of each row ``r < 8 c - n``. Any
+    fixed order keeps the scheme unbiased with counts ``floor`` or ``floor + 1``; this
+    one lets every pass read whole rows of memory, which makes a resampling at
+    ``N = 10^5`` about a quarter cheaper on CPU.
 
     Example:
         >>> import jax, jax.numpy as jnp
