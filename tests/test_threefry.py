@@ -9,7 +9,7 @@ import pytest
 
 from probkit._threefry import cpu_fast_key, threefry_bits
 
-SHAPES = [(), (3,), (2, 3, 4), (64, 65), (100_003,)]
+SHAPES = [(), (3,), (2, 3, 4), (511,), (512,), (10, 100), (64, 65), (100_003,)]
 
 
 @functools.partial(jax.jit, static_argnums=1)
