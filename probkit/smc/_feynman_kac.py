@@ -260,9 +260,13 @@ def _reweight(
     log_potential = jnp.where(nan, -jnp.inf, log_potential)
     unnormalised = log_weights + log_potential
     w, top = scaled_weights(unnormalised)
+    # The weights are stored once and both sums read them: left to itself, XLA
+    # recomputes exp for each sum (the square as exp(2 x)), 5% of a particle filter's
+    # time at N = 10^5 on CPU.
+    w = jax.lax.optimization_barrier(w)
     total = jnp.sum(w)
     log_total = jnp.log(total)
-    ess = total**2 / jnp.sum(w**2)
+    ess = total**2 / jnp.sum(w * w)
     # Shift by the largest weight before the log-sum: with potentials of a large common
     # offset (1e6 + x in float32), unnormalised - (log_total + top) would round the
     # offset away from the weights and leave them summing to 0.98 or 1.5.
