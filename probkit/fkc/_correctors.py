@@ -300,6 +300,19 @@ def anneal(
     ``exp(int b)`` and the particles settle on the other root ``kappa / (beta - 1)``
     (observed: variance 1/6 instead of 1/3 at beta = 3). Prefer ``target_score``.
 
+    Weights' tails: stable is not the same as light-weighted. Without the weights the
+    particles of ``target_score`` settle at variance ``kappa / ((1 + kappa) beta - 1)``
+    (``1 / 7`` at beta = 4, against the target's ``1 / 4``), so the weights must carry
+    the target's tails, and only a few particles reach them. The estimate is consistent
+    but heavy-tailed at small N: for ``N(0, 1)`` data at beta = 4, 500 steps and 4000
+    particles, the weighted second moment (exact ``0.25``) has median ``0.228`` over
+    1000 seeds and is off by more than 0.025 in half of them (median ``0.241`` at 64,000
+    particles). ``noise_scale > 1`` moves the particles' own law toward the target
+    (``kappa -> inf`` gives ``1 / beta``) at no cost in exactness: with ``kappa = 4`` the
+    same estimate has median ``0.252`` and spread ``0.009``. A larger ``kappa`` asks
+    for smaller time steps (the drift grows as ``(1 + kappa) beta``), so the default
+    stays the published ``kappa = 1``; raise ``noise_scale`` for ``beta`` well above 1.
+
     Args:
         score: ``(x, t) -> grad log p_t(x)`` for one sample.
         sde: the forward SDE.
@@ -321,11 +334,12 @@ def anneal(
         >>> import probkit.smc as smc
         >>> from probkit.fkc import anneal
         >>> from probkit.sde import VPSDE
-        >>> fk = anneal(lambda x, t: -x, VPSDE(), 4.0, event_shape=(1,), num_steps=500)
+        >>> score = lambda x, t: -x  # N(0, 1) data: p_t = N(0, 1) under VP at every t
+        >>> fk = anneal(score, VPSDE(), 4.0, event_shape=(1,), num_steps=500, noise_scale=4.0)
         >>> res = smc.run(fk, num_particles=4000, seed=0)
         >>> w = jnp.exp(res.log_weights)
         >>> second_moment = float(w @ res.particles.x[:, 0] ** 2)  # N(0, 1)^4 ∝ N(0, 1/4)
-        >>> abs(second_moment - 0.25) < 0.025
+        >>> abs(second_moment - 0.25) < 0.03  # spread over seeds: 0.009
         True
     """
     if variant not in ("target_score", "tempered_noise"):
