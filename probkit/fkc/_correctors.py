@@ -218,6 +218,9 @@ def geometric_mixture(
         event_shape: shape of one sample.
         num_steps: number of SDE steps ``K`` (the model has ``K + 1`` potentials).
         noise_scale: ``kappa``: noise ``sqrt(kappa) g``, drift ``-f + (1 + kappa)/2 g^2 S``.
+            Any ``kappa > 0`` is exact (the weights do not change); ``kappa > 1`` adds
+            Langevin mixing toward ``q_t``, which lightens the weights' tails when
+            ``A > 1`` (measured in :func:`anneal`) and asks for smaller steps.
         t_min: end time (default ``sde.t_min``); the target is ``q_{t_min}``.
         resample_every: hand the weights to the SMC loop every this many steps.
         resample_from: first step at which the weights are handed over.
@@ -234,11 +237,11 @@ def geometric_mixture(
         >>> from probkit.fkc import geometric_mixture
         >>> from probkit.sde import VPSDE
         >>> fk = geometric_mixture([lambda x, t: -x], [2.0], VPSDE(), event_shape=(1,),
-        ...                        num_steps=500)
+        ...                        num_steps=500, noise_scale=4.0)
         >>> res = smc.run(fk, num_particles=4000, seed=0)
         >>> w = jnp.exp(res.log_weights)
         >>> second_moment = float(w @ res.particles.x[:, 0] ** 2)  # N(0, 1)^2 ∝ N(0, 1/2)
-        >>> abs(second_moment - 0.5) < 0.05
+        >>> abs(second_moment - 0.5) < 0.05  # spread over seeds: 0.016 (0.046 at kappa = 1)
         True
     """
     scores = tuple(scores)
@@ -399,11 +402,12 @@ def product(
         >>> sde = VPSDE()
         >>> def expert(mu):  # data N(mu, 1): p_t = N(m(t) mu, 1)
         ...     return lambda x, t: -(x - sde.marginal(t)[0] * mu)
-        >>> fk = product([expert(1.0), expert(-1.0)], sde, event_shape=(1,), num_steps=500)
+        >>> experts = [expert(1.0), expert(-1.0)]
+        >>> fk = product(experts, sde, event_shape=(1,), num_steps=500, noise_scale=4.0)
         >>> res = smc.run(fk, num_particles=4000, seed=0)
         >>> w = jnp.exp(res.log_weights)
         >>> second_moment = float(w @ res.particles.x[:, 0] ** 2)  # N(1,1) N(-1,1) ∝ N(0, 1/2)
-        >>> abs(second_moment - 0.5) < 0.1  # one run's standard deviation: about 0.03
+        >>> abs(second_moment - 0.5) < 0.05  # spread over seeds: 0.016 (0.046 at kappa = 1)
         True
     """
     scores = tuple(scores)
