@@ -57,7 +57,7 @@ def fit_gaussian(samples: Any, *, jitter: float = 1e-6) -> dist.MultivariateNorm
     Example:
         >>> import jax
         >>> from probkit.models.continual import fit_gaussian
-        >>> draws = jax.random.normal(jax.random.key(0), (20000, 2)) * 2.0 + 1.0
+        >>> draws = jax.random.normal(jax.random.key(0), (200_000, 2)) * 2.0 + 1.0
         >>> prior = fit_gaussian(draws)
         >>> [round(float(v), 1) for v in prior.loc], round(float(prior.covariance_matrix[0, 0]), 1)
         ([1.0, 1.0], 4.0)

@@ -14,9 +14,9 @@ Example:
     >>> import jax
     >>> import probkit.models.gflownet as gflownet
     >>> env = gflownet.HyperGrid(ndim=2, height=4)
-    >>> gfn = gflownet.fit(env, num_trajectories=256, batch_size=64, width=32)
+    >>> gfn = gflownet.fit(env, num_trajectories=8192, batch_size=64, width=32)
     >>> metrics = gflownet.evaluate_policy(gfn.policy, env, gfn.log_partition)
-    >>> bool(metrics.l1_sum < 2.0)
+    >>> bool(metrics.l1_sum < 0.5)  # trained: at most 0.22 in 150 seeds; untrained: 0.74-0.97
     True
 """
 

@@ -83,10 +83,14 @@ def time_conditioned_loss(
         >>> import jax, jax.numpy as jnp
         >>> from probkit.models.masked_diffusion import time_conditioned_loss
         >>> uniform = lambda x: jnp.zeros((x.shape[0], 2))
-        >>> x0 = jnp.zeros((4096, 3), int)
+        >>> x0 = jnp.zeros((2**17, 3), int)
         >>> loss = time_conditioned_loss(uniform, jax.random.key(0), x0, 2, "cosine")
-        >>> abs(float(loss) - 3 * float(jnp.log(2.0))) < 0.1
+        >>> abs(float(loss) - 3 * float(jnp.log(2.0))) < 0.1  # fails in ~0.1% of seeds
         True
+
+    The estimate's variance is infinite (the weight grows like ``1 / t`` while the chance
+    that a token is masked shrinks like ``t``): the chance of an error above ``d`` falls
+    only as about ``1.1 / (n d^2)`` for ``n`` rows, hence the many rows above.
     """
     check_key(key)
     schedule = get_schedule(schedule)

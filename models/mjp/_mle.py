@@ -86,7 +86,7 @@ def maximum_likelihood(paths: JumpPaths, num_states: int) -> jax.Array:
         >>> import jax, jax.numpy as jnp
         >>> from probkit.models.mjp import MJP, maximum_likelihood, simulate_paths
         >>> process = MJP(jnp.array([[-1.0, 1.0], [2.0, -2.0]]))
-        >>> paths = simulate_paths(jax.random.key(0), process, 2000, 5.0, max_jumps=100)
+        >>> paths = simulate_paths(jax.random.key(0), process, 10_000, 5.0, max_jumps=100)
         >>> maximum_likelihood(paths, 2).round(1).tolist()
         [[-1.0, 1.0], [2.0, -2.0]]
     """

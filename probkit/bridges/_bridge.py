@@ -267,7 +267,7 @@ def schrodinger_bridge(
         >>> from probkit.bridges import schrodinger_bridge
         >>> x0 = jax.random.normal(jax.random.key(0), (200, 1))
         >>> bridge = schrodinger_bridge(x0, x0 + 3.0, sigma=0.2)
-        >>> start, end = bridge.coupling(jax.random.key(1), 100)
+        >>> start, end = bridge.coupling(jax.random.key(1), 400)
         >>> round(float(jnp.mean(end - start)), 1)
         3.0
     """

@@ -182,10 +182,11 @@ def fit_cross_entropy(
     Example:
         >>> import jax, jax.numpy as jnp
         >>> from probkit.importance._cross_entropy import fit_cross_entropy
-        >>> z = jax.random.normal(jax.random.key(0), (4000, 1))
+        >>> z = jax.random.normal(jax.random.key(0), (100_000, 1))
         >>> g = fit_cross_entropy(z, 2 * jnp.log(jnp.abs(z)))  # |phi| = z^2 under N(0, 1)
-        >>> round(float(g.covariances[0, 0, 0, 0]), 1)  # E[z^4] / E[z^2] = 3
-        3.0
+        >>> variance = float(g.covariances[0, 0, 0, 0])  # E[z^4] / E[z^2] = 3
+        >>> abs(variance - 3.0) < 0.1  # spread over seeds: 0.021
+        True
     """
     if num_components == 1:
         fit = lambda lw: _fit_single_gaussian(points, lw, diagonal, jitter)

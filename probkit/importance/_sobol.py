@@ -318,7 +318,7 @@ def sobol_indices(
         >>> import numpyro.distributions as dist
         >>> from probkit.importance import sobol_indices
         >>> f = lambda x: x[:, 0] + 2.0 * x[:, 1]  # S = (1/5, 4/5), T = S
-        >>> res = sobol_indices(jax.random.key(0), f, dist.Normal(jnp.zeros(2), 1.0), 4096,
+        >>> res = sobol_indices(jax.random.key(0), f, dist.Normal(jnp.zeros(2), 1.0), 65536,
         ...                     method="pick-freeze")
         >>> [round(float(s), 1) for s in res.first_order]
         [0.2, 0.8]

@@ -396,7 +396,7 @@ def sample_fbm(
     Example:
         >>> import jax, numpy as np
         >>> from probkit.sde import sample_fbm
-        >>> paths = sample_fbm(jax.random.key(0), 0.7, np.linspace(0.1, 1, 10), 4000)
+        >>> paths = sample_fbm(jax.random.key(0), 0.7, np.linspace(0.1, 1, 10), 16_000)
         >>> round(float(paths[:, -1].var()), 1)
         1.0
     """

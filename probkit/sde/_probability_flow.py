@@ -101,7 +101,7 @@ def probability_flow_sample(
     Example:
         >>> import jax
         >>> from probkit.sde import VPSDE, probability_flow_sample
-        >>> x = probability_flow_sample(jax.random.key(0), VPSDE(), lambda x, t: -x, 500, (2,))
+        >>> x = probability_flow_sample(jax.random.key(0), VPSDE(), lambda x, t: -x, 4000, (2,))
         >>> round(float(x.std()), 1)  # data N(0, I): the ODE maps N(0, I) to itself
         1.0
     """

@@ -463,8 +463,8 @@ def tempered(
         ...     mu = numpyro.sample("mu", dist.Normal(0.0, 10.0))
         ...     numpyro.sample("y", dist.Normal(mu, 1.0), obs=y)
         >>> result = smc.tempered(pk.from_numpyro(model, y=jnp.array([1.0, 2.0, 3.0])),
-        ...                       num_particles=500, kernel="rwm")
-        >>> round(float(result.samples["mu"].mean()), 1)
+        ...                       num_particles=4000, kernel="rwm")
+        >>> round(float(result.samples["mu"].mean()), 1)  # exact 1.9934; spread 0.009
         2.0
     """
     target = as_target(target)
