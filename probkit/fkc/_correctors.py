@@ -306,15 +306,13 @@ def anneal(
     Weights' tails: stable is not the same as light-weighted. Without the weights the
     particles of ``target_score`` settle at variance ``kappa / ((1 + kappa) beta - 1)``
     (``1 / 7`` at beta = 4, against the target's ``1 / 4``), so the weights must carry
-    the target's tails, and only a few particles reach them. The estimate is consistent
-    but heavy-tailed at small N: for ``N(0, 1)`` data at beta = 4, 500 steps and 4000
-    particles, the weighted second moment (exact ``0.25``) has median ``0.228`` over
-    1000 seeds and is off by more than 0.025 in half of them (median ``0.241`` at 64,000
-    particles). ``noise_scale > 1`` moves the particles' own law toward the target
-    (``kappa -> inf`` gives ``1 / beta``) at no cost in exactness: with ``kappa = 4`` the
-    same estimate has median ``0.252`` and spread ``0.009``. A larger ``kappa`` asks
-    for smaller time steps (the drift grows as ``(1 + kappa) beta``), so the default
-    stays the published ``kappa = 1``; raise ``noise_scale`` for ``beta`` well above 1.
+    the target's tails and only a few particles reach them: the estimates are
+    consistent but heavy-tailed at small N. ``noise_scale > 1`` moves the particles'
+    own law toward the target (``kappa -> inf`` gives ``1 / beta``) at no cost in
+    exactness, but asks for smaller time steps (the drift grows as
+    ``(1 + kappa) beta``). The default stays the published ``kappa = 1``; raise
+    ``noise_scale`` for ``beta`` well above 1 (measured errors against ``kappa``: the
+    FKC guide's "Known limits").
 
     Args:
         score: ``(x, t) -> grad log p_t(x)`` for one sample.
